@@ -1,0 +1,24 @@
+"""``deepseg-benchmark``: run methods x seeds on one dataset and print the leaderboard."""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from deepseg.cli.common import config_dir, report_errors
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="benchmark")
+@report_errors("deepseg-benchmark")
+def main(cfg: DictConfig) -> None:
+    from deepseg.tasks.benchmark import format_leaderboard, leaderboard, run_benchmark
+
+    output_dir = HydraConfig.get().runtime.output_dir
+    results = run_benchmark(cfg, output_dir)
+    print(format_leaderboard(leaderboard(results)))
+    print(f"\nResults: {output_dir}/results.csv")
+
+
+if __name__ == "__main__":
+    main()

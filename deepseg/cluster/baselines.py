@@ -1,0 +1,245 @@
+"""Classic clustering baselines behind one interface.
+
+Every baseline is a scikit-learn style estimator: ``fit(X)`` sets ``labels_`` (its own assignment)
+and returns self; ``fit_predict(X)`` returns ``labels_``. Those that can assign new points have
+``predict``. The benchmark scores every method on its ``fit_predict`` labels, so DBSCAN and
+HDBSCAN (no ``predict``) are scored the same way as the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_is_fitted
+
+logger = logging.getLogger(__name__)
+
+
+def _check_int(value: object, name: str, owner: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be an int in the range [{low}, inf). "
+            f"Got {value!r} instead."
+        )
+
+
+def _check_size(X: np.ndarray, max_samples: int | None, owner: str, why: str) -> None:
+    if max_samples is not None and X.shape[0] > max_samples:
+        raise ValueError(
+            f"{owner} is refused on {X.shape[0]:,} samples: the limit is max_samples="
+            f"{max_samples:,} because {why}. Subsample the data, raise max_samples, or use "
+            "kmeans/minibatch_kmeans."
+        )
+
+
+class GMMClusterer(ClusterMixin, BaseEstimator):
+    """Gaussian mixture with the clusterer interface: ``labels_`` are the most likely components.
+
+    Args:
+        n_clusters: number of mixture components.
+        covariance_type: "full", "tied", "diag" or "spherical".
+        n_init: number of initialisations; the best likelihood wins.
+        max_iter: EM iterations.
+        reg_covar: added to the covariance diagonal.
+        random_state: seed.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        covariance_type: str = "diag",
+        n_init: int = 1,
+        max_iter: int = 200,
+        reg_covar: float = 1e-4,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> GMMClusterer:
+        _check_int(self.n_clusters, "n_clusters", "GMMClusterer", 1)
+        self.gmm_ = GaussianMixture(
+            n_components=self.n_clusters,
+            covariance_type=self.covariance_type,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            random_state=self.random_state,
+        ).fit(X)
+        self.labels_ = self.gmm_.predict(X)
+        self.cluster_centers_ = self.gmm_.means_
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "gmm_")
+        return self.gmm_.predict(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "gmm_")
+        return self.gmm_.predict_proba(X)
+
+
+class PCAKMeans(ClusterMixin, BaseEstimator):
+    """K-Means on a PCA projection.
+
+    Args:
+        n_clusters: number of clusters.
+        n_components: PCA dimensions (int), or a float in (0, 1) for the share of variance kept.
+        n_init: K-Means restarts.
+        random_state: seed.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        n_components: int | float = 0.9,
+        n_init: int = 10,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> PCAKMeans:
+        n_comp = self.n_components
+        if isinstance(n_comp, int | np.integer):
+            n_comp = min(int(n_comp), X.shape[1], X.shape[0])
+        self.pca_ = PCA(n_components=n_comp, random_state=self.random_state).fit(X)
+        z = self.pca_.transform(X)
+        self.kmeans_ = KMeans(
+            n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state
+        ).fit(z)
+        self.labels_ = self.kmeans_.labels_
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "pca_")
+        return self.pca_.transform(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "kmeans_")
+        return self.kmeans_.predict(self.pca_.transform(X))
+
+
+def knee_point(values: np.ndarray) -> int:
+    """Index of the knee of an increasing curve: the point farthest below its chord.
+
+    >>> knee_point(np.array([1.0, 1.1, 1.2, 1.3, 5.0, 9.0]))
+    3
+    """
+    y = np.asarray(values, dtype=np.float64)
+    n = len(y)
+    if n < 3 or y[-1] == y[0]:
+        return n - 1
+    x = np.linspace(0.0, 1.0, n)
+    yn = (y - y[0]) / (y[-1] - y[0])
+    return int(np.argmax(x - yn))
+
+
+class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
+    """DBSCAN whose ``eps``, when not given, is the knee of the sorted k-distance curve.
+
+    Args:
+        eps: neighbourhood radius; None picks it from the k-distance curve of ``min_samples``.
+        min_samples: core-point neighbourhood size; None uses ``2 * n_features`` clipped to
+            [5, 50], a common rule of thumb.
+        metric: distance metric.
+
+    Attributes:
+        eps_: the radius used.
+        labels_: cluster labels, -1 for noise.
+    """
+
+    def __init__(
+        self, eps: float | None = None, min_samples: int | None = None, metric: str = "euclidean"
+    ) -> None:
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+
+    def fit(self, X: np.ndarray, y: object = None) -> AutoEpsDBSCAN:
+        min_samples = self.min_samples
+        if min_samples is None:
+            min_samples = int(np.clip(2 * X.shape[1], 5, 50))
+        _check_int(min_samples, "min_samples", "AutoEpsDBSCAN", 1)
+        min_samples = min(int(min_samples), X.shape[0])
+        eps = self.eps
+        if eps is None:
+            nn = NearestNeighbors(n_neighbors=min_samples, metric=self.metric).fit(X)
+            dist = nn.kneighbors(X)[0][:, -1]
+            curve = np.sort(dist)
+            eps = float(curve[knee_point(curve)])
+            if eps <= 0:
+                eps = float(curve[curve > 0][0]) if (curve > 0).any() else 1e-6
+            logger.info("DBSCAN eps=%.4g from the %d-distance curve", eps, min_samples)
+        elif eps <= 0:
+            raise ValueError(f"The 'eps' parameter of AutoEpsDBSCAN must be > 0. Got {eps!r}.")
+        self.eps_ = eps
+        self.min_samples_ = min_samples
+        self.dbscan_ = DBSCAN(eps=eps, min_samples=min_samples, metric=self.metric).fit(X)
+        self.labels_ = self.dbscan_.labels_
+        return self
+
+
+class LimitedAgglomerative(ClusterMixin, BaseEstimator):
+    """Agglomerative clustering (Ward by default), refused above ``max_samples``.
+
+    Ward linkage needs memory and time quadratic in the number of samples.
+    """
+
+    def __init__(
+        self, n_clusters: int = 8, linkage: str = "ward", max_samples: int | None = 30000
+    ):
+        self.n_clusters = n_clusters
+        self.linkage = linkage
+        self.max_samples = max_samples
+
+    def fit(self, X: np.ndarray, y: object = None) -> LimitedAgglomerative:
+        _check_size(X, self.max_samples, "Agglomerative clustering", "it is quadratic in memory")
+        self.model_ = AgglomerativeClustering(
+            n_clusters=self.n_clusters, linkage=self.linkage
+        ).fit(X)
+        self.labels_ = self.model_.labels_
+        self.children_ = self.model_.children_
+        return self
+
+
+class LimitedSpectral(ClusterMixin, BaseEstimator):
+    """Spectral clustering on a k-nearest-neighbour graph, refused above ``max_samples``."""
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        n_neighbors: int = 15,
+        max_samples: int | None = 10000,
+        random_state: int | None = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> LimitedSpectral:
+        _check_size(
+            X, self.max_samples, "Spectral clustering", "its eigen-decomposition scales badly"
+        )
+        self.model_ = SpectralClustering(
+            n_clusters=self.n_clusters,
+            affinity="nearest_neighbors",
+            n_neighbors=min(self.n_neighbors, X.shape[0] - 1),
+            assign_labels="cluster_qr",
+            random_state=self.random_state,
+        ).fit(X)
+        self.labels_ = self.model_.labels_
+        return self

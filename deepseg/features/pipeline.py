@@ -1,0 +1,325 @@
+"""The one feature pipeline: raw table (or matrix) -> float32 feature matrix.
+
+Baselines and deep models read the same matrix, so every method sees identical inputs. The
+pipeline is fitted on training data, applied to new data, and saved as ``pipeline.json`` plus
+``pipeline.npz`` (plain arrays, loaded with ``allow_pickle=False``).
+
+Block weighting: with ``balance_blocks`` (the default) each block is rescaled so that its total
+variance is proportional to its ``weight``, whatever its number of columns, and the whole matrix is
+then scaled to a mean per-feature variance of 1. Without it, a block is only multiplied by
+``sqrt(weight)``. A weight of 0 drops the block.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepseg.data.base import ColumnRoles, Dataset, require_columns
+from deepseg.features.blocks import CategoricalBlock, MatrixBlock, NumericBlock
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_BLOCK_TYPES = ("numeric", "categorical", "text", "matrix")
+
+
+def _block_classes() -> dict[str, Any]:
+    from deepseg.features.text import TextBlock  # scikit-learn text machinery: load on demand
+
+    return {
+        "numeric": NumericBlock,
+        "categorical": CategoricalBlock,
+        "text": TextBlock,
+        "matrix": MatrixBlock,
+    }
+
+
+class FeaturePipeline:
+    """Turns a Dataset (or a frame with column roles, or a matrix) into a float32 matrix.
+
+    Args:
+        numeric: options of the numeric block (``weight`` plus NumericBlock arguments).
+        categorical: options of the categorical block (``weight`` plus CategoricalBlock arguments).
+        text: options of the text block (``weight`` plus TextBlock arguments).
+        matrix: options for matrix data (``scale``: see MatrixBlock).
+        balance_blocks: give each block a total variance proportional to its weight.
+
+    Attributes:
+        feature_names_: names of the output columns.
+        block_slices_: {block name: [start, stop)} column ranges in the output.
+        roles_: the column roles the pipeline was fitted with.
+    """
+
+    def __init__(
+        self,
+        numeric: Mapping[str, Any] | None = None,
+        categorical: Mapping[str, Any] | None = None,
+        text: Mapping[str, Any] | None = None,
+        matrix: Mapping[str, Any] | None = None,
+        balance_blocks: bool = True,
+    ) -> None:
+        self.numeric = dict(numeric or {})
+        self.categorical = dict(categorical or {})
+        self.text = dict(text or {})
+        self.matrix = dict(matrix or {})
+        self.balance_blocks = balance_blocks
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    def _options(self, block: str) -> tuple[float, dict[str, Any]]:
+        opts = dict(getattr(self, block))
+        weight = float(opts.pop("weight", 1.0))
+        if weight < 0:
+            raise ValueError(f"The weight of the {block} block must be >= 0. Got {weight}.")
+        return weight, opts
+
+    def fit(
+        self, data: Dataset | pd.DataFrame | np.ndarray, roles: ColumnRoles | None = None
+    ) -> FeaturePipeline:
+        """Fit every block on the training data.
+
+        Args:
+            data: a Dataset, a frame (then ``roles`` is required), or an array of shape
+                (n_samples, n_features).
+            roles: column roles when ``data`` is a frame.
+        """
+        self.fit_transform(data, roles)
+        return self
+
+    def fit_transform(
+        self, data: Dataset | pd.DataFrame | np.ndarray, roles: ColumnRoles | None = None
+    ) -> np.ndarray:
+        """Fit on ``data`` and return its feature matrix of shape (n_samples, n_features_out)."""
+        frame, X, roles = self._unpack(data, roles)
+        self.blocks_: dict[str, Any] = {}
+        self.weights_: dict[str, float] = {}
+        raw: dict[str, np.ndarray] = {}
+        if X is not None:
+            weight, opts = self._options("matrix")
+            self.blocks_["matrix"] = MatrixBlock(**opts).fit(X)
+            self.weights_["matrix"] = weight
+            raw["matrix"] = self.blocks_["matrix"].transform(X)
+            self.matrix_feature_names_ = (
+                list(data.feature_names)
+                if isinstance(data, Dataset) and data.feature_names
+                else [f"x{j}" for j in range(X.shape[1])]
+            )
+        else:
+            assert frame is not None
+            classes = _block_classes()
+            for block, columns in (
+                ("numeric", roles.numeric),
+                ("categorical", roles.categorical),
+                ("text", roles.text),
+            ):
+                weight, opts = self._options(block)
+                if not columns or weight == 0:
+                    continue
+                if block == "text":
+                    obj = classes[block](**opts)
+                    raw[block] = np.asarray(obj.fit_transform(self._text(frame, columns)))
+                else:
+                    obj = classes[block](columns, **opts)
+                    raw[block] = obj.fit(frame).transform(frame)
+                self.blocks_[block] = obj
+                self.weights_[block] = weight
+        if not self.blocks_:
+            raise ValueError(
+                "The feature pipeline has no input: no numeric, categorical or text columns (or "
+                "every block has weight 0)."
+            )
+        self.roles_ = roles
+        n_out = sum(r.shape[1] for r in raw.values())
+        total_weight = sum(self.weights_.values())
+        self.factors_: dict[str, float] = {}
+        for block, values in raw.items():
+            w = self.weights_[block]
+            if self.balance_blocks and block != "matrix":
+                var = float(values.var(axis=0).sum())
+                self.factors_[block] = (
+                    float(np.sqrt(w * n_out / (total_weight * var))) if var > 0 else 0.0
+                )
+            else:
+                self.factors_[block] = float(np.sqrt(w))
+        out = self._combine(raw)
+        logger.info(
+            "Feature pipeline fitted: %d rows -> %d features (%s)",
+            out.shape[0],
+            out.shape[1],
+            ", ".join(f"{b}: {s[1] - s[0]}" for b, s in self.block_slices_.items()),
+        )
+        return out
+
+    def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        parts, names, slices, start = [], [], {}, 0
+        for block in _BLOCK_TYPES:
+            if block not in raw:
+                continue
+            values = raw[block]
+            factor = self.factors_[block]
+            parts.append(values if factor == 1.0 else values * factor)
+            obj = self.blocks_[block]
+            names += (
+                self.matrix_feature_names_ if block == "matrix" else list(obj.feature_names_out)
+            )
+            slices[block] = [start, start + values.shape[1]]
+            start += values.shape[1]
+        self.feature_names_ = names
+        self.block_slices_ = slices
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def transform(self, data: Dataset | pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Apply the fitted pipeline to new data of the same kind as the training data.
+
+        Missing columns raise a ValueError listing them; extra columns are ignored with a warning.
+        """
+        if not hasattr(self, "blocks_"):
+            raise RuntimeError("This FeaturePipeline is not fitted yet; call fit first.")
+        if isinstance(data, Dataset):
+            data = data.X if data.X is not None else data.frame  # type: ignore[assignment]
+        raw: dict[str, np.ndarray] = {}
+        if "matrix" in self.blocks_:
+            if isinstance(data, pd.DataFrame):
+                data = data.to_numpy()
+            raw["matrix"] = self.blocks_["matrix"].transform(np.asarray(data))
+            return self._combine(raw)
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(
+                f"This pipeline was fitted on a table; expected a pandas DataFrame, got "
+                f"{type(data).__name__}."
+            )
+        needed = self.roles_.feature_columns()
+        require_columns(data, needed, "Input table")
+        extra = [c for c in data.columns if c not in needed and c != self.roles_.id]
+        if extra:
+            logger.warning(
+                "Ignoring %d extra column(s) not used in training: %s", len(extra), extra[:10]
+            )
+        for block, obj in self.blocks_.items():
+            if block == "text":
+                raw[block] = np.asarray(obj.transform(self._text(data, self.roles_.text)))
+            else:
+                raw[block] = obj.transform(data)
+        return self._combine(raw)
+
+    @staticmethod
+    def _text(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+        parts = [frame[c].astype(object).where(frame[c].notna(), "").map(str) for c in columns]
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = joined + " " + p
+        return joined.tolist()
+
+    @staticmethod
+    def _unpack(
+        data: Dataset | pd.DataFrame | np.ndarray, roles: ColumnRoles | None
+    ) -> tuple[pd.DataFrame | None, np.ndarray | None, ColumnRoles]:
+        if isinstance(data, Dataset):
+            return data.frame, data.X, data.roles
+        if isinstance(data, pd.DataFrame):
+            if roles is None:
+                raise ValueError("Fitting the pipeline on a DataFrame needs its column roles.")
+            require_columns(data, roles.feature_columns(), "Input table")
+            return data, None, roles
+        X = np.asarray(data)
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2-D matrix of shape (n_samples, n_features); got {X.shape}."
+            )
+        return None, X, ColumnRoles()
+
+    # -- persistence (JSON + arrays, no pickle) ------------------------------------------------
+
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted state as a JSON-serialisable dict and a dict of named arrays."""
+        state: dict[str, Any] = {
+            "state_version": STATE_VERSION,
+            "params": {
+                "numeric": self.numeric,
+                "categorical": self.categorical,
+                "text": self.text,
+                "matrix": self.matrix,
+                "balance_blocks": self.balance_blocks,
+            },
+            "roles": self.roles_.to_dict(),
+            "weights": self.weights_,
+            "factors": self.factors_,
+            "feature_names": self.feature_names_,
+            "block_slices": self.block_slices_,
+            "blocks": {},
+        }
+        if "matrix" in self.blocks_:
+            state["matrix_feature_names"] = self.matrix_feature_names_
+        arrays: dict[str, np.ndarray] = {}
+        for block, obj in self.blocks_.items():
+            block_state, block_arrays = obj.get_state()
+            state["blocks"][block] = block_state
+            arrays.update({f"{block}/{k}": v for k, v in block_arrays.items()})
+        return _jsonable(state), arrays
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> FeaturePipeline:
+        if state.get("state_version") != STATE_VERSION:
+            raise ValueError(
+                f"Unsupported feature-pipeline state version {state.get('state_version')!r}; "
+                f"this deepseg reads version {STATE_VERSION}."
+            )
+        pipe = cls(**state["params"])
+        classes = _block_classes()
+        pipe.blocks_ = {}
+        for block, block_state in state["blocks"].items():
+            prefix = f"{block}/"
+            block_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            pipe.blocks_[block] = classes[block].from_state(block_state, block_arrays)
+        pipe.roles_ = ColumnRoles.from_dict(state["roles"])
+        pipe.weights_ = {k: float(v) for k, v in state["weights"].items()}
+        pipe.factors_ = {k: float(v) for k, v in state["factors"].items()}
+        pipe.feature_names_ = list(state["feature_names"])
+        pipe.block_slices_ = {k: list(v) for k, v in state["block_slices"].items()}
+        if "matrix_feature_names" in state:
+            pipe.matrix_feature_names_ = list(state["matrix_feature_names"])
+        return pipe
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``pipeline.json`` and ``pipeline.npz`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state, arrays = self.get_state()
+        (directory / "pipeline.json").write_text(json.dumps(state, indent=1))
+        np.savez(directory / "pipeline.npz", **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FeaturePipeline:
+        """Read a pipeline written by :meth:`save`; never unpickles anything."""
+        directory = Path(directory)
+        state = json.loads((directory / "pipeline.json").read_text())
+        with np.load(directory / "pipeline.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return cls.from_state(state, arrays)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain Python types for json.dumps (numpy scalars, tuples, OmegaConf containers)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple) or (
+        hasattr(obj, "__iter__") and type(obj).__name__ == "ListConfig"
+    ):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj

@@ -1,0 +1,207 @@
+"""The benchmark task: one dataset, methods x seeds -> results rows and a leaderboard."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+import deepseg
+from deepseg.data.base import Dataset, closest_match
+from deepseg.features.pipeline import FeaturePipeline
+from deepseg.metrics import evaluate
+from deepseg.tasks.common import (
+    accepted_kwargs,
+    atomic_write_csv,
+    atomic_write_text,
+    call_target,
+    dumps,
+    git_commit,
+    seed_everything,
+    to_container,
+)
+
+logger = logging.getLogger(__name__)
+
+# Columns shown in the printed leaderboard (when present)
+LEADERBOARD_METRICS = ["acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"]
+
+
+def load_dataset(data_cfg: DictConfig | dict[str, Any]) -> Dataset:
+    """Instantiate the dataset described by a ``configs/data`` node."""
+    dataset = call_target(data_cfg)
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"The data loader returned {type(dataset).__name__}, not a Dataset.")
+    return dataset
+
+
+def resolve_n_clusters(requested: Any, dataset: Dataset) -> int:
+    """The number of clusters to use, validated against the data size."""
+    k = requested if requested is not None else dataset.n_clusters
+    if k is None:
+        raise ValueError(
+            f"Dataset '{dataset.name}' has no default number of segments: set n_clusters=K."
+        )
+    n = len(dataset)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 2 <= k <= n:
+        raise ValueError(
+            f"The 'n_clusters' parameter must be an int in the range [2, n_samples={n}]. "
+            f"Got {k!r} instead."
+        )
+    return int(k)
+
+
+def check_methods(methods: list[str], available: dict[str, Any]) -> None:
+    """Refuse unknown method names before any work starts."""
+    if not methods:
+        raise ValueError(f"No methods given. Available methods: {sorted(available)}")
+    for m in methods:
+        if m not in available:
+            raise ValueError(
+                f"Unknown method '{m}'.{closest_match(m, list(available))} "
+                f"Available methods: {sorted(available)}"
+            )
+
+
+def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> Any:
+    """Instantiate a method, passing n_clusters and random_state when it takes them."""
+    target = method_cfg["_target_"]
+    extra = accepted_kwargs(target, {"n_clusters": n_clusters, "random_state": seed})
+    return call_target(method_cfg, **extra)
+
+
+def run_one(
+    X: np.ndarray,
+    dataset: Dataset,
+    method: str,
+    method_cfg: dict[str, Any],
+    n_clusters: int,
+    seed: int,
+    noise_policy: str,
+) -> dict[str, Any]:
+    """Fit one method with one seed and score its own labels."""
+    seed_everything(seed)
+    estimator = make_estimator(method_cfg, n_clusters, seed)
+    start = time.perf_counter()
+    labels = np.asarray(estimator.fit_predict(X))
+    seconds = time.perf_counter() - start
+    scores = evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed)
+    return {
+        "dataset": dataset.name,
+        "method": method,
+        "seed": seed,
+        "n_samples": X.shape[0],
+        "n_features": X.shape[1],
+        "n_clusters": n_clusters,
+        **scores,
+        "seconds": round(seconds, 4),
+        "noise_policy": noise_policy,
+        "status": "ok",
+    }
+
+
+def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and std when there are several seeds) of the headline metrics per method."""
+    metrics = [m for m in LEADERBOARD_METRICS if m in results and results[m].notna().any()]
+    metrics += ["n_clusters_found", "seconds"]
+    grouped = results.groupby(["dataset", "method"], sort=False)
+    board = grouped[metrics].mean()
+    if grouped.size().max() > 1:
+        std = grouped[metrics].std().add_suffix("_std")
+        board = board.join(std)
+    board.insert(0, "n_seeds", grouped.size())
+    key = "acc" if "acc" in metrics else ("silhouette" if "silhouette" in metrics else None)
+    if key is not None:
+        board = board.sort_values(key, ascending=False)
+    return board.reset_index()
+
+
+def format_leaderboard(board: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown table, mean ± std when there are several seeds."""
+    metrics = [
+        c
+        for c in board.columns
+        if c not in ("dataset", "method", "n_seeds") and not c.endswith("_std")
+    ]
+    header = ["dataset", "method", "seeds", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in board.iterrows():
+        cells = [str(row["dataset"]), str(row["method"]), str(row["n_seeds"])]
+        for m in metrics:
+            v = row[m]
+            if pd.isna(v):
+                cells.append("")
+                continue
+            digits = 2 if m in ("seconds", "calinski_harabasz", "n_clusters_found") else 3
+            cell = f"{v:.{digits}f}"
+            sd = row.get(f"{m}_std")
+            if sd is not None and not pd.isna(sd):
+                cell += f" ± {sd:.{digits}f}"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
+    """Run every (method, seed) on one dataset and write the results into ``output_dir``.
+
+    Writes ``results.csv`` (one row per dataset, method and seed) and ``leaderboard.md`` /
+    ``leaderboard.csv``. Nothing is written when the inputs are invalid; the files are written
+    atomically once every run has finished.
+
+    Args:
+        cfg: the composed ``benchmark`` config.
+        output_dir: the run directory.
+
+    Returns:
+        The results table.
+    """
+    output_dir = Path(output_dir)
+    methods = list(cfg.methods)
+    available = to_container(cfg.baseline)
+    check_methods(methods, available)
+    seeds = [int(s) for s in cfg.seeds]
+    if not seeds:
+        raise ValueError("No seeds given: set seeds=[0] or more.")
+    data_cfg = to_container(cfg.data)
+    dataset = load_dataset(data_cfg)
+    n_clusters = resolve_n_clusters(cfg.n_clusters, dataset)
+    features_cfg = to_container(cfg.features)
+    logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
+    start = time.perf_counter()
+    X = FeaturePipeline(**features_cfg).fit_transform(dataset)
+    feature_seconds = time.perf_counter() - start
+    commit = git_commit()
+    rows = []
+    for seed in seeds:
+        for method in methods:
+            logger.info("Running %s (seed %d)", method, seed)
+            row = run_one(
+                X, dataset, method, available[method], n_clusters, seed, cfg.noise_policy
+            )
+            row["feature_seconds"] = round(feature_seconds, 4)
+            row["git_commit"] = commit
+            row["deepseg_version"] = deepseg.__version__
+            row["config"] = dumps(
+                {"method": available[method], "data": data_cfg, "features": features_cfg}
+            )
+            logger.info(
+                "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
+                method,
+                seed,
+                "n/a" if np.isnan(row["acc"]) else f"{row['acc']:.3f}",
+                row["silhouette"],
+                row["seconds"],
+            )
+            rows.append(row)
+    results = pd.DataFrame(rows)
+    board = leaderboard(results)
+    atomic_write_csv(output_dir / "results.csv", results)
+    atomic_write_csv(output_dir / "leaderboard.csv", board)
+    atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")
+    return results
