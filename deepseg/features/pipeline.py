@@ -16,13 +16,16 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from deepseg.data.base import ColumnRoles, Dataset, require_columns
 from deepseg.features.blocks import CategoricalBlock, MatrixBlock, NumericBlock
+from deepseg.features.columns import ColumnRoles, require_columns
+
+if TYPE_CHECKING:  # features sit below data: Dataset is only duck-typed here
+    from deepseg.data.base import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ class FeaturePipeline:
             raw["matrix"] = self.blocks_["matrix"].transform(X)
             self.matrix_feature_names_ = (
                 list(data.feature_names)
-                if isinstance(data, Dataset) and data.feature_names
+                if _is_dataset(data) and data.feature_names
                 else [f"x{j}" for j in range(X.shape[1])]
             )
         else:
@@ -185,7 +188,7 @@ class FeaturePipeline:
         """
         if not hasattr(self, "blocks_"):
             raise RuntimeError("This FeaturePipeline is not fitted yet; call fit first.")
-        if isinstance(data, Dataset):
+        if _is_dataset(data):
             data = data.X if data.X is not None else data.frame  # type: ignore[assignment]
         raw: dict[str, np.ndarray] = {}
         if "matrix" in self.blocks_:
@@ -224,7 +227,7 @@ class FeaturePipeline:
     def _unpack(
         data: Dataset | pd.DataFrame | np.ndarray, roles: ColumnRoles | None
     ) -> tuple[pd.DataFrame | None, np.ndarray | None, ColumnRoles]:
-        if isinstance(data, Dataset):
+        if _is_dataset(data):
             return data.frame, data.X, data.roles
         if isinstance(data, pd.DataFrame):
             if roles is None:
@@ -323,3 +326,8 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return obj
+
+
+def _is_dataset(data: object) -> bool:
+    """A deepseg Dataset (matched by shape, since features do not import data)."""
+    return all(hasattr(data, a) for a in ("frame", "X", "roles", "ids"))

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,15 +62,12 @@ def accepted_kwargs(target: str, candidates: Mapping[str, Any]) -> dict[str, Any
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and (when imported) torch."""
+    """Seed Python, numpy and torch (when something has imported it: no import cost otherwise)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds third-party code that uses it
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
 
 
 @functools.cache

@@ -1,0 +1,99 @@
+"""The benchmark task, built from the real configs with hydra.compose and tmp_path outputs."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from sklearn.cluster import KMeans
+
+from deepseg.cli.common import config_dir
+from deepseg.data.images import load_digits
+from deepseg.features.pipeline import FeaturePipeline
+from deepseg.metrics import acc
+from deepseg.tasks.benchmark import run_benchmark
+
+REQUIRED_COLUMNS = [
+    "dataset", "method", "seed", "n_samples", "n_clusters", "n_clusters_found", "acc", "nmi",
+    "ari", "silhouette", "davies_bouldin", "calinski_harabasz", "seconds", "git_commit",
+    "config", "noise_policy",
+]  # fmt: skip
+
+
+def compose_benchmark(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="benchmark", overrides=list(overrides))
+
+
+def test_default_benchmark_config_runs_every_baseline():
+    cfg = compose_benchmark()
+    assert cfg.data.name == "synthetic_customers"
+    for method in ("kmeans", "gmm", "dbscan", "hdbscan", "agglomerative"):
+        assert method in cfg.methods
+
+
+def test_small_benchmark_writes_results(tmp_path):
+    cfg = compose_benchmark(
+        "data.n_samples=400", "methods=[kmeans,gmm,dbscan,hdbscan]", "seeds=[0,1]"
+    )
+    results = run_benchmark(cfg, tmp_path)
+    assert len(results) == 8
+    on_disk = pd.read_csv(tmp_path / "results.csv")
+    assert all(c in on_disk.columns for c in REQUIRED_COLUMNS)
+    assert set(on_disk["seed"]) == {0, 1}
+    assert (on_disk["n_samples"] == 400).all()
+    assert on_disk.loc[on_disk["method"] == "kmeans", "acc"].min() > 0.8
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "kmeans" in board and "±" in board
+    assert (tmp_path / "leaderboard.csv").exists()
+
+
+def test_same_seed_same_results(tmp_path):
+    cfg = compose_benchmark("data.n_samples=300", "methods=[kmeans,gmm]", "seeds=[3]")
+    a = run_benchmark(cfg, tmp_path / "a")
+    b = run_benchmark(cfg, tmp_path / "b")
+    pd.testing.assert_series_equal(a["ari"], b["ari"])
+
+
+def test_no_labels_gives_empty_label_columns(tmp_path):
+    path = tmp_path / "t.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)}).to_csv(path, index=False)
+    cfg = compose_benchmark("data=table", f"data.path={path}", "methods=[kmeans]", "n_clusters=3")
+    run_benchmark(cfg, tmp_path / "out")
+    row = pd.read_csv(tmp_path / "out" / "results.csv").iloc[0]
+    assert pd.isna(row["acc"]) and pd.isna(row["nmi"])
+    assert not pd.isna(row["silhouette"])
+
+
+def test_digits_kmeans_matches_scikit_learn(tmp_path):
+    """ACC of the benchmark's kmeans is within 0.03 of KMeans run directly on the same features."""
+    cfg = compose_benchmark("data=digits", "methods=[kmeans]", "seeds=[0,1,2]")
+    ours = run_benchmark(cfg, tmp_path)["acc"].median()
+    data = load_digits()
+    X = FeaturePipeline(matrix={"scale": "max"}).fit_transform(data)
+    direct = np.median(
+        [acc(data.labels, KMeans(10, n_init=10, random_state=s).fit_predict(X)) for s in range(3)]
+    )
+    raw = np.median(
+        [
+            acc(data.labels, KMeans(10, n_init=10, random_state=s).fit_predict(data.X))
+            for s in range(3)
+        ]
+    )
+    assert abs(ours - direct) <= 0.03
+    assert abs(ours - raw) <= 0.03  # max-scaling does not change KMeans on raw pixels
+    assert ours > 0.7
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["n_clusters=1"], r"range \[2, n_samples=300\]"),
+    (["methods=[kmeanz]"], "Did you mean 'kmeans'"),
+    (["seeds=[]"], "No seeds"),
+])  # fmt: skip
+def test_bad_benchmark_arguments_write_nothing(tmp_path, overrides, message):
+    cfg = compose_benchmark("data.n_samples=300", *overrides)
+    with pytest.raises(ValueError, match=message):
+        run_benchmark(cfg, tmp_path)
+    assert not any(Path(tmp_path).iterdir())
