@@ -16,7 +16,9 @@ def main(cfg: DictConfig) -> None:
 
     output_dir = HydraConfig.get().runtime.output_dir
     results = run_benchmark(cfg, output_dir)
-    print(format_leaderboard(leaderboard(results)))
+    print(format_leaderboard(leaderboard(results[results["status"] == "ok"])))
+    for _, row in results[results["status"] == "failed"].iterrows():
+        print(f"FAILED {row['method']} (seed {row['seed']}): {row['error']}")
     print(f"\nResults: {output_dir}/results.csv")
 
 

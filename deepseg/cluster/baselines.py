@@ -68,25 +68,38 @@ class GMMClusterer(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: object = None) -> GMMClusterer:
         _check_int(self.n_clusters, "n_clusters", "GMMClusterer", 1)
-        self.gmm_ = GaussianMixture(
-            n_components=self.n_clusters,
-            covariance_type=self.covariance_type,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            reg_covar=self.reg_covar,
-            random_state=self.random_state,
-        ).fit(X)
+        X = np.asarray(X, dtype=np.float64)
+        reg_covar = self.reg_covar
+        # Features that are constant within a component (shares, flags) collapse its covariance;
+        # a larger regulariser is the standard remedy, so retry with one before giving up.
+        for attempt in range(4):
+            try:
+                self.gmm_ = GaussianMixture(
+                    n_components=self.n_clusters,
+                    covariance_type=self.covariance_type,
+                    n_init=self.n_init,
+                    max_iter=self.max_iter,
+                    reg_covar=reg_covar,
+                    random_state=self.random_state,
+                ).fit(X)
+                break
+            except ValueError:
+                if attempt == 3:
+                    raise
+                reg_covar *= 10
+                logger.warning("GMM covariance collapsed; retrying with reg_covar=%g", reg_covar)
+        self.reg_covar_ = reg_covar
         self.labels_ = self.gmm_.predict(X)
         self.cluster_centers_ = self.gmm_.means_
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "gmm_")
-        return self.gmm_.predict(X)
+        return self.gmm_.predict(np.asarray(X, dtype=np.float64))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "gmm_")
-        return self.gmm_.predict_proba(X)
+        return self.gmm_.predict_proba(np.asarray(X, dtype=np.float64))
 
 
 class PCAKMeans(ClusterMixin, BaseEstimator):

@@ -84,29 +84,43 @@ def run_one(
     seed: int,
     noise_policy: str,
 ) -> dict[str, Any]:
-    """Fit one method with one seed and score its own labels."""
+    """Fit one method with one seed and score its own labels.
+
+    A method that fails while fitting gives a row with status "failed" and its error, so one
+    method's failure does not lose the others' results.
+    """
     seed_everything(seed)
     estimator = make_estimator(method_cfg, n_clusters, seed)
-    start = time.perf_counter()
-    labels = np.asarray(estimator.fit_predict(X))
-    seconds = time.perf_counter() - start
-    scores = evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed)
-    return {
+    row: dict[str, Any] = {
         "dataset": dataset.name,
         "method": method,
         "seed": seed,
         "n_samples": X.shape[0],
         "n_features": X.shape[1],
         "n_clusters": n_clusters,
-        **scores,
-        "seconds": round(seconds, 4),
-        "noise_policy": noise_policy,
-        "status": "ok",
     }
+    start = time.perf_counter()
+    try:
+        labels = np.asarray(estimator.fit_predict(X))
+    except Exception as exc:  # any failure of one method is recorded, not raised
+        logger.warning("%s (seed %d) failed: %s: %s", method, seed, type(exc).__name__, exc)
+        row.update(
+            seconds=round(time.perf_counter() - start, 4),
+            noise_policy=noise_policy,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return row
+    seconds = time.perf_counter() - start
+    row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
+    row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
+    return row
 
 
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """Mean (and std when there are several seeds) of the headline metrics per method."""
+    if results.empty:
+        return pd.DataFrame(columns=["dataset", "method", "n_seeds"])
     metrics = [m for m in LEADERBOARD_METRICS if m in results and results[m].notna().any()]
     metrics += ["n_clusters_found", "seconds"]
     grouped = results.groupby(["dataset", "method"], sort=False)
@@ -190,17 +204,18 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             row["config"] = dumps(
                 {"method": available[method], "data": data_cfg, "features": features_cfg}
             )
-            logger.info(
-                "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
-                method,
-                seed,
-                "n/a" if np.isnan(row["acc"]) else f"{row['acc']:.3f}",
-                row["silhouette"],
-                row["seconds"],
-            )
+            if row["status"] == "ok":
+                logger.info(
+                    "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
+                    method,
+                    seed,
+                    "n/a" if np.isnan(row["acc"]) else f"{row['acc']:.3f}",
+                    row["silhouette"],
+                    row["seconds"],
+                )
             rows.append(row)
     results = pd.DataFrame(rows)
-    board = leaderboard(results)
+    board = leaderboard(results[results["status"] == "ok"])
     atomic_write_csv(output_dir / "results.csv", results)
     atomic_write_csv(output_dir / "leaderboard.csv", board)
     atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")

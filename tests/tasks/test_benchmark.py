@@ -97,3 +97,16 @@ def test_bad_benchmark_arguments_write_nothing(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         run_benchmark(cfg, tmp_path)
     assert not any(Path(tmp_path).iterdir())
+
+
+def test_a_failing_method_is_recorded_and_the_others_finish(tmp_path):
+    cfg = compose_benchmark(
+        "data.n_samples=300", "methods=[spectral,kmeans]", "baseline.spectral.max_samples=100"
+    )
+    results = run_benchmark(cfg, tmp_path)
+    by_method = results.set_index("method")
+    assert by_method.loc["spectral", "status"] == "failed"
+    assert "refused on 300 samples" in by_method.loc["spectral", "error"]
+    assert by_method.loc["kmeans", "status"] == "ok" and by_method.loc["kmeans", "acc"] > 0.5
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert board["method"].tolist() == ["kmeans"]
