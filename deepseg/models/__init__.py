@@ -1,0 +1,1 @@
+"""LightningModules of deepseg: one training skeleton for every deep clustering method."""

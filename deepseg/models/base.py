@@ -1,0 +1,182 @@
+"""The training skeleton shared by every deep method.
+
+Phase 1, pretraining, is :class:`AutoencoderModule`. The clustering phase is a subclass of
+:class:`ClusteringModule`, which owns the step: it corrupts the input when asked, encodes,
+adds the reconstruction term with weight ``rec_weight``, and calls the method's
+``cluster_loss``. Whole-data statistics (targets, frequencies, centres) are refreshed by the
+method's ``refresh`` every ``update_interval`` steps, from batched ``no_grad`` passes over this
+process's shard, reduced across processes with :meth:`ClusteringModule.all_reduce_sum`. A method
+stops training by returning True from ``refresh`` (e.g. DEC's label-change tolerance).
+
+Modules never see ground-truth labels: batches are ``(x, index)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from deepseg.losses import reconstruction_loss
+from deepseg.nn.modules import Autoencoder, corrupt
+
+
+class AutoencoderModule(L.LightningModule):
+    """Pretraining: (denoising) reconstruction.
+
+    Args:
+        autoencoder: the network to train.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        noise: input corruption kind (see :func:`deepseg.nn.corrupt`).
+        noise_level: corruption strength.
+    """
+
+    def __init__(
+        self,
+        autoencoder: Autoencoder,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        noise: str = "none",
+        noise_level: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.noise = noise
+        self.noise_level = noise_level
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, _ = batch
+        _, x_hat = self.autoencoder(corrupt(x, self.noise, self.noise_level))
+        loss = reconstruction_loss(x_hat, x)
+        self.log("train/rec_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+class ClusteringModule(L.LightningModule):
+    """Base of the clustering phase. Subclasses implement ``cluster_loss``, ``refresh`` and
+    ``assign``.
+
+    Args:
+        autoencoder: the pretrained network (fine-tuned in this phase).
+        X: the full training matrix of shape (n_samples, n_features), for whole-data passes.
+        shard: the row indices this process trains on; by default the datamodule's
+            ``shard_indices()`` when it has one (data-parallel runs), else every row.
+        lr: learning rate.
+        optimizer: "adam" or "sgd" (momentum 0.9).
+        rec_weight: weight of the reconstruction term (0 trains the encoder alone).
+        update_interval: steps between calls of ``refresh``.
+        eval_batch_size: batch size of the whole-data passes.
+        noise: input corruption in this phase.
+        noise_level: corruption strength.
+    """
+
+    def __init__(
+        self,
+        autoencoder: Autoencoder,
+        X: torch.Tensor,
+        shard: torch.Tensor | None = None,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        rec_weight: float = 0.0,
+        update_interval: int = 140,
+        eval_batch_size: int = 4096,
+        noise: str = "none",
+        noise_level: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"The 'optimizer' must be 'adam' or 'sgd'. Got {optimizer!r}.")
+        if update_interval < 1:
+            raise ValueError(f"The 'update_interval' must be >= 1. Got {update_interval!r}.")
+        self.autoencoder = autoencoder
+        self.X = X
+        self.shard = torch.arange(X.shape[0]) if shard is None else shard
+        self.lr = lr
+        self.optimizer = optimizer
+        self.rec_weight = rec_weight
+        self.update_interval = update_interval
+        self.eval_batch_size = eval_batch_size
+        self.noise = noise
+        self.noise_level = noise_level
+        self.stopped_early = False
+
+    # -- the method's part ---------------------------------------------------------------------
+
+    def cluster_loss(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def refresh(self) -> bool:
+        """Recompute whole-data statistics; return True to stop training."""
+        return False
+
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        """Soft assignments of shape (n, n_clusters) for embeddings z."""
+        raise NotImplementedError
+
+    # -- the shared skeleton -------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "shard_indices"):
+            self.shard = datamodule.shard_indices()
+        # Moved once, so that nothing crosses devices inside the loop
+        self.X = self.X.to(self.device)
+        self.shard = self.shard.to(self.device)
+
+    @torch.no_grad()
+    def embed_rows(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of ``rows`` of X (default: this process's shard), batched, no grad."""
+        rows = self.shard if rows is None else rows
+        was_training = self.autoencoder.training
+        self.autoencoder.eval()
+        out = [
+            self.autoencoder.encode(self.X[chunk])
+            for chunk in torch.split(rows, self.eval_batch_size)
+        ]
+        self.autoencoder.train(was_training)
+        return torch.cat(out) if out else self.X.new_zeros((0, self.autoencoder.latent_dim))
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over every process (identity with one process)."""
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return tensor
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        if self.global_step % self.update_interval == 0 and self.refresh():
+            self.stopped_early = True
+            self.trainer.should_stop = True
+            return -1  # ends the epoch now; should_stop ends the fit
+        return None
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, index = batch
+        x_in = corrupt(x, self.noise, self.noise_level)
+        if self.rec_weight > 0:
+            z, x_hat = self.autoencoder(x_in)
+            rec = reconstruction_loss(x_hat, x)
+            self.log("train/rec_loss", rec, on_step=False, on_epoch=True)
+        else:
+            z, rec = self.autoencoder.encode(x_in), None
+        cluster = self.cluster_loss(z, index)
+        loss = cluster if rec is None else cluster + self.rec_weight * rec
+        self.log("train/cluster_loss", cluster, on_step=False, on_epoch=True)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)

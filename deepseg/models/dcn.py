@@ -1,0 +1,55 @@
+"""DCN (Yang et al. 2017): reconstruction plus a k-means loss with online centre updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from deepseg.losses import kmeans_loss
+from deepseg.models.base import ClusteringModule
+
+
+class DCNModule(ClusteringModule):
+    """Each batch is assigned to its nearest centres; the loss pulls embeddings towards them;
+    the centres then move towards their members with a per-centre step of 1 / count.
+
+    Per-batch member sums and counts are reduced across processes, so every process applies the
+    same centre update.
+
+    Args:
+        centers: initial centres of shape (n_clusters, latent_dim).
+        cluster_weight: weight of the k-means term (``lambda / 2`` in the paper).
+        **kwargs: see :class:`ClusteringModule` (``rec_weight`` is 1 in the paper).
+    """
+
+    def __init__(self, centers: torch.Tensor, cluster_weight: float = 0.05, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.cluster_weight = cluster_weight
+        self.register_buffer("centers", centers.clone().float())
+        self.register_buffer("counts", torch.ones(centers.shape[0]))
+
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        # Hard assignments, expressed as one-hot "probabilities"
+        labels = torch.cdist(z.float(), self.centers).argmin(dim=1)
+        return torch.nn.functional.one_hot(labels, self.centers.shape[0]).float()
+
+    def cluster_loss(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            labels = torch.cdist(z.float(), self.centers).argmin(dim=1)
+        loss = self.cluster_weight * kmeans_loss(z, self.centers, labels)
+        self._update_centers(z.detach().float(), labels)
+        return loss
+
+    @torch.no_grad()
+    def _update_centers(self, z: torch.Tensor, labels: torch.Tensor) -> None:
+        k = self.centers.shape[0]
+        sums = torch.zeros_like(self.centers).index_add_(0, labels, z)
+        counts = torch.bincount(labels, minlength=k).float()
+        sums, counts = self.all_reduce_sum(sums), self.all_reduce_sum(counts)
+        hit = counts > 0
+        # Sequential 1/count steps over a batch's members, in closed form for their mean
+        self.counts[hit] += counts[hit]
+        rate = (counts[hit] / self.counts[hit]).unsqueeze(1)
+        means = sums[hit] / counts[hit].unsqueeze(1)
+        self.centers[hit] = (1 - rate) * self.centers[hit] + rate * means

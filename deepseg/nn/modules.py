@@ -1,0 +1,172 @@
+"""MLP autoencoders and the Student-t soft assignment of DEC.
+
+Modules keep their constructor arguments in ``config`` so that a checkpoint can store them next
+to the ``state_dict`` and be rebuilt without hand-written architecture code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+_NORMS = ("none", "batch", "layer")
+NOISE_KINDS = ("none", "gaussian", "mask", "swap")
+
+
+def _check_choice(value: str, name: str, options: Sequence[str]) -> None:
+    if value not in options:
+        raise ValueError(f"The '{name}' parameter must be one of {list(options)}. Got {value!r}.")
+
+
+class MLP(nn.Sequential):
+    """Linear layers with activation, optional norm and dropout between them.
+
+    Args:
+        dims: layer widths, input first: ``[d_in, h1, ..., d_out]``.
+        activation: activation name (relu, gelu, elu, silu, tanh).
+        norm: "none", "batch" or "layer", applied after each hidden linear layer.
+        dropout: dropout after each hidden activation.
+        last_activation: also apply the activation (and norm) after the last layer.
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[int],
+        activation: str = "relu",
+        norm: str = "none",
+        dropout: float = 0.0,
+        last_activation: bool = False,
+    ) -> None:
+        _check_choice(activation, "activation", list(_ACTIVATIONS))
+        _check_choice(norm, "norm", _NORMS)
+        if len(dims) < 2 or any(int(d) < 1 for d in dims):
+            raise ValueError(f"MLP dims must be at least two positive widths. Got {list(dims)}.")
+        layers: list[nn.Module] = []
+        n = len(dims) - 1
+        for i in range(n):
+            layers.append(nn.Linear(int(dims[i]), int(dims[i + 1])))
+            if i < n - 1 or last_activation:
+                if norm == "batch":
+                    layers.append(nn.BatchNorm1d(int(dims[i + 1])))
+                elif norm == "layer":
+                    layers.append(nn.LayerNorm(int(dims[i + 1])))
+                layers.append(_ACTIVATIONS[activation]())
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+        super().__init__(*layers)
+
+
+class Autoencoder(nn.Module):
+    """A symmetric MLP autoencoder: d_in -> hidden... -> latent -> ...hidden -> d_in.
+
+    Args:
+        input_dim: number of input features.
+        hidden_dims: encoder widths; the decoder mirrors them.
+        latent_dim: embedding size.
+        activation: activation name.
+        norm: "none", "batch" or "layer".
+        dropout: dropout in hidden layers.
+
+    Shapes:
+        x: (batch, input_dim) -> z: (batch, latent_dim) -> x_hat: (batch, input_dim)
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int] = (500, 500, 2000),
+        latent_dim: int = 10,
+        activation: str = "relu",
+        norm: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        hidden = [int(h) for h in hidden_dims]
+        self.config: dict[str, Any] = {
+            "input_dim": int(input_dim),
+            "hidden_dims": hidden,
+            "latent_dim": int(latent_dim),
+            "activation": activation,
+            "norm": norm,
+            "dropout": float(dropout),
+        }
+        self.encoder = MLP([input_dim, *hidden, latent_dim], activation, norm, dropout)
+        self.decoder = MLP([latent_dim, *reversed(hidden), input_dim], activation, norm, dropout)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["latent_dim"])
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+def corrupt(
+    x: torch.Tensor,
+    kind: str = "none",
+    level: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Denoising-autoencoder input corruption.
+
+    Args:
+        x: batch of shape (batch, n_features).
+        kind: "none"; "gaussian" (add N(0, level^2)); "mask" (zero a share ``level`` of the
+            entries); "swap" (replace a share ``level`` of the entries with the same feature of
+            another row in the batch: tabular swap noise, which keeps every feature's marginal).
+        level: noise standard deviation or share of corrupted entries.
+        generator: optional torch generator for reproducibility.
+
+    Returns:
+        A corrupted copy of ``x`` (``x`` itself when kind is "none" or level is 0).
+    """
+    _check_choice(kind, "noise", NOISE_KINDS)
+    if kind == "none" or level <= 0:
+        return x
+    if kind == "gaussian":
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + level * noise
+    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
+    if kind == "mask":
+        return x.masked_fill(hit, 0.0)
+    rows = torch.randint(0, x.shape[0], x.shape, generator=generator, device=x.device)
+    swapped = torch.gather(x, 0, rows)
+    return torch.where(hit, swapped, x)
+
+
+class StudentTAssignment(nn.Module):
+    """DEC's soft assignment: a Student-t kernel between embeddings and learnable centres.
+
+    ``q_ij = (1 + |z_i - mu_j|^2 / alpha)^(-(alpha+1)/2)``, normalised over clusters j.
+
+    Args:
+        n_clusters: number of clusters.
+        latent_dim: embedding size.
+        alpha: degrees of freedom of the Student-t kernel.
+        centers: optional initial centres of shape (n_clusters, latent_dim).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        latent_dim: int,
+        alpha: float = 1.0,
+        centers: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+        init = torch.zeros(n_clusters, latent_dim) if centers is None else centers.clone()
+        self.centers = nn.Parameter(init.float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        dist = torch.cdist(z.float(), self.centers).pow(2)
+        logits = -(self.alpha + 1.0) / 2.0 * torch.log1p(dist / self.alpha)
+        return torch.softmax(logits, dim=1)
