@@ -223,7 +223,7 @@ USER_ERRORS = {
 OTHER_RUNS = {
     "unknown-dataset": Case(None, ["data=nosuch", "methods=[kmeans]"], table=False),
     "full-error": Case(missing_file, [*TABLE_ROLES, "methods=[kmeans]"], full_error=True),
-    "valid-table": Case(valid_csv, [*TABLE_ROLES, "methods=[kmeans]"]),
+    "valid-table": Case(valid_csv, [*TABLE_ROLES, "methods=[kmeans]", "seeds=[0]"]),
 }
 RUNS = {**USER_ERRORS, **OTHER_RUNS}
 

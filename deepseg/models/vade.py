@@ -1,0 +1,197 @@
+"""VaDE (Jiang et al. 2017): a variational autoencoder with a Gaussian-mixture prior.
+
+The generative model is ``c ~ Cat(pi)``, ``z | c ~ N(mu_c, diag(sigma2_c))``, ``x | z ~
+N(f(z), s^2 I)`` (a Gaussian decoder, since deepseg's features are real-valued; the paper
+used a Bernoulli decoder on binarised MNIST). The approximate posterior is
+``q(z, c | x) = q(z | x) q(c | x)`` with ``q(z | x) = N(mu(x), diag(sigma2(x)))`` and
+``q(c | x)`` set to the responsibilities ``gamma_c = p(c | z)`` at a sample of ``q(z | x)``.
+
+The loss pieces are pure functions on tensors, here rather than in :mod:`deepseg.losses`
+because only VaDE uses them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepseg.losses import reconstruction_loss
+from deepseg.models.base import ClusteringModule
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mixture_log_joint(
+    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
+) -> torch.Tensor:
+    """``log p(c) + log N(z | mu_c, diag(sigma2_c))`` for every point and component.
+
+    Args:
+        z: embeddings of shape (n, latent_dim).
+        pi_logits: unnormalised log mixture weights of shape (n_clusters,).
+        mu_c: component means of shape (n_clusters, latent_dim).
+        logvar_c: component log-variances ``log sigma2_c`` of shape (n_clusters, latent_dim).
+
+    Returns:
+        Log joint densities of shape (n, n_clusters).
+
+    >>> out = mixture_log_joint(torch.zeros(1, 1), torch.zeros(2), torch.zeros(2, 1),
+    ...                         torch.zeros(2, 1))
+    >>> [round(v, 4) for v in out[0].tolist()]  # log(1/2) + log N(0 | 0, 1)
+    [-1.6121, -1.6121]
+    """
+    z = z.float().unsqueeze(1)  # (n, 1, d) against (k, d)
+    log_pdf = -0.5 * (_LOG_2PI + logvar_c + (z - mu_c).pow(2) / logvar_c.exp()).sum(dim=2)
+    return torch.log_softmax(pi_logits, dim=0) + log_pdf
+
+
+def mixture_responsibilities(
+    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
+) -> torch.Tensor:
+    """VaDE's cluster posterior ``gamma_c = p(c | z)``, of shape (n, n_clusters).
+
+    Arguments as in :func:`mixture_log_joint`.
+
+    >>> gamma = mixture_responsibilities(torch.tensor([[0.0], [3.0]]), torch.zeros(2),
+    ...                                  torch.tensor([[0.0], [3.0]]), torch.zeros(2, 1))
+    >>> [[round(v, 3) for v in row] for row in gamma.tolist()]
+    [[0.989, 0.011], [0.011, 0.989]]
+    """
+    return torch.softmax(mixture_log_joint(z, pi_logits, mu_c, logvar_c), dim=1)
+
+
+def vade_kl(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    gamma: torch.Tensor,
+    pi_logits: torch.Tensor,
+    mu_c: torch.Tensor,
+    logvar_c: torch.Tensor,
+) -> torch.Tensor:
+    """``KL(q(z, c | x) || p(z, c))`` in closed form (the paper's ELBO without its likelihood
+    term), averaged over the batch.
+
+    With ``q(z | x) = N(mu, diag(sigma2))`` and ``q(c | x) = gamma``::
+
+        KL = 1/2 sum_c gamma_c sum_j [log sigma2_cj + (sigma2_j + (mu_j - mu_cj)^2) / sigma2_cj]
+             - 1/2 sum_j (1 + log sigma2_j) + sum_c gamma_c (log gamma_c - log pi_c)
+
+    Args:
+        mu: posterior means of shape (n, latent_dim).
+        logvar: posterior log-variances of shape (n, latent_dim).
+        gamma: responsibilities ``q(c | x)`` of shape (n, n_clusters).
+        pi_logits: unnormalised log mixture weights of shape (n_clusters,).
+        mu_c: component means of shape (n_clusters, latent_dim).
+        logvar_c: component log-variances of shape (n_clusters, latent_dim).
+
+    >>> # q equal to the prior's only component: nothing to pay
+    >>> float(vade_kl(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 1), torch.zeros(1),
+    ...               torch.zeros(1, 3), torch.zeros(1, 3)))
+    0.0
+    >>> # one unit away from the mean in one dimension: 1/2
+    >>> float(vade_kl(torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2), torch.ones(1, 1),
+    ...               torch.zeros(1), torch.zeros(1, 2), torch.zeros(1, 2)))
+    0.5
+    """
+    mu, logvar, gamma = mu.float(), logvar.float(), gamma.float()
+    var_c = logvar_c.exp()  # (k, d)
+    diff2 = (mu.unsqueeze(1) - mu_c).pow(2)  # (n, k, d)
+    per_component = (logvar_c + (logvar.exp().unsqueeze(1) + diff2) / var_c).sum(dim=2)
+    log_pi = torch.log_softmax(pi_logits, dim=0)
+    log_gamma = gamma.clamp_min(1e-12).log()
+    kl = (
+        0.5 * (gamma * per_component).sum(dim=1)
+        - 0.5 * (1.0 + logvar).sum(dim=1)
+        + (gamma * (log_gamma - log_pi)).sum(dim=1)
+    )
+    return kl.mean()
+
+
+class VaDEModule(ClusteringModule):
+    """VaDE's clustering phase: maximise the ELBO of a VAE with a Gaussian-mixture prior.
+
+    Posterior network: the pretrained autoencoder's encoder is the mean network ``mu(x)`` (so
+    the estimator's ``transform`` returns posterior means), and a linear layer on the mean,
+    ``log sigma2(x) = W mu(x) + b``, gives the log-variance. The paper branches both heads off
+    the encoder's last hidden layer; branching off the mean instead keeps the shared training
+    step (which encodes once) and still makes the variance a learned function of x. ``W`` starts
+    at zero and ``b`` at the log of 1% of the mixture's mean variance in each dimension, so
+    sampling starts close to the pretrained deterministic encoder.
+
+    The prior ``(pi, mu_c, sigma2_c)`` is learned with the networks, parametrised as logits and
+    log-variances, and initialised from a diagonal GMM fitted on the pretrained embedding.
+
+    Loss per step, from one reparametrised sample ``z = mu + sigma * eps`` per point: the
+    Gaussian negative log-likelihood of the decoder with unit variance, i.e. half the squared
+    error summed over features, plus :func:`vade_kl`. Adam's learning rate decays by 0.9 every
+    10 epochs, as in the paper.
+
+    Args:
+        centers: initial component means of shape (n_clusters, latent_dim).
+        variances: initial component variances of shape (n_clusters, latent_dim).
+        weights: initial mixture weights of shape (n_clusters,).
+        lr_decay: multiplicative learning-rate decay applied every ``lr_decay_epochs``.
+        lr_decay_epochs: epochs between learning-rate decays.
+        **kwargs: see :class:`ClusteringModule` (``rec_weight`` must stay 0: the ELBO holds
+            its own reconstruction term).
+    """
+
+    def __init__(
+        self,
+        centers: torch.Tensor,
+        variances: torch.Tensor,
+        weights: torch.Tensor,
+        lr_decay: float = 0.9,
+        lr_decay_epochs: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("rec_weight", 0.0) != 0.0:
+            raise ValueError(
+                "VaDEModule's ELBO holds its own reconstruction term; 'rec_weight' must be 0. "
+                f"Got {kwargs['rec_weight']!r}."
+            )
+        super().__init__(**kwargs)
+        k, d = centers.shape
+        if variances.shape != (k, d) or weights.shape != (k,):
+            raise ValueError(
+                f"VaDEModule expects variances of shape {(k, d)} and weights of shape {(k,)}; "
+                f"got {tuple(variances.shape)} and {tuple(weights.shape)}."
+            )
+        variances = variances.float().clamp_min(1e-6)
+        self.pi_logits = nn.Parameter(weights.float().clamp_min(1e-6).log())
+        self.mu_c = nn.Parameter(centers.clone().float())
+        self.logvar_c = nn.Parameter(variances.log())
+        self.logvar_head = nn.Linear(d, d)
+        with torch.no_grad():
+            self.logvar_head.weight.zero_()
+            self.logvar_head.bias.copy_((0.01 * variances.mean(dim=0)).log())
+        self.lr_decay = lr_decay
+        self.lr_decay_epochs = lr_decay_epochs
+
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        return mixture_responsibilities(z, self.pi_logits, self.mu_c, self.logvar_c)
+
+    def cluster_loss(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        # z is the posterior mean from the shared step's encoder pass
+        mu = z.float()
+        logvar = self.logvar_head(mu)
+        sample = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        x = self.X[index]
+        x_hat = self.autoencoder.decoder(sample)
+        rec = 0.5 * x.shape[1] * reconstruction_loss(x_hat, x)  # per-point sum over features
+        gamma = self.assign(sample)
+        kl = vade_kl(mu, logvar, gamma, self.pi_logits, self.mu_c, self.logvar_c)
+        self.log("train/rec_loss", rec, on_step=False, on_epoch=True)
+        self.log("train/kl_loss", kl, on_step=False, on_epoch=True)
+        return rec + kl
+
+    def configure_optimizers(self) -> Any:
+        optimizer = super().configure_optimizers()
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=self.lr_decay_epochs, gamma=self.lr_decay
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+
