@@ -32,7 +32,7 @@ def _import_umap() -> Any:
 
 
 class N2D(_LatentClusterer):
-    """"Not too deep" clustering (McConville et al. 2020).
+    """ "Not too deep" clustering (McConville et al. 2020).
 
     The shared skeleton pretrains an autoencoder and embeds the data; UMAP then learns a
     manifold of the embedding with ``umap_dim`` dimensions, and a Gaussian mixture clusters

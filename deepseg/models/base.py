@@ -54,8 +54,10 @@ class AutoencoderModule(L.LightningModule):
         x, _ = batch
         _, x_hat = self.autoencoder(corrupt(x, self.noise, self.noise_level))
         loss = reconstruction_loss(x_hat, x)
-        self.log("train/rec_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
-        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        self.log(
+            "train/rec_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True
+        )
+        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -109,6 +111,9 @@ class ClusteringModule(L.LightningModule):
         self.noise = noise
         self.noise_level = noise_level
         self.stopped_early = False
+        # Without the reconstruction term the decoder takes no part in the loss: freeze it so
+        # that the optimiser and data-parallel gradient sync leave it alone
+        self.autoencoder.decoder.requires_grad_(rec_weight > 0)
 
     # -- the method's part ---------------------------------------------------------------------
 
@@ -167,16 +172,20 @@ class ClusteringModule(L.LightningModule):
         if self.rec_weight > 0:
             z, x_hat = self.autoencoder(x_in)
             rec = reconstruction_loss(x_hat, x)
-            self.log("train/rec_loss", rec, on_step=False, on_epoch=True)
+            self.log("train/rec_loss", rec, on_step=False, on_epoch=True, sync_dist=True)
         else:
             z, rec = self.autoencoder.encode(x_in), None
         cluster = self.cluster_loss(z, index)
         loss = cluster if rec is None else cluster + self.rec_weight * rec
-        self.log("train/cluster_loss", cluster, on_step=False, on_epoch=True)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log("train/cluster_loss", cluster, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
+    def on_fit_end(self) -> None:
+        self.autoencoder.decoder.requires_grad_(True)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
         if self.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
+        return torch.optim.Adam(params, lr=self.lr)

@@ -194,4 +194,3 @@ class VaDEModule(ClusteringModule):
             optimizer, step_size=self.lr_decay_epochs, gamma=self.lr_decay
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
-

@@ -1,0 +1,152 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from deepseg.data.module import IndexBatchSampler, TensorDataModule
+
+
+def _epoch(sampler: IndexBatchSampler) -> list[torch.Tensor]:
+    return list(iter(sampler))
+
+
+def _order(batches: list[torch.Tensor]) -> np.ndarray:
+    return torch.cat(batches).numpy()
+
+
+# -- IndexBatchSampler ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_sampler_covers_every_row_exactly_once_per_epoch(shuffle):
+    sampler = IndexBatchSampler(103, batch_size=10, shuffle=shuffle, seed=0)
+    for _ in range(3):
+        batches = _epoch(sampler)
+        assert len(batches) == len(sampler) == 11
+        assert [len(b) for b in batches] == [10] * 10 + [3]
+        assert all(b.dtype == torch.int64 for b in batches)
+        np.testing.assert_array_equal(np.sort(_order(batches)), np.arange(103))
+
+
+def test_sampler_without_shuffle_keeps_the_row_order():
+    sampler = IndexBatchSampler(25, batch_size=7, shuffle=False)
+    np.testing.assert_array_equal(_order(_epoch(sampler)), np.arange(25))
+    np.testing.assert_array_equal(_order(_epoch(sampler)), np.arange(25))
+
+
+def test_sampler_reshuffles_every_epoch():
+    sampler = IndexBatchSampler(100, batch_size=16, shuffle=True, seed=0)
+    orders = [_order(_epoch(sampler)) for _ in range(3)]
+    assert not np.array_equal(orders[0], np.arange(100))
+    assert not np.array_equal(orders[0], orders[1])
+    assert not np.array_equal(orders[1], orders[2])
+
+
+def test_sampler_same_seed_same_orders_different_seed_different_orders():
+    a, b = (IndexBatchSampler(100, 16, shuffle=True, seed=5) for _ in range(2))
+    c = IndexBatchSampler(100, 16, shuffle=True, seed=6)
+    for _ in range(3):
+        order_a, order_b, order_c = (_order(_epoch(s)) for s in (a, b, c))
+        np.testing.assert_array_equal(order_a, order_b)
+        assert not np.array_equal(order_a, order_c)
+
+
+def test_sampler_set_epoch_selects_that_epochs_order():
+    walked = IndexBatchSampler(50, 8, shuffle=True, seed=1)
+    orders = [_order(_epoch(walked)) for _ in range(4)]
+    jumped = IndexBatchSampler(50, 8, shuffle=True, seed=1)
+    jumped.set_epoch(3)
+    np.testing.assert_array_equal(_order(_epoch(jumped)), orders[3])
+
+
+@pytest.mark.parametrize("n", [100, 101])
+def test_sampler_shards_are_disjoint_and_cover_every_row(n):
+    ranks = [IndexBatchSampler(n, 16, shuffle=True, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    shard0, shard1 = (set(s.shard.tolist()) for s in ranks)
+    assert not shard0 & shard1
+    assert shard0 | shard1 == set(range(n))
+    assert abs(len(shard0) - len(shard1)) <= 1
+    # Shards are a seeded random split, not the first and second half
+    assert shard0 != set(range(len(shard0)))
+    for sampler, shard in zip(ranks, (shard0, shard1)):
+        for _ in range(2):  # each epoch covers exactly this process's shard, once
+            order = _order(_epoch(sampler))
+            assert len(order) == len(shard)
+            assert set(order.tolist()) == shard
+    # Every process computes the same split from the same seed
+    again = IndexBatchSampler(n, 16, shuffle=False, seed=3, rank=0, world_size=2)
+    assert set(again.shard.tolist()) == shard0
+
+
+# -- TensorDataModule ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).normal(size=(70, 5))  # float64 on purpose
+
+
+def test_datamodule_batches_are_rows_and_their_indices(X):
+    dm = TensorDataModule(X, batch_size=16, seed=0)
+    assert dm.X.dtype == torch.float32
+    loader = dm.train_dataloader()
+    # No per-sample fetching and collating: the sampler's index tensor is the batch
+    assert loader.batch_size is None
+    assert isinstance(loader.sampler, IndexBatchSampler)
+    batches = list(loader)
+    assert len(batches) == 5
+    seen = []
+    for batch in batches:
+        assert len(batch) == 2
+        x, index = batch
+        assert x.dtype == torch.float32
+        assert index.dtype == torch.int64
+        assert x.shape == (len(index), 5)
+        assert torch.equal(x, torch.from_numpy(X[index.numpy()].astype(np.float32)))
+        seen.extend(index.tolist())
+    assert sorted(seen) == list(range(70))
+    assert seen != list(range(70))  # shuffled by default
+
+
+def test_datamodule_fetches_each_batch_in_one_slice(X, monkeypatch):
+    dm = TensorDataModule(X, batch_size=16)
+    loader = dm.train_dataloader()
+    calls = []
+    getitem = type(loader.dataset).__getitem__
+
+    def spy(self, index):
+        calls.append(index)
+        return getitem(self, index)
+
+    monkeypatch.setattr(type(loader.dataset), "__getitem__", spy)
+    list(loader)
+    assert len(calls) == 5
+    assert all(isinstance(c, torch.Tensor) and c.ndim == 1 for c in calls)
+
+
+def test_datamodule_same_seed_same_batches(X):
+    def orders(seed):
+        loader = TensorDataModule(X, batch_size=16, seed=seed).train_dataloader()
+        return [index.tolist() for _, index in loader]
+
+    assert orders(4) == orders(4)
+    assert orders(4) != orders(5)
+
+
+def test_datamodule_shards_rows_by_the_trainers_rank(X):
+    shards = []
+    for rank in (0, 1):
+        dm = TensorDataModule(X, batch_size=16, seed=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        shard = set(dm.shard_indices().tolist())
+        loaded = [i for _, index in dm.train_dataloader() for i in index.tolist()]
+        assert sorted(loaded) == sorted(shard)
+        shards.append(shard)
+    assert not shards[0] & shards[1]
+    assert shards[0] | shards[1] == set(range(70))
+
+
+def test_datamodule_without_trainer_owns_every_row(X):
+    dm = TensorDataModule(X, batch_size=16)
+    np.testing.assert_array_equal(dm.shard_indices().numpy(), np.arange(70))
