@@ -58,7 +58,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     ``_init_clusters`` and ``_module_kwargs``.
     """
 
-    _module_class: ClassVar[type[ClusteringModule] | None] = None
+    _module_class: ClassVar[Any] = None  # a ClusteringModule subclass, or None
     uses_autoencoder: ClassVar[bool] = True
 
     n_clusters: int

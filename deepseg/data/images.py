@@ -54,11 +54,18 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"'{path}' is not an IDX file: bad magic number.")
     dtype_code, ndim = data[2], data[3]
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    dtypes: dict[int, str] = {
+        0x08: "u1",
+        0x09: "i1",
+        0x0B: ">i2",
+        0x0C: ">i4",
+        0x0D: ">f4",
+        0x0E: ">f8",
+    }
     if dtype_code not in dtypes:
         raise ValueError(f"'{path}': unknown IDX data type 0x{dtype_code:02x}.")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    arr = np.frombuffer(data, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
+    arr = np.frombuffer(data, dtype=np.dtype(dtypes[dtype_code]), offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
         raise ValueError(
             f"'{path}' is truncated: expected {int(np.prod(shape))} values, got {arr.size}."

@@ -134,7 +134,7 @@ class NumericBlock:
     def _choose_log(self, values: np.ndarray) -> np.ndarray:
         nonneg = (values >= 0).all(axis=0)
         if self.log1p is True:
-            return nonneg
+            return np.asarray(nonneg)
         if self.log1p is False:
             return np.zeros(len(self.columns), dtype=bool)
         if isinstance(self.log1p, list):

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -161,7 +161,10 @@ class FeaturePipeline:
         return out
 
     def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        parts, names, slices, start = [], [], {}, 0
+        parts: list[np.ndarray] = []
+        names: list[str] = []
+        slices: dict[str, list[int]] = {}
+        start = 0
         for block in _BLOCK_TYPES:
             if block not in raw:
                 continue
@@ -189,7 +192,7 @@ class FeaturePipeline:
         if not hasattr(self, "blocks_"):
             raise RuntimeError("This FeaturePipeline is not fitted yet; call fit first.")
         if _is_dataset(data):
-            data = data.X if data.X is not None else data.frame  # type: ignore[assignment]
+            data = data.X if data.X is not None else data.frame
         raw: dict[str, np.ndarray] = {}
         if "matrix" in self.blocks_:
             if isinstance(data, pd.DataFrame):
@@ -328,6 +331,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _is_dataset(data: object) -> bool:
+def _is_dataset(data: object) -> TypeGuard[Dataset]:
     """A deepseg Dataset (matched by shape, since features do not import data)."""
     return all(hasattr(data, a) for a in ("frame", "X", "roles", "ids"))

@@ -131,9 +131,9 @@ class ClusteringModule(L.LightningModule):
     # -- the shared skeleton -------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(datamodule, "shard_indices"):
-            self.shard = datamodule.shard_indices()
+        shard_indices = getattr(getattr(self.trainer, "datamodule", None), "shard_indices", None)
+        if shard_indices is not None:
+            self.shard = shard_indices()
         # Moved once, so that nothing crosses devices inside the loop
         self.X = self.X.to(self.device)
         self.shard = self.shard.to(self.device)

@@ -23,6 +23,9 @@ class DCNModule(ClusteringModule):
         **kwargs: see :class:`ClusteringModule` (``rec_weight`` is 1 in the paper).
     """
 
+    centers: torch.Tensor
+    counts: torch.Tensor
+
     def __init__(self, centers: torch.Tensor, cluster_weight: float = 0.05, **kwargs: Any):
         super().__init__(**kwargs)
         self.cluster_weight = cluster_weight

@@ -25,6 +25,9 @@ class DECModule(ClusteringModule):
         **kwargs: see :class:`ClusteringModule`.
     """
 
+    p: torch.Tensor
+    last_labels: torch.Tensor
+
     def __init__(
         self, centers: torch.Tensor, alpha: float = 1.0, tol: float = 1e-3, **kwargs: Any
     ):
