@@ -59,12 +59,27 @@ def merged(
     return out
 
 
+_RESERVED_TRAINER_OPTIONS = (
+    "max_epochs",
+    "enable_checkpointing",
+    "enable_model_summary",
+    "use_distributed_sampler",
+    "num_sanity_val_steps",
+)
+
+
 def make_trainer(
     max_epochs: int, trainer: Mapping[str, Any] | None = None, **extra: Any
 ) -> L.Trainer:
     """A Lightning Trainer for one phase: no checkpoints, no logger unless configured."""
     opts = merged(DEFAULT_TRAINER, trainer, "trainer")
     opts.update(extra)
+    reserved = sorted(set(opts) & set(_RESERVED_TRAINER_OPTIONS))
+    if reserved:
+        raise ValueError(
+            f"Trainer option(s) {reserved} are set by deepseg itself (epochs come from the "
+            "method's own options, e.g. pretrain.epochs or epochs); remove them from trainer."
+        )
     opts.setdefault("logger", False)
     return L.Trainer(
         max_epochs=max_epochs,

@@ -39,7 +39,8 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         seed: base seed; epoch ``e`` uses ``seed + e``.
         rank: this process's rank.
         world_size: number of processes; shard ``rank`` holds rows ``rank::world_size`` of a
-            fixed seeded permutation.
+            fixed seeded permutation, padded by wrapping around so that every shard has the
+            same length (every process must run the same number of steps).
     """
 
     def __init__(
@@ -55,11 +56,12 @@ class IndexBatchSampler(Sampler[torch.Tensor]):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
-        order = (
-            torch.from_numpy(np.random.default_rng(seed).permutation(n_samples))
-            if world_size > 1
-            else torch.arange(n_samples)
-        )
+        if world_size > 1:
+            order = torch.from_numpy(np.random.default_rng(seed).permutation(n_samples))
+            padded = -(-n_samples // world_size) * world_size
+            order = torch.cat([order, order[: padded - n_samples]])
+        else:
+            order = torch.arange(n_samples)
         self.shard = order[rank::world_size].clone()
 
     def set_epoch(self, epoch: int) -> None:
