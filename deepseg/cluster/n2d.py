@@ -6,6 +6,7 @@ umap-learn is an optional dependency, imported only when an N2D is fitted.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,10 @@ _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _import_umap() -> Any:
+    # numba's OpenMP layer keeps its threads spinning after UMAP returns, which slows every later
+    # torch fit in the process several-fold on a small machine; its workqueue layer does not.
+    # Only a default: a user's NUMBA_THREADING_LAYER wins.
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     try:
         import umap
     except ImportError as err:
