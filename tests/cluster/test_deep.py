@@ -59,16 +59,6 @@ def make_problem(n_per_cluster=150, n_clusters=N_CLUSTERS, low_dim=6, high_dim=5
     return X[order].astype(np.float32), y[order]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The networks are tiny: intra-op threads only add overhead, and on a busy 2-core machine
-    # they made each fit several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def problem():
     return make_problem()
