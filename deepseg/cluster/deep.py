@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -137,7 +138,9 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         trainer = make_trainer(epochs, self.trainer)
         assert self._module_class is not None
         module = self._module_class(centers=torch.from_numpy(init), autoencoder=ae, X=dm.X, **opts)
+        start = time.perf_counter()
         trainer.fit(module, datamodule=dm)
+        self.cluster_seconds_ = time.perf_counter() - start
         self.n_epochs_ = int(trainer.current_epoch)
         self.n_steps_ = int(trainer.global_step)
         self.stopped_early_ = bool(module.stopped_early)

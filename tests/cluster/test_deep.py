@@ -294,3 +294,8 @@ def test_trainer_options_that_deepseg_sets_are_refused():
 
     with pytest.raises(ValueError, match=r"\['max_epochs'\] are set by deepseg"):
         make_trainer(1, {"max_epochs": 5})
+
+
+def test_clustering_phase_time_is_recorded(fitted):
+    model = fitted("dec")
+    assert 0 < model.cluster_seconds_
