@@ -36,6 +36,7 @@ from deepseg.cluster.training import (
 )
 from deepseg.data.module import TensorDataModule
 from deepseg.models.base import ClusteringModule
+from deepseg.models.callbacks import EpochTimer
 from deepseg.models.dcn import DCNModule
 from deepseg.models.dec import DECModule
 from deepseg.nn.modules import Autoencoder
@@ -135,12 +136,14 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         batch_size = int(opts.pop("batch_size"))
         epochs = int(opts.pop("epochs"))
         dm = TensorDataModule(X, batch_size=batch_size, seed=seed)
-        trainer = make_trainer(epochs, self.trainer)
+        timer = EpochTimer()
+        trainer = make_trainer(epochs, self.trainer, timer)
         assert self._module_class is not None
         module = self._module_class(centers=torch.from_numpy(init), autoencoder=ae, X=dm.X, **opts)
         start = time.perf_counter()
         trainer.fit(module, datamodule=dm)
         self.cluster_seconds_ = time.perf_counter() - start
+        self.epoch_seconds_ = list(timer.epoch_seconds)
         self.n_epochs_ = int(trainer.current_epoch)
         self.n_steps_ = int(trainer.global_step)
         self.stopped_early_ = bool(module.stopped_early)

@@ -12,6 +12,7 @@ import torch
 
 from deepseg.data.module import TensorDataModule
 from deepseg.models.base import AutoencoderModule
+from deepseg.models.callbacks import EpochTimer
 from deepseg.nn.modules import Autoencoder
 
 logger = logging.getLogger(__name__)
@@ -25,12 +26,17 @@ DEFAULT_AUTOENCODER: dict[str, Any] = {
 }
 DEFAULT_PRETRAIN: dict[str, Any] = {
     "epochs": 50,
+    # Small tables give few steps per epoch: pretraining runs at least this many steps, so that
+    # 1,800 rows get as many updates as 20,000 (more epochs, never a smaller batch)
+    "min_steps": 0,
     "batch_size": 256,
     "lr": 1e-3,
+    "lr_schedule": "constant",  # constant | cosine (decays to 0 over the run)
     "weight_decay": 0.0,
     "noise": "none",
     "noise_level": 0.0,
 }
+LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_TRAINER: dict[str, Any] = {
     "accelerator": "auto",
     "devices": 1,
@@ -69,11 +75,23 @@ _RESERVED_TRAINER_OPTIONS = (
 
 
 def make_trainer(
-    max_epochs: int, trainer: Mapping[str, Any] | None = None, **extra: Any
+    max_epochs: int,
+    trainer: Mapping[str, Any] | None = None,
+    timer: EpochTimer | None = None,
+    **extra: Any,
 ) -> L.Trainer:
-    """A Lightning Trainer for one phase: no checkpoints, no logger unless configured."""
+    """A Lightning Trainer for one phase: no checkpoints, no logger unless configured.
+
+    Args:
+        max_epochs: epochs of the phase.
+        trainer: lightning.Trainer options (see DEFAULT_TRAINER).
+        timer: an :class:`EpochTimer` to add to the callbacks, to read per-epoch wall times.
+        **extra: further lightning.Trainer options.
+    """
     opts = merged(DEFAULT_TRAINER, trainer, "trainer")
     opts.update(extra)
+    if timer is not None:
+        opts["callbacks"] = [*list(opts.get("callbacks") or []), timer]
     reserved = sorted(set(opts) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
         raise ValueError(
@@ -100,12 +118,41 @@ def build_autoencoder(input_dim: int, autoencoder: Mapping[str, Any] | None) -> 
     return Autoencoder(input_dim, **merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"))
 
 
+def pretrain_epochs(n_samples: int, pretrain: Mapping[str, Any]) -> int:
+    """Epochs of pretraining: ``epochs``, raised so that at least ``min_steps`` steps run.
+
+    Args:
+        n_samples: rows of the training data.
+        pretrain: pretraining options (see DEFAULT_PRETRAIN).
+    """
+    opts = merged(DEFAULT_PRETRAIN, pretrain, "pretrain")
+    for name in ("epochs", "min_steps", "batch_size"):
+        value = opts[name]
+        low = 1 if name == "batch_size" else 0
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(
+                f"The pretrain option '{name}' must be an int in the range [{low}, inf). "
+                f"Got {value!r} instead."
+            )
+    if opts["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(
+            f"The pretrain option 'lr_schedule' must be one of {list(LR_SCHEDULES)}. "
+            f"Got {opts['lr_schedule']!r} instead."
+        )
+    epochs = int(opts["epochs"])
+    if epochs == 0:
+        return 0
+    steps_per_epoch = -(-n_samples // int(opts["batch_size"]))
+    return max(epochs, -(-int(opts["min_steps"]) // steps_per_epoch))
+
+
 def pretrain_autoencoder(
     X: np.ndarray,
     autoencoder: Mapping[str, Any] | None = None,
     pretrain: Mapping[str, Any] | None = None,
     trainer: Mapping[str, Any] | None = None,
     random_state: int = 0,
+    timer: EpochTimer | None = None,
 ) -> Autoencoder:
     """Phase 1 of the skeleton: build and train an autoencoder on X by reconstruction.
 
@@ -115,6 +162,7 @@ def pretrain_autoencoder(
         pretrain: training options (see DEFAULT_PRETRAIN).
         trainer: lightning.Trainer options.
         random_state: seed of the initialisation and the batch order.
+        timer: an :class:`EpochTimer` that records the wall time of each pretraining epoch.
 
     Returns:
         The trained autoencoder, on the CPU, in eval mode.
@@ -122,7 +170,7 @@ def pretrain_autoencoder(
     opts = merged(DEFAULT_PRETRAIN, pretrain, "pretrain")
     seed_all(random_state)
     ae = build_autoencoder(X.shape[1], autoencoder)
-    epochs = int(opts["epochs"])
+    epochs = pretrain_epochs(X.shape[0], opts)
     if epochs > 0:
         module = AutoencoderModule(
             ae,
@@ -130,9 +178,10 @@ def pretrain_autoencoder(
             weight_decay=opts["weight_decay"],
             noise=opts["noise"],
             noise_level=opts["noise_level"],
+            lr_schedule=opts["lr_schedule"],
         )
         dm = TensorDataModule(X, batch_size=opts["batch_size"], seed=random_state)
-        make_trainer(epochs, trainer).fit(module, datamodule=dm)
+        make_trainer(epochs, trainer, timer).fit(module, datamodule=dm)
     return ae.cpu().eval()
 
 

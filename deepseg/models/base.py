@@ -22,7 +22,37 @@ from deepseg.losses import reconstruction_loss
 from deepseg.nn.modules import Autoencoder, corrupt
 
 
-class AutoencoderModule(L.LightningModule):
+class EpochMeanLogger(L.LightningModule):
+    """Epoch means of per-step losses, logged once per epoch.
+
+    ``self.log`` on every step costs more than a small clustering step's own arithmetic on a
+    CPU; :meth:`accumulate` only adds detached values on the module's device, and
+    ``on_train_epoch_end`` logs their means (``sync_dist``) under the same keys.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def accumulate(self, name: str, value: torch.Tensor) -> None:
+        value = value.detach()
+        if name in self._sums:
+            self._sums[name] += value
+            self._counts[name] += 1
+        else:
+            self._sums[name] = value.clone().float()
+            self._counts[name] = 1
+
+    def on_train_epoch_end(self) -> None:
+        for name, total in self._sums.items():
+            self.log(
+                name, total / self._counts[name], prog_bar=name == "train/loss", sync_dist=True
+            )
+        self._sums, self._counts = {}, {}
+
+
+class AutoencoderModule(EpochMeanLogger):
     """Pretraining: (denoising) reconstruction.
 
     Args:
@@ -31,6 +61,8 @@ class AutoencoderModule(L.LightningModule):
         weight_decay: Adam weight decay.
         noise: input corruption kind (see :func:`deepseg.nn.corrupt`).
         noise_level: corruption strength.
+        lr_schedule: "constant", or "cosine" to decay the learning rate to 0 over the run's
+            steps.
     """
 
     def __init__(
@@ -40,13 +72,19 @@ class AutoencoderModule(L.LightningModule):
         weight_decay: float = 0.0,
         noise: str = "none",
         noise_level: float = 0.0,
+        lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"The 'lr_schedule' must be 'constant' or 'cosine'. Got {lr_schedule!r}."
+            )
         self.autoencoder = autoencoder
         self.lr = lr
         self.weight_decay = weight_decay
         self.noise = noise
         self.noise_level = noise_level
+        self.lr_schedule = lr_schedule
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -54,17 +92,23 @@ class AutoencoderModule(L.LightningModule):
         x, _ = batch
         _, x_hat = self.autoencoder(corrupt(x, self.noise, self.noise_level))
         loss = reconstruction_loss(x_hat, x)
-        self.log(
-            "train/rec_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True
-        )
-        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.accumulate("train/rec_loss", loss)
+        self.accumulate("train/loss", loss)
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return optimizer
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
-class ClusteringModule(L.LightningModule):
+class ClusteringModule(EpochMeanLogger):
     """Base of the clustering phase. Subclasses implement ``cluster_loss``, ``refresh`` and
     ``assign``.
 
@@ -172,13 +216,13 @@ class ClusteringModule(L.LightningModule):
         if self.rec_weight > 0:
             z, x_hat = self.autoencoder(x_in)
             rec = reconstruction_loss(x_hat, x)
-            self.log("train/rec_loss", rec, on_step=False, on_epoch=True, sync_dist=True)
+            self.accumulate("train/rec_loss", rec)
         else:
             z, rec = self.autoencoder.encode(x_in), None
         cluster = self.cluster_loss(z, index)
         loss = cluster if rec is None else cluster + self.rec_weight * rec
-        self.log("train/cluster_loss", cluster, on_step=False, on_epoch=True, sync_dist=True)
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+        self.accumulate("train/cluster_loss", cluster)
+        self.accumulate("train/loss", loss)
         return loss
 
     def on_fit_end(self) -> None:

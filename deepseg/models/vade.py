@@ -224,8 +224,8 @@ class VaDEModule(ClusteringModule):
         rec = x.shape[1] * reconstruction_loss(x_hat, x) / (2.0 * self.sigma2_x)
         gamma = self.assign(sample)
         kl = vade_kl(mu, logvar, gamma, self.pi_logits, self.mu_c, self.logvar_c)
-        self.log("train/rec_loss", rec, on_step=False, on_epoch=True)
-        self.log("train/kl_loss", kl, on_step=False, on_epoch=True)
+        self.accumulate("train/rec_loss", rec)
+        self.accumulate("train/kl_loss", kl)
         return rec + kl
 
     def configure_optimizers(self) -> Any:

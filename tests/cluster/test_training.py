@@ -1,0 +1,102 @@
+"""The pretraining phase of the skeleton: step budget, learning-rate schedule, epoch timing and
+epoch-mean logging."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from deepseg.cluster.training import pretrain_autoencoder, pretrain_epochs
+from deepseg.models.callbacks import EpochTimer
+
+AUTOENCODER = {"hidden_dims": [16], "latent_dim": 2}
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).normal(size=(100, 6)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "options", "expected"),
+    [
+        (1000, {"epochs": 5, "batch_size": 100}, 5),  # no step budget
+        (1000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 20),  # 10 steps an epoch
+        (1001, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 19),  # 11 steps an epoch
+        (100_000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 5),  # budget already met
+        (1000, {"epochs": 0, "min_steps": 200}, 0),  # epochs=0 still means no pretraining
+    ],
+)
+def test_min_steps_raises_the_epochs_of_small_data(n_samples, options, expected):
+    assert pretrain_epochs(n_samples, options) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"min_steps": -1}, "'min_steps' must be an int in the range \\[0, inf\\). Got -1"),
+        ({"epochs": 2.5}, "'epochs' must be an int"),
+        ({"batch_size": 0}, "'batch_size' must be an int in the range \\[1, inf\\)"),
+        ({"lr_schedule": "linear"}, "'lr_schedule' must be one of \\['constant', 'cosine'\\]"),
+        ({"epoch": 3}, "Unknown pretrain option\\(s\\) \\['epoch'\\]"),
+    ],
+)
+def test_bad_pretrain_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        pretrain_epochs(100, options)
+
+
+def test_timer_counts_the_epochs_the_step_budget_asks_for(X):
+    timer = EpochTimer()
+    pretrain_autoencoder(
+        X, AUTOENCODER, {"epochs": 1, "batch_size": 50, "min_steps": 8}, timer=timer
+    )
+    assert len(timer.epoch_seconds) == 4  # 2 steps an epoch
+    assert all(s > 0 for s in timer.epoch_seconds)
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero(X, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    pretrain_autoencoder(
+        X, AUTOENCODER, {"epochs": 5, "batch_size": 50, "lr": 0.01, "lr_schedule": "cosine"}
+    )
+    assert len(seen) == 10
+    assert seen[0] == pytest.approx(0.01)
+    assert all(a > b for a, b in itertools.pairwise(seen))
+    assert seen[-1] < 0.001
+
+
+def test_constant_schedule_keeps_the_learning_rate(X, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    pretrain_autoencoder(X, AUTOENCODER, {"epochs": 2, "batch_size": 50, "lr": 0.01})
+    assert seen == [pytest.approx(0.01)] * 4
+
+
+def test_epoch_means_are_logged_once_per_epoch(X, tmp_path):
+    # The per-step losses are accumulated and logged as epoch means under train/{name}
+    logger = CSVLogger(tmp_path, name="run", version=0)
+    pretrain_autoencoder(
+        X, AUTOENCODER, {"epochs": 3, "batch_size": 50}, trainer={"logger": logger}
+    )
+    frame = pd.read_csv(tmp_path / "run" / "version_0" / "metrics.csv")
+    rows = frame.dropna(subset=["train/loss"])
+    assert list(rows["epoch"]) == [0, 1, 2]
+    assert (rows["train/loss"] == rows["train/rec_loss"]).all()
+    assert rows["train/loss"].iloc[-1] < rows["train/loss"].iloc[0]
