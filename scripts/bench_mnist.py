@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--setting", choices=["test", "all"], default="test")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--pretrain-epochs", type=int, default=50)
+    parser.add_argument("--pretrain-lr-schedule", choices=["constant", "cosine"], default="cosine")
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--out", default="mnist_bench")
     args = parser.parse_args()
@@ -68,9 +70,12 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
-        ae = pretrain_autoencoder(
-            X, AUTOENCODER, {"epochs": args.pretrain_epochs, "batch_size": 256}, random_state=seed
-        )
+        pretrain = {
+            "epochs": args.pretrain_epochs,
+            "batch_size": 256,
+            "lr_schedule": args.pretrain_lr_schedule,
+        }
+        ae = pretrain_autoencoder(X, AUTOENCODER, pretrain, random_state=seed)
         pretrain_seconds = time.perf_counter() - start
         for name in chosen:
             start = time.perf_counter()
@@ -88,6 +93,11 @@ def main() -> None:
                     "seconds": time.perf_counter() - start,
                     "pretrain_seconds": pretrain_seconds,
                     "pretrain_epochs": args.pretrain_epochs,
+                    "pretrain_lr_schedule": args.pretrain_lr_schedule,
+                    "params": json.dumps(
+                        {k: v for k, v in model.get_params().items() if k != "pretrained"},
+                        default=str,
+                    ),
                     "git_commit": git_commit(),
                 }
             )
@@ -104,6 +114,7 @@ def main() -> None:
     text = (
         f"MNIST {args.setting} ({len(X):,} images), median over seeds {args.seeds}, one shared "
         f"pretrained autoencoder per seed ({args.pretrain_epochs} epochs, "
+        f"{args.pretrain_lr_schedule} learning rate, "
         f"{np.median(frame['pretrain_seconds']):.0f} s).\n\n"
         f"Command: `{command}`\n\n" + markdown(table.round(3)) + "\n"
     )
