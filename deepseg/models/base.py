@@ -181,6 +181,7 @@ class ClusteringModule(EpochMeanLogger):
         # Moved once, so that nothing crosses devices inside the loop
         self.X = self.X.to(self.device)
         self.shard = self.shard.to(self.device)
+        self._dropouts = [m for m in self.autoencoder.modules() if isinstance(m, torch.nn.Dropout)]
 
     @torch.no_grad()
     def embed_rows(self, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -202,10 +203,16 @@ class ClusteringModule(EpochMeanLogger):
         return tensor
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        # Dropout regularises pretraining only (as in DEC's stacked autoencoder): the clustering
+        # phase trains towards targets computed without it, so it runs without it too. Lightning
+        # (and the whole-data passes of refresh) put the module back in train mode, hence here,
+        # after refresh, at every step.
         if self.global_step % self.update_interval == 0 and self.refresh():
             self.stopped_early = True
             self.trainer.should_stop = True
             return -1  # ends the epoch now; should_stop ends the fit
+        for module in self._dropouts:
+            module.training = False
         return None
 
     def training_step(

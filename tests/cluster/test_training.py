@@ -100,3 +100,30 @@ def test_epoch_means_are_logged_once_per_epoch(X, tmp_path):
     assert list(rows["epoch"]) == [0, 1, 2]
     assert (rows["train/loss"] == rows["train/rec_loss"]).all()
     assert rows["train/loss"].iloc[-1] < rows["train/loss"].iloc[0]
+
+
+def test_clustering_phase_runs_without_dropout(X, monkeypatch):
+    from deepseg.cluster.deep import DEC
+    from deepseg.models.dec import DECModule
+
+    seen = []
+    original = DECModule.training_step
+
+    def spy(self, batch, batch_idx):
+        dropouts = [m for m in self.autoencoder.modules() if isinstance(m, torch.nn.Dropout)]
+        seen.append((self.training, [m.training for m in dropouts]))
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(DECModule, "training_step", spy)
+    DEC(
+        3,
+        autoencoder={**AUTOENCODER, "dropout": 0.5},
+        pretrain={"epochs": 1, "batch_size": 50},
+        epochs=2,
+        batch_size=50,
+        random_state=0,
+    ).fit(X)
+    assert len(seen) == 4
+    for module_training, dropout_training in seen:
+        assert module_training  # the rest of the network is in train mode
+        assert dropout_training == [False, False]  # one dropout in the encoder, one in the decoder
