@@ -28,7 +28,7 @@ DEFAULT_PRETRAIN: dict[str, Any] = {
     "epochs": 50,
     # Small tables give few steps per epoch: pretraining runs at least this many steps, so that
     # 1,800 rows get as many updates as 20,000 (more epochs, never a smaller batch)
-    "min_steps": 0,
+    "min_steps": 1000,
     "batch_size": 256,
     "lr": 1e-3,
     "lr_schedule": "constant",  # constant | cosine (decays to 0 over the run)

@@ -14,7 +14,9 @@ def problem():
     X, y = make_blobs(600, centers=4, n_features=10, cluster_std=2.0, random_state=0)
     X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
     ae = pretrain_autoencoder(
-        X, {"hidden_dims": [32, 32], "latent_dim": 4}, {"epochs": 10, "batch_size": 64}
+        X,
+        {"hidden_dims": [32, 32], "latent_dim": 4},
+        {"epochs": 10, "min_steps": 0, "batch_size": 64},
     )
     return X, y, ae
 

@@ -20,7 +20,7 @@ from deepseg.nn.modules import Autoencoder
 
 N_CLUSTERS = 4
 AUTOENCODER = {"hidden_dims": [64, 64], "latent_dim": 4}
-PRETRAIN = {"epochs": 30, "batch_size": 64}
+PRETRAIN = {"epochs": 30, "min_steps": 0, "batch_size": 64}
 PHASE = {"epochs": 10, "batch_size": 64}
 METHODS = {
     "ae_kmeans": (AEKMeans, {}),
@@ -253,7 +253,7 @@ def test_modules_only_ever_see_rows_and_their_indices(problem):
     recorder = BatchRecorder()
     est = make(
         "dec",
-        pretrain={"epochs": 2, "batch_size": 64},
+        pretrain={"epochs": 2, "min_steps": 0, "batch_size": 64},
         epochs=2,
         update_interval=5,
         tol=0.0,

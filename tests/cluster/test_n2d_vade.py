@@ -27,7 +27,7 @@ from deepseg.nn.modules import Autoencoder
 
 N_CLUSTERS = 4
 AUTOENCODER = {"hidden_dims": [64, 64], "latent_dim": 4}
-PRETRAIN = {"epochs": 30, "batch_size": 64}
+PRETRAIN = {"epochs": 30, "min_steps": 0, "batch_size": 64}
 METHODS = {"n2d": (N2D, {}), "vade": (VaDE, {"epochs": 50})}
 
 

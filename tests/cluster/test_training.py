@@ -23,7 +23,8 @@ def X():
 @pytest.mark.parametrize(
     ("n_samples", "options", "expected"),
     [
-        (1000, {"epochs": 5, "batch_size": 100}, 5),  # no step budget
+        (1000, {"epochs": 5, "batch_size": 100, "min_steps": 0}, 5),  # no step budget
+        (1000, {"epochs": 5, "batch_size": 100}, 100),  # the default budget: 1,000 steps
         (1000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 20),  # 10 steps an epoch
         (1001, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 19),  # 11 steps an epoch
         (100_000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 5),  # budget already met
@@ -68,7 +69,9 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(X, monkeypatch):
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
     pretrain_autoencoder(
-        X, AUTOENCODER, {"epochs": 5, "batch_size": 50, "lr": 0.01, "lr_schedule": "cosine"}
+        X,
+        AUTOENCODER,
+        {"epochs": 5, "min_steps": 0, "batch_size": 50, "lr": 0.01, "lr_schedule": "cosine"},
     )
     assert len(seen) == 10
     assert seen[0] == pytest.approx(0.01)
@@ -85,7 +88,9 @@ def test_constant_schedule_keeps_the_learning_rate(X, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
-    pretrain_autoencoder(X, AUTOENCODER, {"epochs": 2, "batch_size": 50, "lr": 0.01})
+    pretrain_autoencoder(
+        X, AUTOENCODER, {"epochs": 2, "min_steps": 0, "batch_size": 50, "lr": 0.01}
+    )
     assert seen == [pytest.approx(0.01)] * 4
 
 
@@ -93,7 +98,7 @@ def test_epoch_means_are_logged_once_per_epoch(X, tmp_path):
     # The per-step losses are accumulated and logged as epoch means under train/{name}
     logger = CSVLogger(tmp_path, name="run", version=0)
     pretrain_autoencoder(
-        X, AUTOENCODER, {"epochs": 3, "batch_size": 50}, trainer={"logger": logger}
+        X, AUTOENCODER, {"epochs": 3, "min_steps": 0, "batch_size": 50}, trainer={"logger": logger}
     )
     frame = pd.read_csv(tmp_path / "run" / "version_0" / "metrics.csv")
     rows = frame.dropna(subset=["train/loss"])
@@ -118,7 +123,7 @@ def test_clustering_phase_runs_without_dropout(X, monkeypatch):
     DEC(
         3,
         autoencoder={**AUTOENCODER, "dropout": 0.5},
-        pretrain={"epochs": 1, "batch_size": 50},
+        pretrain={"epochs": 1, "min_steps": 0, "batch_size": 50},
         epochs=2,
         batch_size=50,
         random_state=0,
