@@ -10,6 +10,7 @@ the accuracy of the tree against the segmentation on held-out rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +133,7 @@ def surrogate_drivers(
     test_size: float = 0.3,
     n_repeats: int = 5,
     random_state: int = 0,
+    class_names: Mapping[int, str] | None = None,
 ) -> Drivers:
     """Fit a shallow tree that predicts ``labels`` from ``X`` and measure its fidelity.
 
@@ -144,6 +146,7 @@ def surrogate_drivers(
         test_size: share of rows held out to measure fidelity and permutation importance.
         n_repeats: permutations per column.
         random_state: seed of the split, the tree and the permutations.
+        class_names: {segment: name} shown in the rules instead of the segment ids.
 
     Returns:
         The :class:`Drivers`.
@@ -185,7 +188,10 @@ def surrogate_drivers(
         .sort_values("importance_mean", ascending=False)
         .reset_index(drop=True)
     )
-    rules = export_text(tree, feature_names=list(feature_names), decimals=2)
+    names = None
+    if class_names is not None:
+        names = [f"{c}: {class_names.get(int(c), c)}" for c in tree.classes_]
+    rules = export_text(tree, feature_names=list(feature_names), class_names=names, decimals=2)
     logger.info("Surrogate tree (depth <= %d): fidelity %.3f", max_depth, fidelity)
     return Drivers(
         fidelity=fidelity,
