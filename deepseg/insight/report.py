@@ -31,6 +31,13 @@ th { background: #f3f6f4; }
 td:first-child, th:first-child { text-align: left; }
 pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+.plots { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; align-items: start; }
+.plots figure { margin: 0; }
+.plots figure.wide { grid-column: 1 / span 2; }
+figcaption { font-size: 13px; color: #555; }
+.scroll { overflow-x: auto; }
+.segments td:nth-child(2) { text-align: left; }
+summary { cursor: pointer; color: #2a6; }
 .meta { color: #666; font-size: 13px; }
 .segment { border-left: 4px solid #2a6; padding-left: 1em; margin: 1em 0; }
 """
@@ -61,22 +68,23 @@ class ReportContent:
     notes: list[str] = field(default_factory=list)
 
 
-def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+def _table(frame: pd.DataFrame, digits: int = 3, css_class: str = "") -> str:
     formatted = frame.copy()
     for column in formatted.columns:
         if pd.api.types.is_float_dtype(formatted[column]):
             formatted[column] = formatted[column].map(
                 lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}"
             )
-    return formatted.to_html(index=False, escape=True, border=0)
+    table = formatted.to_html(index=False, escape=True, border=0)
+    return f'<div class="scroll {css_class}">{table}</div>'
 
 
-def _img(caption: str, png: bytes) -> str:
+def _img(caption: str, png: bytes, wide: bool = False) -> str:
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption)
     return (
-        f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{alt}</figcaption></figure>"
+        f'<figure class="{"wide" if wide else ""}"><img alt="{alt}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
     )
 
 
@@ -135,8 +143,18 @@ def render_report(content: ReportContent) -> str:
         out += [
             "<h2>Choosing k</h2>",
             f"<p>{html.escape(content.choose_k.summary())}</p>",
+            "<details><summary>Every criterion for every k</summary>",
             _table(content.choose_k.table),
+            "</details>",
         ]
+    if content.images:
+        out.append('<h2>Plots</h2><div class="plots">')
+        wide = ("heatmap", "k-selection", "dendrogram", "training")
+        out += [
+            _img(caption, png, wide=any(w in caption.lower() for w in wide))
+            for caption, png in content.images
+        ]
+        out.append("</div>")
     if content.profiles is not None:
         p = content.profiles
         columns = ["segment", "name", "size", "share"]
@@ -144,7 +162,7 @@ def render_report(content: ReportContent) -> str:
         columns += [c for c in p.summary.columns if c.endswith("_median")][:8]
         out += [
             "<h2>Segments</h2>",
-            _table(p.summary[columns], digits=2),
+            _table(p.summary[columns], digits=2, css_class="segments"),
             _segment_details(p),
         ]
     if content.drivers is not None:
@@ -154,13 +172,11 @@ def render_report(content: ReportContent) -> str:
             f"<p>A decision tree of depth at most {d.max_depth} reproduces the segmentation with "
             f"a fidelity of <b>{d.fidelity:.3f}</b> on held-out customers "
             f"({d.train_fidelity:.3f} on the customers it was fitted on).</p>",
-            f"<pre>{html.escape(d.rules)}</pre>",
             "<h3>Permutation importance (held-out customers)</h3>",
             _table(d.importance.head(15)),
+            "<details><summary>Rules of the surrogate tree</summary>",
+            f"<pre>{html.escape(d.rules)}</pre></details>",
         ]
-    if content.images:
-        out.append("<h2>Plots</h2>")
-        out += [_img(caption, png) for caption, png in content.images]
     if content.notes:
         out.append("<h2>Notes</h2><ul>")
         out += [f"<li>{html.escape(n)}</li>" for n in content.notes]
