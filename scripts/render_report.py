@@ -35,8 +35,11 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
 ]
 # Attributes and CSS that may load something; only data: URIs and in-page anchors are allowed
-_REFERENCE = re.compile(r"""(?:src|href|srcset|poster|data)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)""",
-                        re.IGNORECASE)  # fmt: skip
+_REFERENCE = re.compile(
+    r"""(?:src|href|srcset|poster|data)\s*=\s*["']([^"']*)["']"""
+    r"""|url\(\s*["']?([^"')]*)""",
+    re.IGNORECASE,
+)
 _FAILED = re.compile(r"net::ERR_[A-Z_]+|Failed to load resource|Uncaught|ERROR:CONSOLE", re.I)
 
 
