@@ -13,8 +13,8 @@ Names come from the profile statistics, so they agree with them by construction:
   "infrequent", and "lapsed" (highest median recency) / "recent" (lowest).
 * Other descriptors are the segment's strongest deviations: "high <column>" / "low <column>"
   when its mean percentile rank in the population is far from one half, ``column=category``
-  for an over-represented category, and ``'term'`` for a text term the segment uses far more
-  often than the population.
+  (or ``column=a/b``) for over-represented categories, and ``'term'`` for a text term the
+  segment uses far more often than the population.
 * A name holds its RFM words and is filled up to ``max_words`` with the strongest other
   descriptors; names are made unique by adding descriptors (then the segment id).
 """
@@ -271,7 +271,12 @@ def _category_profiles(
 def _term_profiles(
     frame: pd.DataFrame, labels: np.ndarray, segments: list[int], columns: list[str], top: int
 ) -> pd.DataFrame:
-    """Class-based TF-IDF: each segment's texts are one document; score = tf * log(1 + A / f)."""
+    """Class-based TF-IDF: each segment's texts are one document; score = tf * log(1 + A / f).
+
+    tf is the term's share of the segment's words, A the mean number of words per segment and
+    f the term's count over all segments. Only terms with a higher share in the segment than in
+    the population are kept.
+    """
     out_columns = ["segment", "term", "score", "share", "population_share"]
     if not columns:
         return pd.DataFrame(columns=out_columns)
@@ -298,7 +303,11 @@ def _term_profiles(
     tf = class_counts / np.maximum(class_counts.sum(axis=1, keepdims=True), 1.0)
     avg_words = class_counts.sum() / len(segments)
     idf = np.log(1.0 + avg_words / np.maximum(class_counts.sum(axis=0), 1.0))
-    scores = tf * idf
+    # keep terms the segment uses more than the population does (tf lift > 1), so that words
+    # common everywhere do not fill every segment's list
+    population_tf = class_counts.sum(axis=0) / max(class_counts.sum(), 1.0)
+    over = tf > population_tf[None, :]
+    scores = np.where(over, tf * idf, 0.0)
     rows = []
     for i, s in enumerate(segments):
         for j in np.argsort(-scores[i])[:top]:
@@ -365,10 +374,24 @@ def _name_segments(
         if abs(row.rank_deviation) >= MIN_NUMERIC_DEVIATION:
             word = ("high " if row.rank_deviation > 0 else "low ") + _humanise(row.column)
             candidates[int(row.segment)].append((abs(row.rank_deviation), word))
+    # one descriptor per categorical column: "country=Germany/France" when several qualify
+    by_column: dict[tuple[int, str], list[tuple[float, str]]] = {}
     for row in categories.itertuples():
-        if row.share >= MIN_CATEGORY_SHARE and row.lift >= MIN_CATEGORY_LIFT:
+        if row.share >= MIN_CATEGORY_SHARE / 2 and row.lift >= MIN_CATEGORY_LIFT:
             strength = float(row.share - row.population_share)
-            candidates[int(row.segment)].append((strength, f"{row.column}={row.category}"))
+            by_column.setdefault((int(row.segment), str(row.column)), []).append(
+                (strength, str(row.category))
+            )
+    for (segment, column), found in by_column.items():
+        found.sort(key=lambda c: -c[0])
+        total = sum(f[0] for f in found)
+        if total >= MIN_CATEGORY_SHARE / 2 and (len(found) > 1 or found[0][0] > 0):
+            shares = categories[
+                (categories["segment"] == segment) & (categories["column"] == column)
+            ].set_index("category")["share"]
+            if shares.reindex([c for _, c in found]).sum() >= MIN_CATEGORY_SHARE:
+                word = f"{column}=" + "/".join(c for _, c in found)
+                candidates[segment].append((total, word))
     for row in terms.itertuples():
         strength = float(row.share - row.population_share)
         if strength >= 0.1:
