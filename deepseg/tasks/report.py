@@ -179,7 +179,8 @@ def segment_report(
         for csv in sorted(Path(run_dir).rglob("metrics.csv"))[:3]:
             png = plots.plot_training_curves(csv)
             if png is not None:
-                images.append((f"Training curves ({csv.parent.name})", png))
+                where = csv.parent.relative_to(run_dir).as_posix()
+                images.append((f"Training curves ({where})", png))
     meta = {
         "dataset": dataset.name,
         "customers": f"{len(labels):,}",

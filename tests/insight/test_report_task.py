@@ -35,6 +35,10 @@ def _external(html: str) -> list[str]:
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
+    # a Lightning CSV log in the run dir (as written with trainer.logger=true) gets plotted
+    log = out / "lightning_logs" / "version_0" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch,step,train/loss\n0,0,2.0\n1,1,1.5\n2,2,1.2\n")
     cfg = compose_benchmark(
         "data.n_samples=1200",
         "methods=[gmm,kmeans,agglomerative]",
@@ -79,7 +83,9 @@ def test_report_is_self_contained(small_run):
     assert _external(html) == []
     assert "<h2>Leaderboard</h2>" in html and "kmeans" in html and "agglomerative" in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) >= 4  # map, silhouette, heatmap, k-selection curves
+    assert len(images) == 5  # map, silhouette, heatmap, k-selection, training curves
+    for alt in ("2-D map", "Silhouette", "Profile heatmap", "k-selection", "Training curves"):
+        assert f'alt="{alt}' in html
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "fidelity" in html
     profiles = pd.read_csv(out / "profiles.csv")
