@@ -411,6 +411,8 @@ def _name_segments(
             break
         for s in duplicated:
             names[s] = build(s, n_extra)
+    if -1 in names:  # DBSCAN / HDBSCAN noise is not a segment
+        names[-1] = "unassigned (noise)"
     counts: dict[str, int] = {}
     for s in segments:
         counts[names[s]] = counts.get(names[s], 0) + 1

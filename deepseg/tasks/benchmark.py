@@ -293,9 +293,10 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             row["feature_seconds"] = round(feature_seconds, 4)
             row["git_commit"] = commit
             row["deepseg_version"] = deepseg.__version__
-            row["config"] = dumps(
-                {"method": available[method], "data": data_cfg, "features": features_cfg}
-            )
+            row_config = {"method": available[method], "data": data_cfg, "features": features_cfg}
+            if auto:
+                row_config["k_selection"] = to_container(cfg.get("k_selection") or {})
+            row["config"] = dumps(row_config)
             if row["status"] == "ok":
                 logger.info(
                     "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
