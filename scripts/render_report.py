@@ -5,8 +5,11 @@
 Checks that:
   * the HTML references nothing outside the page (no http(s)://, //host or file references in
     src/href/url(); images must be data: URIs);
+  * Chromium's network log (--log-net-log) holds no request made by the page: a self-contained
+    report makes none, so any such request is an external (and, offline, a failed) one.
+    Chromium's own background requests (update checks) are not the page's and are ignored;
+  * Chromium's log shows no failed request (net::ERR_...) and no uncaught console error;
   * Chromium loads the page and its DOM holds the leaderboard table and every image;
-  * Chromium's log shows no failed request (net::ERR_...) and no console error;
   * the screenshot is written.
 
 Exit status 0 when every check passes, 1 otherwise (each problem on one line).
@@ -16,6 +19,7 @@ Chromium is the Debian package (``apt-get install chromium``, /usr/bin/chromium)
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -61,6 +65,26 @@ def external_references(html: str) -> list[str]:
     return refs
 
 
+def page_requests(net_log: Path) -> list[str]:
+    """URLs the page itself requested over the network, from a Chromium ``--log-net-log`` file.
+
+    A request belongs to the page when its network isolation key is the page's ``file://``
+    origin; Chromium's own background requests have other keys.
+    """
+    log = json.loads(net_log.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = []
+    for event in log.get("events", []):
+        params = event.get("params") or {}
+        if event.get("type") != start_job or "url" not in params:
+            continue
+        if "file://" in str(params.get("network_isolation_key", "")) and not str(
+            params["url"]
+        ).startswith(("data:", "file:")):
+            urls.append(str(params["url"])[:120])
+    return urls
+
+
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -74,13 +98,16 @@ def render(
     problems += [f"external reference in the HTML: {r}" for r in external_references(html)]
     n_images = len(re.findall(r"<img\b", html))
     url = report.resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="deepseg-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="deepseg-chromium-") as tmp:
+        profile = Path(tmp) / "profile"
+        net_log = Path(tmp) / "net-log.json"
         base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
         shot = _run(
             [
                 *base,
                 "--enable-logging=stderr",
                 "--v=0",
+                f"--log-net-log={net_log}",
                 f"--screenshot={screenshot.resolve()}",
                 f"--window-size={width},{height}",
                 url,
@@ -88,6 +115,10 @@ def render(
             timeout=180,
         )
         dom = _run([*base, "--dump-dom", url], timeout=180)
+        if net_log.exists():
+            problems += [f"the page made a network request: {u}" for u in page_requests(net_log)]
+        else:
+            problems.append("chromium wrote no network log")
     log = shot.stderr + dom.stderr
     problems += [
         f"chromium: {line.strip()[:200]}" for line in log.splitlines() if _FAILED.search(line)

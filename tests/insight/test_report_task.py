@@ -159,9 +159,10 @@ def test_report_renders_in_headless_chromium(small_run, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert shot.stat().st_size > 10_000
-    # the checker can fail: a page with an external image is refused
-    bad = tmp_path / "bad.html"
+    # the checker can fail: a page with an external image, and one whose script builds its
+    # request URL (invisible to the static scan, caught in Chromium's network log)
     page = render_report(ReportContent(title="bad", leaderboard=pd.DataFrame({"a": [1]})))
+    bad = tmp_path / "bad.html"
     bad.write_text(page.replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'))
     run = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "scripts" / "render_report.py"), str(bad),
@@ -170,6 +171,17 @@ def test_report_renders_in_headless_chromium(small_run, tmp_path):
     )  # fmt: skip
     assert run.returncode == 1
     assert "external reference" in run.stdout
+    hidden = tmp_path / "hidden.html"
+    script = '<script>fetch("ht" + "tp://127.0.0.1:9/z")</script></body>'
+    hidden.write_text(page.replace("</body>", script))
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "render_report.py"), str(hidden),
+         "--screenshot", str(tmp_path / "hidden.png")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "external reference" not in run.stdout
+    assert "the page made a network request: http://127.0.0.1:9/z" in run.stdout
 
 
 def test_choose_k_command_line(tmp_path):
