@@ -146,7 +146,8 @@ def choose_k(
     k_range: Iterable[int] = (2, 10),
     random_state: int = 0,
     *,
-    n_init: int = 4,
+    n_init: int = 10,
+    resample_n_init: int = 3,
     n_bootstrap: int = 5,
     n_references: int = 5,
     sample_size: int | None = 5000,
@@ -157,7 +158,9 @@ def choose_k(
         X: array of shape (n_samples, n_features): features or an embedding.
         k_range: [first, last] (inclusive) or a list of at least 3 values of k.
         random_state: seed of every K-Means fit, resample and reference set.
-        n_init: K-Means restarts per fit.
+        n_init: K-Means restarts of the fit on all rows (the inertia curve and the scores:
+            too few restarts leave bad local optima that bend the curve).
+        resample_n_init: K-Means restarts of each fit on a bootstrap resample.
         n_bootstrap: bootstrap pairs per k for stability.
         n_references: uniform reference sets for the gap statistic.
         sample_size: silhouette, gap and stability use at most this many rows (a seeded random
@@ -175,6 +178,7 @@ def choose_k(
         )
     for name, value in (
         ("n_init", n_init),
+        ("resample_n_init", resample_n_init),
         ("n_bootstrap", n_bootstrap),
         ("n_references", n_references),
     ):
@@ -197,7 +201,12 @@ def choose_k(
     for k in k_values:
         km = KMeans(k, n_init=n_init, random_state=random_state).fit(X)
         labels = km.labels_
-        log_w = _log_within(sub, k, n_init, random_state)
+        # the same fit as above when no sample was drawn
+        log_w = (
+            float(np.log(max(km.inertia_, 1e-12)))
+            if sub is X
+            else _log_within(sub, k, resample_n_init, random_state)
+        )
         ref_log_w = np.array(
             [_log_within(ref, k, 1, random_state + b) for b, ref in enumerate(references)]
         )
@@ -207,8 +216,8 @@ def choose_k(
             c = rng.integers(0, m, size=m)
             common = np.intersect1d(a, c)
             seed_a, seed_c = random_state + 1000 + 2 * b, random_state + 1001 + 2 * b
-            fit_a = KMeans(k, n_init=n_init, random_state=seed_a).fit(sub[a])
-            fit_c = KMeans(k, n_init=n_init, random_state=seed_c).fit(sub[c])
+            fit_a = KMeans(k, n_init=resample_n_init, random_state=seed_a).fit(sub[a])
+            fit_c = KMeans(k, n_init=resample_n_init, random_state=seed_c).fit(sub[c])
             common_x = sub[common]
             aris.append(adjusted_rand_score(fit_a.predict(common_x), fit_c.predict(common_x)))
         rows.append(
