@@ -72,9 +72,7 @@ def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKR
     """Choose k on the feature matrix (label-free) for ``n_clusters=auto``."""
     opts = dict(options or {})
     k_range = opts.pop("k_range", (2, 10))
-    n = X.shape[0]
-    k_values = [k for k in as_k_values(k_range) if k < n]
-    result = choose_k(X, k_values, random_state=seed, **opts)
+    result = choose_k(X, as_k_values(k_range), random_state=seed, **opts)
     logger.info("n_clusters=auto: choose-k recommends k=%d. %s", result.recommended,
                 " ".join(result.reasons))  # fmt: skip
     return result
