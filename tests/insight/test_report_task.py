@@ -203,3 +203,18 @@ def test_choose_k_command_line(tmp_path):
     assert bad.stderr.strip().startswith("deepseg-choose-k: error: The 'k_range' parameter")
     assert len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad" / "choose_k.csv").exists()
+
+
+def test_same_seed_same_report(tmp_path):
+    cfg = compose_benchmark(
+        "data.n_samples=300", "methods=[gmm]", "seeds=[3]", "report=default", "report.map=pca"
+    )
+    run_benchmark(cfg, tmp_path / "a")
+    run_benchmark(cfg, tmp_path / "b")
+    for name in ("segments.csv", "profiles.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # the page is identical after the leaderboard (which holds wall times): plots, segments,
+    # drivers
+    pages = [(tmp_path / d / "report.html").read_text() for d in ("a", "b")]
+    after = [page.split("<h2>Plots</h2>", 1)[1] for page in pages]
+    assert after[0] == after[1]
