@@ -129,9 +129,9 @@ def test_bad_report_options_write_nothing(tmp_path, overrides, match):
 
 def test_online_retail_profiles_agree_with_rfm(tmp_path):
     # Acceptance 1: default settings (k from the data config), checked on the profile table
-    require_data("online_retail")
-    cfg = compose_benchmark("data=online_retail", "methods=[kmeans]", "seeds=[0]",
-                            "report=default", "report.map=pca")  # fmt: skip
+    path = require_data("online_retail")
+    cfg = compose_benchmark("data=online_retail", f"data.path={path}", "methods=[kmeans]",
+                            "seeds=[0]", "report=default", "report.map=pca")  # fmt: skip
     run_benchmark(cfg, tmp_path)
     profiles = pd.read_csv(tmp_path / "profiles.csv")
     assert len(profiles) >= 4
