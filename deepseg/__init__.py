@@ -15,6 +15,8 @@ _EXPORTS = {
     "ColumnRoles": "deepseg.data.base",
     "FeaturePipeline": "deepseg.features.pipeline",
     "evaluate": "deepseg.metrics",
+    "choose_k": "deepseg.insight.choose_k",
+    "profile_segments": "deepseg.insight.profiles",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

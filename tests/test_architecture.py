@@ -10,8 +10,9 @@ LAYERS = {
     "metrics": 0, "losses": 0, "nn": 0, "features": 0,
     "data": 1, "models": 1, "bundle": 1,
     "cluster": 2,
-    "tasks": 3,
-    "cli": 4,
+    "insight": 3,
+    "tasks": 4,
+    "cli": 5,
 }  # fmt: skip
 # data and models never import each other, although they share a layer
 FORBIDDEN = {("data", "models"), ("models", "data")}

@@ -43,3 +43,15 @@ def test_every_method_config_instantiates():
         params = estimator.get_params()
         if "n_clusters" in params:
             assert params["n_clusters"] == 3
+
+
+def test_choose_k_and_report_configs_compose():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="choose_k", overrides=["data=online_retail"])
+        assert cfg.k_selection.k_range == [2, 10] and cfg.space == "features"
+        assert cfg.data.name == "online_retail"
+    bench = _compose()
+    assert bench.get("report") is None  # the report is opt-in
+    bench = _compose("report=default", "report.method=gmm", "n_clusters=auto")
+    assert bench.report.method == "gmm" and bench.report.max_depth == 4
+    assert bench.k_selection.n_init >= 1

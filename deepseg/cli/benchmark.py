@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -20,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     for _, row in results[results["status"] == "failed"].iterrows():
         print(f"FAILED {row['method']} (seed {row['seed']}): {row['error']}")
     print(f"\nResults: {output_dir}/results.csv")
+    if (Path(output_dir) / "report.html").exists():
+        print(f"Report: {output_dir}/report.html (segments.csv, profiles.csv)")
 
 
 if __name__ == "__main__":

@@ -359,11 +359,13 @@ class TextBlock:
             assert self.vocabulary_ is not None
             assert self.idf_ is not None and self.components_ is not None
             min_df_ = self.min_df_
+            assert min_df_ is not None
             state["min_df_"] = int(min_df_) if _is_int(min_df_) else float(min_df_)
             state["vocabulary"] = {term: int(idx) for term, idx in self.vocabulary_.items()}
             arrays["idf"] = np.asarray(self.idf_, dtype=np.float64).copy()
             arrays["svd_components"] = np.asarray(self.components_, dtype=np.float64).copy()
         else:
+            assert self.embedding_dim_ is not None
             state["embedding_dim"] = int(self.embedding_dim_)
         return state, arrays
 

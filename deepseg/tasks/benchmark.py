@@ -14,9 +14,12 @@ from omegaconf import DictConfig
 import deepseg
 from deepseg.data.base import Dataset, closest_match
 from deepseg.features.pipeline import FeaturePipeline
+from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
+from deepseg.insight.plots import plot_k_selection
 from deepseg.metrics import evaluate
 from deepseg.tasks.common import (
     accepted_kwargs,
+    atomic_write_bytes,
     atomic_write_csv,
     atomic_write_text,
     call_target,
@@ -25,6 +28,7 @@ from deepseg.tasks.common import (
     seed_everything,
     to_container,
 )
+from deepseg.tasks.report import choose_report_run, report_options, write_segment_report
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,10 @@ def load_dataset(data_cfg: DictConfig | dict[str, Any]) -> Dataset:
 
 
 def resolve_n_clusters(requested: Any, dataset: Dataset) -> int:
-    """The number of clusters to use, validated against the data size."""
+    """The number of clusters to use, validated against the data size.
+
+    ``n_clusters=auto`` is resolved later, by :func:`choose_k_auto` on the features.
+    """
     k = requested if requested is not None else dataset.n_clusters
     if k is None:
         raise ValueError(
@@ -50,10 +57,25 @@ def resolve_n_clusters(requested: Any, dataset: Dataset) -> int:
     n = len(dataset)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 2 <= k <= n:
         raise ValueError(
-            f"The 'n_clusters' parameter must be an int in the range [2, n_samples={n}]. "
-            f"Got {k!r} instead."
+            f"The 'n_clusters' parameter must be an int in the range [2, n_samples={n}] or "
+            f"'auto'. Got {k!r} instead."
         )
     return int(k)
+
+
+def is_auto(requested: Any) -> bool:
+    """Whether ``n_clusters`` asks for choose-k (the string 'auto', in any case)."""
+    return isinstance(requested, str) and requested.strip().lower() == "auto"
+
+
+def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKResult:
+    """Choose k on the feature matrix (label-free) for ``n_clusters=auto``."""
+    opts = dict(options or {})
+    k_range = opts.pop("k_range", (2, 10))
+    result = choose_k(X, as_k_values(k_range), random_state=seed, **opts)
+    logger.info("n_clusters=auto: choose-k recommends k=%d. %s", result.recommended,
+                " ".join(result.reasons))  # fmt: skip
+    return result
 
 
 def check_methods(methods: list[str], available: dict[str, Any]) -> None:
@@ -111,8 +133,12 @@ def run_one(
     seed: int,
     noise_policy: str,
     pretrained_cache: dict[str, tuple[Any, float]] | None = None,
+    keep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit one method with one seed and score its own labels.
+
+    When ``keep`` is a dict, the fitted estimator and its labels are stored in it (keys
+    ``estimator`` and ``labels``) for the segment report.
 
     A method that fails while fitting gives a row with status "failed" and its error, so one
     method's failure does not lose the others' results. For deep methods ``seconds`` excludes
@@ -149,6 +175,8 @@ def run_one(
         )
         return row
     seconds = time.perf_counter() - start
+    if keep is not None:
+        keep.update(estimator=estimator, labels=labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
     return row
@@ -202,8 +230,12 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     """Run every (method, seed) on one dataset and write the results into ``output_dir``.
 
     Writes ``results.csv`` (one row per dataset, method and seed) and ``leaderboard.md`` /
-    ``leaderboard.csv``. Nothing is written when the inputs are invalid; the files are written
-    atomically once every run has finished.
+    ``leaderboard.csv``. With ``n_clusters=auto`` k is chosen by choose-k on the features
+    (``choose_k.csv``, ``choose_k.json``, ``k_selection.png``; every row has
+    ``n_clusters_auto``). With a ``report`` node, the segmentation of ``report.method`` and
+    ``report.seed`` (default: the first of each) is profiled into ``report.html``,
+    ``segments.csv`` and ``profiles.csv``. Nothing is written when the inputs are invalid;
+    the files are written atomically once every run has finished.
 
     Args:
         cfg: the composed ``benchmark`` config.
@@ -219,16 +251,27 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     seeds = [int(s) for s in cfg.seeds]
     if not seeds:
         raise ValueError("No seeds given: set seeds=[0] or more.")
+    report_cfg = to_container(cfg.get("report"))
+    report_opts = report_options(report_cfg) if report_cfg is not None else None
+    report_run = choose_report_run(report_opts, methods, seeds) if report_opts else None
     data_cfg = to_container(cfg.data)
     dataset = load_dataset(data_cfg)
-    n_clusters = resolve_n_clusters(cfg.n_clusters, dataset)
+    auto = is_auto(cfg.n_clusters)
+    n_clusters = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
     features_cfg = to_container(cfg.features)
     logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
     start = time.perf_counter()
-    X = FeaturePipeline(**features_cfg).fit_transform(dataset)
+    pipeline = FeaturePipeline(**features_cfg)
+    X = pipeline.fit_transform(dataset)
     feature_seconds = time.perf_counter() - start
+    k_result: ChooseKResult | None = None
+    if auto:
+        # label-free: choose-k sees only the feature matrix, with the first seed
+        k_result = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seeds[0])
+        n_clusters = k_result.recommended
     commit = git_commit()
     rows = []
+    kept: dict[str, Any] = {}
     for seed in seeds:
         pretrained_cache: dict[str, tuple[Any, float]] = {}
         for method in methods:
@@ -242,13 +285,16 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 seed,
                 cfg.noise_policy,
                 pretrained_cache,
+                keep=kept if report_run == (method, seed) else None,
             )
+            row["n_clusters_auto"] = auto
             row["feature_seconds"] = round(feature_seconds, 4)
             row["git_commit"] = commit
             row["deepseg_version"] = deepseg.__version__
-            row["config"] = dumps(
-                {"method": available[method], "data": data_cfg, "features": features_cfg}
-            )
+            row_config = {"method": available[method], "data": data_cfg, "features": features_cfg}
+            if auto:
+                row_config["k_selection"] = to_container(cfg.get("k_selection") or {})
+            row["config"] = dumps(row_config)
             if row["status"] == "ok":
                 logger.info(
                     "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
@@ -264,4 +310,28 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     atomic_write_csv(output_dir / "results.csv", results)
     atomic_write_csv(output_dir / "leaderboard.csv", board)
     atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")
+    if k_result is not None:
+        atomic_write_csv(output_dir / "choose_k.csv", k_result.table)
+        atomic_write_text(output_dir / "choose_k.json", dumps(k_result.to_dict()) + "\n")
+        atomic_write_bytes(output_dir / "k_selection.png", plot_k_selection(k_result))
+    if report_run is not None:
+        if "labels" not in kept:
+            logger.error(
+                "No report: %s (seed %d) failed, so there is no segmentation to report.",
+                *report_run,
+            )
+        else:
+            write_segment_report(
+                output_dir,
+                dataset=dataset,
+                X=X,
+                pipeline=pipeline,
+                labels=kept["labels"],
+                estimator=kept["estimator"],
+                method=report_run[0],
+                seed=report_run[1],
+                options=report_opts,
+                leaderboard=board,
+                choose_k=k_result,
+            )
     return results
