@@ -67,6 +67,7 @@ def main() -> None:
     X = FeaturePipeline().fit_transform(data)
     available = methods()
     chosen = args.methods or list(available)
+    commit = git_commit()  # of the code this run imported, not of whatever is checked out later
     rows = []
     for seed in args.seeds:
         start = time.perf_counter()
@@ -98,7 +99,7 @@ def main() -> None:
                         {k: v for k, v in model.get_params().items() if k != "pretrained"},
                         default=str,
                     ),
-                    "git_commit": git_commit(),
+                    "git_commit": commit,
                 }
             )
             print(rows[-1], flush=True)
