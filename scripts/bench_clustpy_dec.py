@@ -109,7 +109,8 @@ def deepseg_same_work(X: np.ndarray, epochs_pre: int, epochs_dec: int, batch_siz
     timer = EpochTimer()
     start = time.perf_counter()
     ae = pretrain_autoencoder(
-        X, PAPER_AE, {"epochs": epochs_pre, "batch_size": batch_size}, random_state=seed,
+        X, PAPER_AE, {"epochs": epochs_pre, "min_steps": 0, "batch_size": batch_size},
+        random_state=seed,
         timer=timer,
     )  # fmt: skip
     pre_total = time.perf_counter() - start

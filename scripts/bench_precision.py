@@ -55,7 +55,7 @@ def main() -> None:
         ae = pretrain_autoencoder(
             X,
             AUTOENCODER,
-            {"epochs": args.epochs[0], "batch_size": 256},
+            {"epochs": args.epochs[0], "min_steps": 0, "batch_size": 256},
             trainer,
             random_state=args.seed,
             timer=timer,
