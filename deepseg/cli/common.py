@@ -5,9 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# lightning 2.6 on torch 2.13 warns about its own use of a torch internal at every fit; nothing a
+# user can act on, so the command line keeps it out of their terminal
+warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
 
 # Errors a user can act on: reported as one line, without a traceback.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, KeyError)
