@@ -20,6 +20,20 @@ def X():
     return np.random.default_rng(0).normal(size=(100, 6)).astype(np.float32)
 
 
+@pytest.fixture
+def adam_lrs(monkeypatch):
+    """The learning rate of every Adam step taken during the test."""
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    return seen
+
+
 @pytest.mark.parametrize(
     ("n_samples", "options", "expected"),
     [
@@ -59,15 +73,8 @@ def test_timer_counts_the_epochs_the_step_budget_asks_for(X):
     assert all(s > 0 for s in timer.epoch_seconds)
 
 
-def test_cosine_schedule_decays_the_learning_rate_to_zero(X, monkeypatch):
-    seen = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+def test_cosine_schedule_decays_the_learning_rate_to_zero(X, adam_lrs):
+    seen = adam_lrs
     pretrain_autoencoder(
         X,
         AUTOENCODER,
@@ -79,15 +86,8 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero(X, monkeypatch):
     assert seen[-1] < 0.001
 
 
-def test_constant_schedule_keeps_the_learning_rate(X, monkeypatch):
-    seen = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+def test_constant_schedule_keeps_the_learning_rate(X, adam_lrs):
+    seen = adam_lrs
     pretrain_autoencoder(
         X, AUTOENCODER, {"epochs": 2, "min_steps": 0, "batch_size": 50, "lr": 0.01}
     )
