@@ -155,6 +155,7 @@ class ClusteringModule(EpochMeanLogger):
         self.noise = noise
         self.noise_level = noise_level
         self.stopped_early = False
+        self._dropouts: list[torch.nn.Module] = []  # filled in on_fit_start
         # Without the reconstruction term the decoder takes no part in the loss: freeze it so
         # that the optimiser and data-parallel gradient sync leave it alone
         self.autoencoder.decoder.requires_grad_(rec_weight > 0)
