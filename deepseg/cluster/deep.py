@@ -269,7 +269,8 @@ class DEC(DeepClusterer):
         batch_size: clustering-phase batch size.
         lr: clustering-phase learning rate.
         optimizer: "sgd" (momentum 0.9, as in the paper) or "adam".
-        rec_weight: weight of the reconstruction loss (0 for DEC; IDEC uses 0.1).
+        rec_weight: weight of the reconstruction loss against the clustering loss (0 for DEC;
+            IDEC uses 10).
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
         random_state: seed.
@@ -324,8 +325,12 @@ class DEC(DeepClusterer):
 
 class IDEC(DEC):
     """Improved DEC (Guo et al. 2017): DEC plus the reconstruction loss, which keeps the
-    embedding's local structure. Same arguments as :class:`DEC`, with ``rec_weight=0.1`` and
-    Adam at ``lr=0.001`` by default."""
+    embedding's local structure. Same arguments as :class:`DEC`, with ``rec_weight=10`` and
+    Adam at ``lr=0.001`` by default.
+
+    The paper minimises ``L_rec + gamma * L_cluster`` with ``gamma = 0.1``; deepseg's step
+    minimises ``L_cluster + rec_weight * L_rec``, so the paper's balance is ``rec_weight = 1 /
+    gamma = 10`` (the overall factor of 10 is immaterial to Adam)."""
 
     def __init__(
         self,
@@ -337,7 +342,7 @@ class IDEC(DEC):
         batch_size: int = 256,
         lr: float = 1e-3,
         optimizer: str = "adam",
-        rec_weight: float = 0.1,
+        rec_weight: float = 10.0,
         autoencoder: Mapping[str, Any] | None = None,
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
