@@ -43,8 +43,7 @@ import deepseg
 from deepseg.drift import fingerprint as make_fingerprint
 from deepseg.features.columns import require_columns
 from deepseg.features.pipeline import FeaturePipeline, _jsonable
-from deepseg.models.vade import mixture_responsibilities
-from deepseg.nn.modules import Autoencoder, StudentTAssignment
+from deepseg.nn.modules import Autoencoder, StudentTAssignment, mixture_responsibilities
 
 logger = logging.getLogger(__name__)
 

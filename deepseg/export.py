@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +124,13 @@ def export(
 
 
 def _torchscript(module: nn.Module, example: torch.Tensor, path: Path, X: np.ndarray) -> list:
-    with torch.no_grad():
+    # torch 2.13 deprecates TorchScript in favour of torch.export, but TorchScript files are
+    # still what C++/mobile runtimes load; the parity check below guards the result
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(module, example, check_trace=False)
-    traced.save(str(path))
-    reloaded = torch.jit.load(str(path), map_location="cpu")
+        traced.save(str(path))
+        reloaded = torch.jit.load(str(path), map_location="cpu")
     return _torch_outputs(reloaded, X)
 
 
@@ -140,7 +144,10 @@ def _onnx(
             "ONNX export needs the optional 'export' extra: pip install 'deepseg[export]'"
         ) from err
     dynamic = {name: {0: "batch"} for name in ["x", *names]}
-    with torch.no_grad():
+    # The TorchScript-based exporter: torch 2.13's torch.export-based one cannot translate
+    # torch.cdist (the nearest-centre and Student-t heads) yet
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (example,),
