@@ -56,7 +56,7 @@ def parse_options(
 
 USAGE = (
     "deepseg-predict bundle=PATH input=FILE output=FILE.csv [embedding=true] [drift=true] "
-    "[chunk_size=N]"
+    "[chunk_size=N] [threads=1]"
 )
 
 
@@ -71,6 +71,7 @@ def run(argv: Sequence[str]) -> None:
             "embedding": to_bool,
             "drift": to_bool,
             "chunk_size": to_int,
+            "threads": to_int,
         },
         ("bundle", "input", "output"),
         USAGE,

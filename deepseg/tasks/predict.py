@@ -134,6 +134,7 @@ def run_predict(
     drift: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     embed_only: bool = False,
+    threads: int | None = 1,
 ) -> dict[str, Any]:
     """Assign (or embed) every row of ``input`` with a bundle and write ``output``.
 
@@ -149,12 +150,37 @@ def run_predict(
             ``<output>.drift.json`` and ``<output>.drift.md`` (see :mod:`deepseg.drift`).
         chunk_size: rows per chunk.
         embed_only: write embeddings only (``deepseg-embed``).
+        threads: torch threads for the network (None: torch's default). One is the default: a
+            segmentation MLP costs little next to CSV parsing, and on a small shared machine
+            two threads made inference several times slower than one.
 
     Returns:
         A summary: rows, seconds, rows per second, output path, and the drift advice.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"The 'chunk_size' must be an int >= 1. Got {chunk_size!r}.")
+    if threads is not None and (isinstance(threads, bool) or not int(threads) >= 1):
+        raise ValueError(f"The 'threads' must be an int >= 1. Got {threads!r}.")
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run(bundle, input, output, embedding, drift, chunk_size, embed_only)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(
+    bundle: str | Path,
+    input: str | Path,
+    output: str | Path,
+    embedding: bool,
+    drift: bool,
+    chunk_size: int,
+    embed_only: bool,
+) -> dict[str, Any]:
     start = time.perf_counter()
     input_path, output_path = Path(input), Path(output)
     _check_output(output_path)
