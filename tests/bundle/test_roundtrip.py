@@ -158,3 +158,70 @@ def test_n2d_bundle_embeds_but_refuses_to_predict(trained, tmp_path):
     np.testing.assert_allclose(seg.transform(trained.frame), est.transform(trained.X), atol=1e-6)
     with pytest.raises(ValueError, match="UMAP"):
         seg.predict(trained.frame)
+
+
+def test_a_matrix_bundle_takes_the_raw_matrix(tmp_path):
+    from sklearn.cluster import KMeans
+
+    from deepseg.bundle import save_bundle
+    from deepseg.data.images import load_digits
+    from deepseg.features.pipeline import FeaturePipeline
+    from deepseg.tasks.predict import run_predict
+
+    dataset = load_digits()
+    pipeline = FeaturePipeline()
+    X = pipeline.fit_transform(dataset)
+    est = KMeans(10, n_init=2, random_state=0).fit(X)
+    save_bundle(
+        tmp_path / "b", estimator=est, pipeline=pipeline, dataset=dataset, X=X,
+        method="kmeans", method_config={}, data_config={"_target_": "x.load_digits"},
+    )  # fmt: skip
+    seg = load(tmp_path / "b")
+    assert seg.input_kind == "matrix"
+    np.testing.assert_array_equal(seg.predict(dataset.X), est.labels_)
+    with pytest.raises(ValueError, match="expected a matrix with 64 columns"):
+        seg.predict(dataset.X[:, :10])
+    import pandas as pd
+
+    pd.DataFrame(dataset.X).to_csv(tmp_path / "pixels.csv", index=False)
+    out = tmp_path / "out.csv"
+    run_predict(tmp_path / "b", tmp_path / "pixels.csv", out, chunk_size=500, drift=True)
+    frame = pd.read_csv(out)
+    np.testing.assert_array_equal(frame["segment"], est.labels_)
+    assert frame["id"].tolist() == list(range(len(X)))
+    assert not json.loads((tmp_path / "out.drift.json").read_text())["resegment_advised"]
+
+
+def test_write_assignments_and_an_earlier_bundle_survives_a_failed_save(trained, tmp_path):
+    import pandas as pd
+
+    from deepseg.bundle import save_bundle, write_assignments
+    from deepseg.cluster.baselines import AutoEpsDBSCAN
+
+    proba = np.array([[0.2, 0.8], [0.9, 0.1]])
+    write_assignments(tmp_path / "a.csv", ids=["x", "y"], labels=[1, 0], proba=proba,
+                      embedding=np.array([[1.0, 2.0], [3.0, 4.0]]))  # fmt: skip
+    frame = pd.read_csv(tmp_path / "a.csv")
+    assert list(frame.columns) == ["id", "segment", "confidence", "z_0", "z_1"]
+    assert frame["confidence"].tolist() == [0.8, 0.9]
+    write_assignments(tmp_path / "b.csv", ids=[1, 2], labels=[0, 0])
+    assert pd.read_csv(tmp_path / "b.csv")["confidence"].tolist() == [1.0, 1.0]
+
+    import shutil
+
+    target = tmp_path / "bundle"
+    shutil.copytree(trained.bundle("kmeans"), target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    with pytest.raises(ValueError):
+        save_bundle(
+            target, estimator=AutoEpsDBSCAN().fit(trained.X), pipeline=trained.pipeline,
+            dataset=trained.dataset, X=trained.X, method="dbscan", method_config={},
+            data_config={},
+        )  # fmt: skip
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    # and a successful save replaces it whole
+    save_bundle(target, estimator=trained.estimators["gmm"], pipeline=trained.pipeline,
+                dataset=trained.dataset, X=trained.X, method="gmm", method_config={},
+                data_config={})  # fmt: skip
+    assert load(target).method == "gmm"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "bundle"]
