@@ -146,8 +146,9 @@ def run_predict(
             soft assignment), plus ``z_0, ...`` with ``embedding`` or ``embed_only``
             (``embed_only`` writes ``id, z_0, ...`` only).
         embedding: add the embedding columns.
-        drift: compare the input with the training fingerprint and write
-            ``<output>.drift.json`` and ``<output>.drift.md`` (see :mod:`deepseg.drift`).
+        drift: compare the input with the training fingerprint and write the drift report
+            beside the output (``new.csv`` -> ``new.drift.json`` and ``new.drift.md``; see
+            :mod:`deepseg.drift`).
         chunk_size: rows per chunk.
         embed_only: write embeddings only (``deepseg-embed``).
         threads: torch threads for the network (None: torch's default). One is the default: a
@@ -236,7 +237,7 @@ def _run(
         summary: dict[str, Any] = {"rows": n_rows, "output": str(output_path)}
         if accumulator is not None:
             report = accumulator.report()
-            base = output_path.with_name(output_path.name.split(".")[0])
+            base = output_path.with_name(output_path.name[: -len(".csv")])
             atomic_write_text(f"{base}.drift.json", json.dumps(report, indent=1) + "\n")
             atomic_write_text(f"{base}.drift.md", drift_markdown(report))
             summary["drift_report"] = f"{base}.drift.json"
