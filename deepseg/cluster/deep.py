@@ -156,6 +156,12 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
             ae = load_autoencoder(self.encoder_from)  # a fresh copy: fine-tuning leaves it alone
             source = f"The encoder_from bundle '{self.encoder_from}'"
+            logger.info(
+                "Starting from the autoencoder of %s (no pretraining; its architecture %s "
+                "replaces the autoencoder options)",
+                self.encoder_from,
+                ae.config,
+            )
         elif self.pretrained is not None:
             ae = copy.deepcopy(self.pretrained)  # the clustering phase fine-tunes it
             source = "The pretrained autoencoder"
@@ -163,7 +169,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             return pretrain_autoencoder(X, self.autoencoder, self.pretrain, self.trainer, seed)
         if ae.config["input_dim"] != X.shape[1]:
             raise ValueError(
-                f"{source} expects {ae.config['input_dim']} input features; X has "
+                f"{source} expects {ae.config['input_dim']} features; X has "
                 f"{X.shape[1]}. Build the features with the same pipeline (data and features "
                 "config) as the run that trained it."
             )

@@ -86,7 +86,7 @@ def test_freeze_encoder_keeps_the_encoder_weights(trained):
 def test_encoder_from_checks_the_input_dimension(trained):
     est = make_estimator("dec", encoder_from=str(trained.bundle("dec")))
     n_in = trained.X.shape[1]
-    with pytest.raises(ValueError, match=rf"expects {n_in} input features; X has 5"):
+    with pytest.raises(ValueError, match=rf"expects {n_in} features; X has 5"):
         est.fit(trained.X[:, :5])
     with pytest.raises(ValueError, match="holds no autoencoder"):
         make_estimator("dec", encoder_from=str(trained.bundle("kmeans"))).fit(trained.X)
