@@ -54,3 +54,22 @@ def test_a_failed_parity_check_writes_nothing(trained, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="format"):
         export(seg, tmp_path / "m.x", format="tflite")
+
+
+def test_deepseg_export_command_line(trained, tmp_path, capsys):
+    import json
+    import shutil
+
+    from deepseg.cli.export import run
+
+    bundle = tmp_path / "dec"
+    shutil.copytree(trained.bundle("dec"), bundle)
+    run([f"bundle={bundle}", "format=torchscript"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["output"] == str(bundle / "model.pt") and summary["max_abs_diff"] <= 1e-5
+    assert (bundle / "model.pt").is_file()
+    assert load(bundle).method == "dec"  # the extra file leaves the bundle readable
+    with pytest.raises(SystemExit) as info:
+        run([f"bundle={bundle}", "format=pickle"])
+    assert info.value.code == 2
+    assert "deepseg-export: error: The export 'format' must be one of" in capsys.readouterr().err

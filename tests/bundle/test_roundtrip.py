@@ -158,6 +158,14 @@ def test_n2d_bundle_embeds_but_refuses_to_predict(trained, tmp_path):
     np.testing.assert_allclose(seg.transform(trained.frame), est.transform(trained.X), atol=1e-6)
     with pytest.raises(ValueError, match="UMAP"):
         seg.predict(trained.frame)
+    from deepseg.tasks.predict import run_predict
+
+    trained.frame.to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(ValueError, match="deepseg-embed works"):
+        run_predict(tmp_path / "n2d", tmp_path / "new.csv", tmp_path / "out.csv")
+    run_predict(tmp_path / "n2d", tmp_path / "new.csv", tmp_path / "z.csv", embed_only=True)
+    z = np.loadtxt(tmp_path / "z.csv", delimiter=",", skiprows=1, usecols=range(1, 5))
+    np.testing.assert_allclose(z, est.transform(trained.X), rtol=1e-6, atol=1e-6)
 
 
 def test_a_matrix_bundle_takes_the_raw_matrix(tmp_path):
