@@ -17,6 +17,8 @@ _EXPORTS = {
     "evaluate": "deepseg.metrics",
     "choose_k": "deepseg.insight.choose_k",
     "profile_segments": "deepseg.insight.profiles",
+    "load": "deepseg.bundle",
+    "Segmenter": "deepseg.bundle",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

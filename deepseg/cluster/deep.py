@@ -11,6 +11,12 @@ Grouped options keep the signatures short and identical across methods:
 * ``autoencoder``: architecture (hidden_dims, latent_dim, activation, norm, dropout);
 * ``pretrain``: pretraining (epochs, batch_size, lr, weight_decay, noise, noise_level);
 * ``trainer``: lightning.Trainer options (accelerator, devices, strategy, precision, ...).
+
+Starting from a trained network: ``encoder_from`` is the path of a deepseg bundle whose
+autoencoder (encoder and decoder) the fit starts from, with no pretraining epochs (it wins over
+``pretrained``, an Autoencoder object); ``freeze_encoder=True`` keeps the encoder's weights
+fixed during the clustering phase (only the centres / prior, and the decoder when the method
+reconstructs, are trained). Its input dimension must match X.
 """
 
 from __future__ import annotations
@@ -44,6 +50,27 @@ from deepseg.nn.modules import Autoencoder
 logger = logging.getLogger(__name__)
 
 
+def _freeze(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, float | None]]:
+    """No gradients for the encoder, and batch-norm running statistics left as they are.
+
+    Returns:
+        The batch-norm layers and their momenta, for :func:`_unfreeze`.
+    """
+    encoder.requires_grad_(False)
+    saved: list[tuple[torch.nn.Module, float | None]] = []
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            saved.append((module, module.momentum))
+            module.momentum = 0.0
+    return saved
+
+
+def _unfreeze(encoder: torch.nn.Module, saved: list[tuple[torch.nn.Module, float | None]]) -> None:
+    encoder.requires_grad_(True)
+    for module, momentum in saved:
+        module.momentum = momentum  # type: ignore[assignment]
+
+
 def _check_X(X: Any, owner: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
@@ -68,6 +95,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     pretrain: Mapping[str, Any] | None
     trainer: Mapping[str, Any] | None
     pretrained: Autoencoder | None
+    encoder_from: str | None
+    freeze_encoder: bool
     random_state: int | None
 
     # -- validation ----------------------------------------------------------------------------
@@ -99,27 +128,52 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         X = _check_X(X, type(self).__name__)
         seed = self._validate_params(X.shape[0])
-        if self.pretrained is not None:
-            if self.pretrained.config["input_dim"] != X.shape[1]:
-                raise ValueError(
-                    f"The pretrained autoencoder expects {self.pretrained.config['input_dim']} "
-                    f"features; X has {X.shape[1]}."
-                )
-            ae = copy.deepcopy(self.pretrained)  # the clustering phase fine-tunes it
-        else:
-            ae = pretrain_autoencoder(X, self.autoencoder, self.pretrain, self.trainer, seed)
+        ae = self._starting_autoencoder(X, seed)
         seed_all(seed)
         ae.train()
         z = embed(ae, X)
         init = self._init_clusters(z, seed)
         self.module_: ClusteringModule | None = None
         if self._module_class is not None:
-            self.module_ = self._run_clustering_phase(ae, X, init, seed)
+            saved = _freeze(ae.encoder) if self.freeze_encoder else None
+            try:
+                self.module_ = self._run_clustering_phase(ae, X, init, seed)
+            finally:
+                if saved is not None:
+                    _unfreeze(ae.encoder, saved)
             ae = self.module_.autoencoder
         self.autoencoder_ = ae.cpu().eval()
         self.n_features_in_ = X.shape[1]
         self.labels_ = self.predict(X)
         return self
+
+    def _starting_autoencoder(self, X: np.ndarray, seed: int) -> Autoencoder:
+        """The network the fit starts from: a bundle's (``encoder_from``), ``pretrained``, or
+        a newly pretrained one. Only the last runs pretraining epochs."""
+        source: str | None = None
+        if self.encoder_from is not None:
+            from deepseg.bundle import load_autoencoder
+
+            ae = load_autoencoder(self.encoder_from)  # a fresh copy: fine-tuning leaves it alone
+            source = f"The encoder_from bundle '{self.encoder_from}'"
+            logger.info(
+                "Starting from the autoencoder of %s (no pretraining; its architecture %s "
+                "replaces the autoencoder options)",
+                self.encoder_from,
+                ae.config,
+            )
+        elif self.pretrained is not None:
+            ae = copy.deepcopy(self.pretrained)  # the clustering phase fine-tunes it
+            source = "The pretrained autoencoder"
+        else:
+            return pretrain_autoencoder(X, self.autoencoder, self.pretrain, self.trainer, seed)
+        if ae.config["input_dim"] != X.shape[1]:
+            raise ValueError(
+                f"{source} expects {ae.config['input_dim']} features; X has "
+                f"{X.shape[1]}. Build the features with the same pipeline (data and features "
+                "config) as the run that trained it."
+            )
+        return ae
 
     def _init_clusters(self, z: np.ndarray, seed: int) -> np.ndarray:
         """K-Means centres of the embedding, shape (n_clusters, latent_dim)."""
@@ -197,6 +251,7 @@ class AEKMeans(_LatentClusterer):
         n_init: K-Means restarts.
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from (pretraining is skipped).
+        encoder_from, freeze_encoder: see the module docstring.
         random_state: seed.
     """
 
@@ -208,6 +263,8 @@ class AEKMeans(_LatentClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -216,6 +273,8 @@ class AEKMeans(_LatentClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _make_latent_model(self, seed: int) -> Any:
@@ -230,6 +289,7 @@ class AEGMM(_LatentClusterer):
         covariance_type: GMM covariance type.
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
+        encoder_from, freeze_encoder: see the module docstring.
         random_state: seed.
     """
 
@@ -241,6 +301,8 @@ class AEGMM(_LatentClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -249,6 +311,8 @@ class AEGMM(_LatentClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _make_latent_model(self, seed: int) -> Any:
@@ -273,6 +337,7 @@ class DEC(DeepClusterer):
             IDEC uses 10).
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
+        encoder_from, freeze_encoder: see the module docstring.
         random_state: seed.
     """
 
@@ -293,6 +358,8 @@ class DEC(DeepClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -308,6 +375,8 @@ class DEC(DeepClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _module_kwargs(self) -> dict[str, Any]:
@@ -347,6 +416,8 @@ class IDEC(DEC):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         super().__init__(
@@ -363,6 +434,8 @@ class IDEC(DEC):
             pretrain=pretrain,
             trainer=trainer,
             pretrained=pretrained,
+            encoder_from=encoder_from,
+            freeze_encoder=freeze_encoder,
             random_state=random_state,
         )
 
@@ -379,6 +452,7 @@ class DCN(DeepClusterer):
         lr: Adam learning rate.
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
+        encoder_from, freeze_encoder: see the module docstring.
         random_state: seed.
     """
 
@@ -396,6 +470,8 @@ class DCN(DeepClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -408,6 +484,8 @@ class DCN(DeepClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _module_kwargs(self) -> dict[str, Any]:

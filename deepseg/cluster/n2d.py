@@ -62,6 +62,8 @@ class N2D(_LatentClusterer):
         covariance_type: GMM covariance type: "full", "tied", "diag" or "spherical".
         autoencoder, pretrain, trainer: grouped options (see :mod:`deepseg.cluster.deep`).
         pretrained: an already trained Autoencoder to start from (pretraining is skipped).
+        encoder_from: a bundle whose autoencoder the fit starts from (no pretraining).
+        freeze_encoder: no effect (N2D has no clustering phase); accepted for symmetry.
         random_state: seed of pretraining, UMAP and the GMM.
 
     Attributes:
@@ -85,6 +87,8 @@ class N2D(_LatentClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -97,6 +101,8 @@ class N2D(_LatentClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _validate_params(self, n_samples: int) -> int:

@@ -38,6 +38,9 @@ class VaDE(DeepClusterer):
             the default 0.0005, which fine-tunes the pretrained networks smoothly.
         autoencoder, pretrain, trainer: grouped options (see :mod:`deepseg.cluster.deep`).
         pretrained: an already trained Autoencoder to start from.
+        encoder_from: a bundle whose autoencoder the fit starts from (no pretraining).
+        freeze_encoder: keep the encoder (the posterior mean network) fixed; the prior,
+            the variance head and the decoder still train.
         random_state: seed.
 
     Attributes:
@@ -61,6 +64,8 @@ class VaDE(DeepClusterer):
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
         pretrained: Autoencoder | None = None,
+        encoder_from: str | None = None,
+        freeze_encoder: bool = False,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -71,6 +76,8 @@ class VaDE(DeepClusterer):
         self.pretrain = pretrain
         self.trainer = trainer
         self.pretrained = pretrained
+        self.encoder_from = encoder_from
+        self.freeze_encoder = freeze_encoder
         self.random_state = random_state
 
     def _validate_params(self, n_samples: int) -> int:

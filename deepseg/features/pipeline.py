@@ -33,15 +33,17 @@ STATE_VERSION = 1
 _BLOCK_TYPES = ("numeric", "categorical", "text", "matrix")
 
 
-def _block_classes() -> dict[str, Any]:
-    from deepseg.features.text import TextBlock  # scikit-learn text machinery: load on demand
-
-    return {
+def _block_classes(text: bool = True) -> dict[str, Any]:
+    classes: dict[str, Any] = {
         "numeric": NumericBlock,
         "categorical": CategoricalBlock,
-        "text": TextBlock,
         "matrix": MatrixBlock,
     }
+    if text:  # scikit-learn's text machinery takes seconds to import: only when needed
+        from deepseg.features.text import TextBlock
+
+        classes["text"] = TextBlock
+    return classes
 
 
 class FeaturePipeline:
@@ -283,7 +285,7 @@ class FeaturePipeline:
                 f"this deepseg reads version {STATE_VERSION}."
             )
         pipe = cls(**state["params"])
-        classes = _block_classes()
+        classes = _block_classes(text="text" in state["blocks"])
         pipe.blocks_ = {}
         for block, block_state in state["blocks"].items():
             prefix = f"{block}/"

@@ -7,13 +7,13 @@ The generative model is ``c ~ Cat(pi)``, ``z | c ~ N(mu_c, diag(sigma2_c))``,
 ``q(c | x)`` set to the responsibilities ``gamma_c = p(c | z)`` at a sample of ``q(z | x)``.
 
 The loss pieces are pure functions on tensors, here rather than in :mod:`deepseg.losses`
-because only VaDE uses them.
+because only VaDE uses them. The mixture posterior lives in :mod:`deepseg.nn.modules`, where
+bundles read it without importing Lightning.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import torch
@@ -21,49 +21,12 @@ from torch import nn
 
 from deepseg.losses import reconstruction_loss
 from deepseg.models.base import ClusteringModule
+from deepseg.nn.modules import (  # re-exported: they lived here before bundles needed them
+    mixture_log_joint,  # noqa: F401
+    mixture_responsibilities,
+)
 
 logger = logging.getLogger(__name__)
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def mixture_log_joint(
-    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
-) -> torch.Tensor:
-    """``log p(c) + log N(z | mu_c, diag(sigma2_c))`` for every point and component.
-
-    Args:
-        z: embeddings of shape (n, latent_dim).
-        pi_logits: unnormalised log mixture weights of shape (n_clusters,).
-        mu_c: component means of shape (n_clusters, latent_dim).
-        logvar_c: component log-variances ``log sigma2_c`` of shape (n_clusters, latent_dim).
-
-    Returns:
-        Log joint densities of shape (n, n_clusters).
-
-    >>> out = mixture_log_joint(torch.zeros(1, 1), torch.zeros(2), torch.zeros(2, 1),
-    ...                         torch.zeros(2, 1))
-    >>> [round(v, 4) for v in out[0].tolist()]  # log(1/2) + log N(0 | 0, 1)
-    [-1.6121, -1.6121]
-    """
-    z = z.float().unsqueeze(1)  # (n, 1, d) against (k, d)
-    log_pdf = -0.5 * (_LOG_2PI + logvar_c + (z - mu_c).pow(2) / logvar_c.exp()).sum(dim=2)
-    return torch.log_softmax(pi_logits, dim=0) + log_pdf
-
-
-def mixture_responsibilities(
-    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
-) -> torch.Tensor:
-    """VaDE's cluster posterior ``gamma_c = p(c | z)``, of shape (n, n_clusters).
-
-    Arguments as in :func:`mixture_log_joint`.
-
-    >>> gamma = mixture_responsibilities(torch.tensor([[0.0], [3.0]]), torch.zeros(2),
-    ...                                  torch.tensor([[0.0], [3.0]]), torch.zeros(2, 1))
-    >>> [[round(v, 3) for v in row] for row in gamma.tolist()]
-    [[0.989, 0.011], [0.011, 0.989]]
-    """
-    return torch.softmax(mixture_log_joint(z, pi_logits, mu_c, logvar_c), dim=1)
 
 
 def vade_kl(

@@ -6,6 +6,7 @@ to the ``state_dict`` and be rebuilt without hand-written architecture code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch import nn
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 _NORMS = ("none", "batch", "layer")
 NOISE_KINDS = ("none", "gaussian", "mask", "swap")
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_choice(value: str, name: str, options: Sequence[str]) -> None:
@@ -170,3 +172,42 @@ class StudentTAssignment(nn.Module):
         dist = torch.cdist(z.float(), self.centers).pow(2)
         logits = -(self.alpha + 1.0) / 2.0 * torch.log1p(dist / self.alpha)
         return torch.softmax(logits, dim=1)
+
+
+def mixture_log_joint(
+    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
+) -> torch.Tensor:
+    """``log p(c) + log N(z | mu_c, diag(sigma2_c))`` for every point and component.
+
+    Args:
+        z: embeddings of shape (n, latent_dim).
+        pi_logits: unnormalised log mixture weights of shape (n_clusters,).
+        mu_c: component means of shape (n_clusters, latent_dim).
+        logvar_c: component log-variances ``log sigma2_c`` of shape (n_clusters, latent_dim).
+
+    Returns:
+        Log joint densities of shape (n, n_clusters).
+
+    >>> out = mixture_log_joint(torch.zeros(1, 1), torch.zeros(2), torch.zeros(2, 1),
+    ...                         torch.zeros(2, 1))
+    >>> [round(v, 4) for v in out[0].tolist()]  # log(1/2) + log N(0 | 0, 1)
+    [-1.6121, -1.6121]
+    """
+    z = z.float().unsqueeze(1)  # (n, 1, d) against (k, d)
+    log_pdf = -0.5 * (_LOG_2PI + logvar_c + (z - mu_c).pow(2) / logvar_c.exp()).sum(dim=2)
+    return torch.log_softmax(pi_logits, dim=0) + log_pdf
+
+
+def mixture_responsibilities(
+    z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
+) -> torch.Tensor:
+    """VaDE's cluster posterior ``gamma_c = p(c | z)``, of shape (n, n_clusters).
+
+    Arguments as in :func:`mixture_log_joint`.
+
+    >>> gamma = mixture_responsibilities(torch.tensor([[0.0], [3.0]]), torch.zeros(2),
+    ...                                  torch.tensor([[0.0], [3.0]]), torch.zeros(2, 1))
+    >>> [[round(v, 3) for v in row] for row in gamma.tolist()]
+    [[0.989, 0.011], [0.011, 0.989]]
+    """
+    return torch.softmax(mixture_log_joint(z, pi_logits, mu_c, logvar_c), dim=1)

@@ -111,6 +111,8 @@ def shared_autoencoder(
     """
     if not getattr(estimator, "uses_autoencoder", False) or estimator.pretrained is not None:
         return None
+    if getattr(estimator, "encoder_from", None) is not None:  # starts from a bundle's network
+        return None
     from deepseg.cluster.training import pretrain_autoencoder
 
     key = dumps([estimator.autoencoder, estimator.pretrain, estimator.trainer, seed])

@@ -1,0 +1,853 @@
+"""Self-describing bundles of trained segmenters: save, load, predict; nothing pickled.
+
+A bundle is a directory:
+
+* ``manifest.json``: the format and deepseg versions, the method and its constructor
+  arguments, the architecture (the autoencoder's constructor arguments, nanoGPT style) and the
+  assignment head, the fitted feature-pipeline state, the column roles and how raw input becomes
+  rows (the data config), the training-data fingerprint (see :mod:`deepseg.drift`), the
+  training metrics, and the SHA-256 of every other file;
+* ``weights.safetensors``: the network and head tensors (safetensors holds raw tensors only:
+  reading it runs no code);
+* ``pipeline.npz``: the feature pipeline's arrays, read with ``allow_pickle=False``.
+
+:func:`load` returns a :class:`Segmenter` that rebuilds the network from the stored arguments and
+computes assignments itself, without the estimator classes: DEC/IDEC's Student-t kernel, the
+nearest centre (ae_kmeans, dcn, kmeans, minibatch_kmeans, pca_kmeans), Gaussian-mixture
+responsibilities from the stored means, precision Cholesky factors and weights (gmm, ae_gmm),
+and VaDE's mixture posterior. N2D's bundle keeps its encoder (``transform``) but cannot
+``predict``: its UMAP cannot be stored without pickle. Methods that cannot assign new rows at
+all (agglomerative, dbscan, hdbscan, spectral) get no bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+import deepseg
+from deepseg.drift import fingerprint as make_fingerprint
+from deepseg.features.columns import require_columns
+from deepseg.features.pipeline import FeaturePipeline, _jsonable
+from deepseg.nn.modules import Autoencoder, StudentTAssignment, mixture_responsibilities
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "deepseg-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.safetensors"
+PIPELINE_ARRAYS = "pipeline.npz"
+REQUIRED_FIELDS = (
+    "format",
+    "format_version",
+    "deepseg_version",
+    "method",
+    "model",
+    "pipeline",
+    "input",
+    "fingerprint",
+    "files",
+)
+INFERENCE_BATCH = 4096  # the batch of deepseg.cluster.training.embed: identical embeddings
+_TRANSACTION_OPTIONS = (
+    "id_column",
+    "invoice_column",
+    "product_column",
+    "description_column",
+    "quantity_column",
+    "date_column",
+    "price_column",
+    "country_column",
+    "reference_date",
+    "cancel_prefix",
+)
+N2D_REASON = (
+    "n2d assigns segments through UMAP, whose fitted state cannot be stored without pickle; "
+    "its bundle keeps the encoder (transform / deepseg-embed) but cannot predict. Refit n2d, or "
+    "use the embedding with another method."
+)
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be read: names the file and the problem."""
+
+
+# -- assignment heads (pure torch; exportable) ---------------------------------------------------
+
+
+class NearestCenter(nn.Module):
+    """Hard assignment to the nearest centre, as one-hot "probabilities"."""
+
+    centers: torch.Tensor
+
+    def __init__(self, centers: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("centers", centers.clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        labels = torch.cdist(z.to(self.centers.dtype), self.centers).argmin(dim=1)
+        return nn.functional.one_hot(labels, self.centers.shape[0]).float()
+
+
+class GaussianMixtureHead(nn.Module):
+    """Responsibilities of a Gaussian mixture, in float64, from means, precision Cholesky
+    factors (scikit-learn's ``precisions_cholesky_``) and weights.
+
+    Args:
+        means: (k, d).
+        precisions_cholesky: (k, d, d) full, (d, d) tied, (k, d) diag or (k,) spherical.
+        weights: (k,).
+        covariance_type: "full", "tied", "diag" or "spherical".
+    """
+
+    means: torch.Tensor
+    prec: torch.Tensor
+    log_weights: torch.Tensor
+    log_norm: torch.Tensor
+
+    def __init__(
+        self,
+        means: torch.Tensor,
+        precisions_cholesky: torch.Tensor,
+        weights: torch.Tensor,
+        covariance_type: str,
+    ) -> None:
+        super().__init__()
+        if covariance_type not in ("full", "tied", "diag", "spherical"):
+            raise ValueError(f"Unknown covariance_type {covariance_type!r}.")
+        self.covariance_type = covariance_type
+        self.register_buffer("means", means.double())
+        self.register_buffer("prec", precisions_cholesky.double())
+        self.register_buffer("log_weights", weights.double().log())
+        prec = self.prec
+        if covariance_type == "full":
+            log_det = torch.diagonal(prec, dim1=1, dim2=2).log().sum(dim=1)
+        elif covariance_type == "tied":
+            log_det = torch.diagonal(prec).log().sum().expand(means.shape[0]).clone()
+        elif covariance_type == "diag":
+            log_det = prec.log().sum(dim=1)
+        else:
+            log_det = means.shape[1] * prec.log()
+        # constant: log|det L_k| plus log w_k, computed once (and kept out of exported graphs)
+        self.register_buffer("log_norm", log_det + self.log_weights)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Weighted log densities ``log w_k + log N(z | mu_k, Sigma_k)``, shape (n, k)."""
+        x = z.double()
+        d = self.means.shape[1]
+        if self.covariance_type == "full":
+            # (k, n, d): every point through every component's factor
+            y = x.unsqueeze(0) @ self.prec - self.means.unsqueeze(1) @ self.prec
+            sq = y.pow(2).sum(dim=2).T
+        elif self.covariance_type == "tied":
+            y = (x @ self.prec).unsqueeze(1) - (self.means @ self.prec).unsqueeze(0)
+            sq = y.pow(2).sum(dim=2)
+        elif self.covariance_type == "diag":
+            y = (x.unsqueeze(1) - self.means.unsqueeze(0)) * self.prec.unsqueeze(0)
+            sq = y.pow(2).sum(dim=2)
+        else:
+            y = (x.unsqueeze(1) - self.means.unsqueeze(0)) * self.prec.view(1, -1, 1)
+            sq = y.pow(2).sum(dim=2)
+        return -0.5 * (d * math.log(2 * math.pi) + sq) + self.log_norm
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.log_prob(z), dim=1).float()
+
+
+class MixturePosterior(nn.Module):
+    """VaDE's cluster posterior ``p(c | z)`` from the learned prior."""
+
+    pi_logits: torch.Tensor
+    mu_c: torch.Tensor
+    logvar_c: torch.Tensor
+
+    def __init__(
+        self, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
+    ) -> None:
+        super().__init__()
+        self.register_buffer("pi_logits", pi_logits.clone())
+        self.register_buffer("mu_c", mu_c.clone())
+        self.register_buffer("logvar_c", logvar_c.clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return mixture_responsibilities(z, self.pi_logits, self.mu_c, self.logvar_c)
+
+
+class LinearProjection(nn.Module):
+    """PCA's transform: ``x @ W.T - mean @ W.T`` (scikit-learn's order of operations)."""
+
+    components: torch.Tensor
+    offset: torch.Tensor
+
+    def __init__(self, mean: torch.Tensor, components: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("components", components.clone())
+        self.register_buffer("offset", mean.reshape(1, -1) @ components.T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.components.dtype) @ self.components.T - self.offset
+
+
+class AssignmentNet(nn.Module):
+    """Encoder plus assignment head: ``x -> (z, proba)``; what export writes out."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)
+        return z, self.head(z)
+
+
+# -- reading a fitted estimator (duck typing: bundle sits below cluster) ------------------------
+
+
+def _t(value: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(value)).detach().clone().contiguous()
+
+
+def _gmm_state(gmm: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    gmm = getattr(gmm, "gmm_", gmm)  # GMMClusterer wraps a GaussianMixture
+    head = {"type": "gmm", "covariance_type": str(gmm.covariance_type)}
+    tensors = {
+        "head.means": _t(gmm.means_),
+        "head.precisions_cholesky": _t(gmm.precisions_cholesky_),
+        "head.weights": _t(gmm.weights_),
+        "head.covariances": _t(gmm.covariances_),
+    }
+    return head, tensors
+
+
+def model_state(estimator: Any, method: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture/head description and the tensors of a fitted estimator.
+
+    Raises:
+        ValueError: when the method cannot assign new rows (no bundle for it).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    spec: dict[str, Any] = {"encoder": {"type": "identity"}, "can_predict": True}
+    k = getattr(estimator, "n_clusters", None)
+    if hasattr(estimator, "autoencoder_"):
+        ae = estimator.autoencoder_
+        spec["encoder"] = {"type": "autoencoder", "config": dict(ae.config)}
+        tensors.update({f"autoencoder.{n}": v.detach().cpu() for n, v in ae.state_dict().items()})
+        module = getattr(estimator, "module_", None)
+        if module is not None and hasattr(module, "head"):
+            spec["head"] = {"type": "student_t", "alpha": float(module.head.alpha)}
+            tensors["head.centers"] = module.head.centers.detach().cpu()
+        elif module is not None and hasattr(module, "mu_c"):
+            spec["head"] = {"type": "vade"}
+            for name in ("pi_logits", "mu_c", "logvar_c"):
+                tensors[f"head.{name}"] = getattr(module, name).detach().cpu()
+        elif module is not None and hasattr(module, "centers"):
+            spec["head"] = {"type": "nearest_center"}
+            tensors["head.centers"] = module.centers.detach().cpu()
+        else:
+            latent = getattr(estimator, "latent_model_", None)
+            if hasattr(latent, "named_steps"):  # n2d: UMAP then a GMM
+                spec["head"] = {"type": "none", "reason": N2D_REASON}
+                spec["can_predict"] = False
+            elif hasattr(latent, "gmm_") or hasattr(latent, "precisions_cholesky_"):
+                spec["head"], more = _gmm_state(latent)
+                tensors.update(more)
+            elif latent is not None and hasattr(latent, "cluster_centers_"):
+                spec["head"] = {"type": "nearest_center"}
+                tensors["head.centers"] = _t(latent.cluster_centers_)
+            else:
+                raise ValueError(f"Cannot read the fitted state of method '{method}'.")
+    elif hasattr(estimator, "pca_") and hasattr(estimator, "kmeans_"):
+        spec["encoder"] = {"type": "linear"}
+        tensors["encoder.mean"] = _t(estimator.pca_.mean_)
+        tensors["encoder.components"] = _t(estimator.pca_.components_)
+        spec["head"] = {"type": "nearest_center"}
+        tensors["head.centers"] = _t(estimator.kmeans_.cluster_centers_)
+        k = estimator.kmeans_.cluster_centers_.shape[0]
+    elif hasattr(estimator, "gmm_") or hasattr(estimator, "precisions_cholesky_"):
+        spec["head"], more = _gmm_state(estimator)
+        tensors.update(more)
+        k = k if k is not None else getattr(estimator, "n_components", None)
+    elif hasattr(estimator, "cluster_centers_") and hasattr(estimator, "predict"):
+        spec["head"] = {"type": "nearest_center"}
+        tensors["head.centers"] = _t(estimator.cluster_centers_)
+    else:
+        raise ValueError(
+            f"Method '{method}' ({type(estimator).__name__}) cannot assign new rows (it has no "
+            "predict), so it gets no bundle."
+        )
+    if k is None and "head.centers" in tensors:
+        k = tensors["head.centers"].shape[0]
+    spec["n_clusters"] = int(k) if k is not None else None
+    return spec, tensors
+
+
+def _build_head(spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> nn.Module | None:
+    kind = spec["type"]
+    if kind == "student_t":
+        c = tensors["head.centers"]
+        head = StudentTAssignment(c.shape[0], c.shape[1], float(spec["alpha"]), c)
+        head.centers.requires_grad_(False)
+        return head
+    if kind == "nearest_center":
+        return NearestCenter(tensors["head.centers"])
+    if kind == "gmm":
+        return GaussianMixtureHead(
+            tensors["head.means"],
+            tensors["head.precisions_cholesky"],
+            tensors["head.weights"],
+            str(spec["covariance_type"]),
+        )
+    if kind == "vade":
+        return MixturePosterior(
+            tensors["head.pi_logits"], tensors["head.mu_c"], tensors["head.logvar_c"]
+        )
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown head type {kind!r}")
+
+
+# -- saving --------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _input_spec(dataset: Any, data_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    config = dict(_jsonable(dict(data_config or {})))
+    target = str(config.get("_target_", ""))
+    if getattr(dataset, "X", None) is not None:
+        return {"kind": "matrix", "n_features": int(dataset.X.shape[1]), "data_config": config}
+    spec: dict[str, Any] = {
+        "kind": "transactions" if target.endswith("load_transactions") else "table",
+        "data_config": config,
+        "columns": [str(c) for c in dataset.frame.columns],
+        "dtypes": {str(c): str(t) for c, t in dataset.frame.dtypes.items()},
+    }
+    if spec["kind"] == "transactions":
+        import inspect
+
+        from deepseg.data.transactions import build_customer_table
+
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(build_customer_table).parameters.items()
+            if name in _TRANSACTION_OPTIONS
+        }
+        spec["transactions"] = {k: config.get(k, v) for k, v in defaults.items()}
+    return spec
+
+
+def _params(estimator: Any) -> dict[str, Any]:
+    if not hasattr(estimator, "get_params"):
+        return {}
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if k != "pretrained"}
+    return json.loads(json.dumps(_jsonable(params), default=repr))
+
+
+def save_bundle(
+    directory: str | Path,
+    *,
+    estimator: Any,
+    pipeline: FeaturePipeline,
+    dataset: Any,
+    X: np.ndarray,
+    method: str,
+    method_config: dict[str, Any],
+    data_config: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write a fitted segmenter as a bundle directory.
+
+    The bundle is written into a temporary sibling directory and moved into place at the end,
+    so a failure never leaves a half-written bundle nor damages an earlier one at ``directory``.
+
+    Args:
+        directory: the bundle directory to create (replaced when it exists).
+        estimator: the fitted estimator (``labels_`` set).
+        pipeline: the fitted feature pipeline that produced ``X``.
+        dataset: the training Dataset (raw table or matrix: fingerprint, columns).
+        X: the training feature matrix, shape (n_samples, n_features).
+        method: the method name (e.g. "dec").
+        method_config: the method's config node (``_target_`` and options).
+        data_config: the data config node (how raw input becomes rows).
+        metrics: training metrics to record.
+
+    Returns:
+        The bundle directory.
+
+    Raises:
+        ValueError: when the method cannot assign new rows (agglomerative, dbscan, ...).
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    spec, tensors = model_state(estimator, method)
+    labels = np.asarray(estimator.labels_)
+    input_spec = _input_spec(dataset, data_config)
+    roles = pipeline.roles_
+    if input_spec["kind"] == "matrix":
+        names = list(getattr(pipeline, "matrix_feature_names_", None) or [])
+        names = names or [f"x{j}" for j in range(dataset.X.shape[1])]
+        fp = make_fingerprint(
+            dataset.X, numeric=names, labels=labels, n_clusters=spec["n_clusters"]
+        )
+    else:
+        fp = make_fingerprint(
+            dataset.frame,
+            numeric=roles.numeric,
+            categorical=roles.categorical,
+            labels=labels,
+            n_clusters=spec["n_clusters"],
+        )
+    fp["n_features_out"] = int(X.shape[1])
+    pipe_state, pipe_arrays = pipeline.get_state()
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "deepseg_version": deepseg.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "method": method,
+        "estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
+        "method_config": _jsonable(dict(method_config or {})),
+        "params": _params(estimator),
+        "model": spec,
+        "pipeline": pipe_state,
+        "columns": roles.to_dict(),
+        "feature_names": list(pipeline.feature_names_),
+        "input": input_spec,
+        "fingerprint": fp,
+        "metrics": _jsonable(dict(metrics or {})),
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        np.savez(tmp / PIPELINE_ARRAYS, **pipe_arrays)  # type: ignore[arg-type]
+        manifest["files"] = {name: _sha256(tmp / name) for name in (WEIGHTS, PIPELINE_ARRAYS)}
+        (tmp / MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=1, default=repr))
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Wrote the %s bundle to %s", method, directory)
+    return directory
+
+
+def write_assignments(
+    path: str | Path,
+    *,
+    ids: Any,
+    labels: Any,
+    proba: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+) -> None:
+    """Write ``id, segment, confidence[, z_0, ...]`` to a CSV, atomically.
+
+    ``confidence`` is the largest soft assignment, or 1.0 without ``proba``.
+    """
+    frame = assignments_frame(ids, labels, proba, embedding)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def assignments_frame(
+    ids: Any,
+    labels: Any,
+    proba: np.ndarray | None = None,
+    embedding: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The ``id, segment, confidence[, z_0, ...]`` frame of :func:`write_assignments`."""
+    labels = np.asarray(labels)
+    if proba is None:
+        confidence = np.ones(len(labels), dtype=np.float32)
+    else:
+        confidence = np.asarray(proba).max(axis=1)
+    columns: dict[str, Any] = {"id": np.asarray(ids), "segment": labels, "confidence": confidence}
+    if embedding is not None:
+        for j in range(embedding.shape[1]):
+            columns[f"z_{j}"] = embedding[:, j]
+    return pd.DataFrame(columns)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in str(text).split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and validate a bundle's manifest (format, versions, required fields)."""
+    directory = Path(path)
+    file = directory / MANIFEST
+    if not directory.is_dir():
+        raise FileNotFoundError(f"Bundle not found: '{directory}' is not a directory.")
+    if not file.is_file():
+        raise BundleError(f"{file}: missing; '{directory}' is not a deepseg bundle.")
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{file}: not valid JSON ({exc}); the bundle is corrupt.") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{file}: expected a JSON object, got {type(manifest).__name__}.")
+    missing = [f for f in REQUIRED_FIELDS if f not in manifest]
+    if missing:
+        raise BundleError(f"{file}: missing manifest field(s) {missing}; the bundle is damaged.")
+    if manifest["format"] != FORMAT:
+        raise BundleError(f"{file}: format {manifest['format']!r} is not {FORMAT!r}.")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise BundleError(
+            f"{file}: bundle format version {manifest['format_version']!r} is not supported; "
+            f"this deepseg {deepseg.__version__} reads format version {FORMAT_VERSION}. Use the "
+            "deepseg version that wrote it, or retrain."
+        )
+    written, ours = (
+        _version_tuple(manifest["deepseg_version"]),
+        _version_tuple(deepseg.__version__),
+    )
+    if written[:1] != ours[:1] or written > ours:
+        raise BundleError(
+            f"{file}: written by deepseg {manifest['deepseg_version']}, which is incompatible "
+            f"with this deepseg {deepseg.__version__} (it reads bundles of the same major "
+            "version, not newer than itself)."
+        )
+    return manifest
+
+
+def _check_file(directory: Path, name: str, manifest: Mapping[str, Any]) -> Path:
+    file = directory / name
+    if not file.is_file():
+        raise BundleError(f"{file}: missing from the bundle.")
+    expected = manifest["files"].get(name)
+    if expected is None:
+        raise BundleError(f"{directory / MANIFEST}: no checksum recorded for {name}.")
+    if _sha256(file) != expected:
+        raise BundleError(
+            f"{file}: checksum mismatch (the file is corrupt, truncated or was replaced); "
+            "refusing to load it."
+        )
+    return file
+
+
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    # safetensors parses a JSON header and raw buffers: a pickle payload is never executed
+    try:
+        return load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(
+            f"{file}: not a valid safetensors weights file ({exc}); the bundle is corrupt."
+        ) from exc
+
+
+def _build_autoencoder(
+    spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], file: Path
+) -> Autoencoder:
+    try:
+        ae = Autoencoder(**spec["config"])
+        state = {
+            k[len("autoencoder.") :]: v for k, v in tensors.items() if k.startswith("autoencoder.")
+        }
+        ae.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, KeyError) as exc:
+        raise BundleError(
+            f"{file}: the weights do not fit the architecture in the manifest ({exc})."
+        ) from exc
+    return ae.eval()
+
+
+class Segmenter:
+    """A trained segmenter read from a bundle: raw input -> features -> embedding -> segment.
+
+    It takes the same raw input as training: a frame with the training columns (extra columns
+    are ignored with a warning; missing ones raise an error listing them), a transaction log
+    when the features were built from transactions (or the per-customer table built from one),
+    or a matrix for matrix datasets. Unseen categories and unknown words go through the fitted
+    pipeline, which pools / ignores them.
+
+    Attributes:
+        manifest: the bundle's manifest.
+        path: the bundle directory.
+        pipeline: the fitted feature pipeline.
+        autoencoder: the network (deep methods), else None.
+        net: encoder plus assignment head (an :class:`AssignmentNet`); None when the method
+            cannot predict (n2d).
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        pipeline: FeaturePipeline,
+        encoder: nn.Module,
+        head: nn.Module | None,
+        autoencoder: Autoencoder | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.pipeline = pipeline
+        self.encoder = encoder.eval()
+        self.head = None if head is None else head.eval()
+        self.autoencoder = autoencoder
+        self.path = path
+        self.net = None if head is None else AssignmentNet(self.encoder, head).eval()
+
+    # -- manifest info -------------------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        return str(self.manifest["method"])
+
+    @property
+    def n_clusters(self) -> int | None:
+        return self.manifest["model"].get("n_clusters")
+
+    @property
+    def can_predict(self) -> bool:
+        return bool(self.manifest["model"].get("can_predict", True))
+
+    @property
+    def input_kind(self) -> str:
+        """The kind of raw input: "table", "transactions" or "matrix"."""
+        return str(self.manifest["input"]["kind"])
+
+    @property
+    def id_column(self) -> str | None:
+        return self.pipeline.roles_.id
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns the pipeline reads (tables; the customer table for transactions)."""
+        return list(self.pipeline.roles_.feature_columns())
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the pipeline's output features (the model's inputs)."""
+        return list(self.pipeline.feature_names_)
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self.manifest["fingerprint"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.manifest.get("metrics") or {})
+
+    @property
+    def centers(self) -> np.ndarray | None:
+        """Cluster centres / mixture means in the assignment space, shape (k, latent_dim)."""
+        head = self.head
+        for name in ("centers", "means", "mu_c"):
+            if head is not None and hasattr(head, name):
+                return getattr(head, name).detach().double().numpy()
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"Segmenter(method={self.method!r}, n_clusters={self.n_clusters}, "
+            f"input={self.input_kind!r}, features={len(self.feature_names)})"
+        )
+
+    # -- raw input -> features -----------------------------------------------------------------
+
+    def prepare(self, data: Any, warn_extra: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and feature matrix of raw input.
+
+        Returns:
+            (ids of shape (n,), features of shape (n, n_features_out), float32).
+        """
+        kind = self.input_kind
+        if kind == "matrix":
+            return self._prepare_matrix(data)
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(
+                f"This {self.method} bundle was trained on a table; expected a pandas DataFrame, "
+                f"got {type(data).__name__}."
+            )
+        columns = self.input_columns
+        if kind == "transactions" and not all(c in data.columns for c in columns):
+            data = self.customer_table(data)
+        require_columns(data, columns, f"Input for the {self.method} bundle")
+        id_col = self.id_column
+        if warn_extra:
+            extra = [c for c in data.columns if c not in columns and c != id_col]
+            if extra:
+                logger.warning(
+                    "Ignoring %d extra column(s) not used in training: %s", len(extra), extra[:10]
+                )
+        ids = (
+            data[id_col].to_numpy()
+            if id_col is not None and id_col in data.columns
+            else np.arange(len(data))
+        )
+        return ids, self.pipeline.transform(data[columns])
+
+    def customer_table(self, log: pd.DataFrame) -> pd.DataFrame:
+        """A transaction log turned into the per-customer table, with the training options."""
+        from deepseg.data.transactions import build_customer_table
+
+        options = dict(self.manifest["input"].get("transactions") or {})
+        table = build_customer_table(log, **options)
+        id_col = self.id_column
+        if id_col is not None and id_col != options.get("id_column") and options.get("id_column"):
+            table = table.rename(columns={options["id_column"]: id_col})
+        return table
+
+    def _prepare_matrix(self, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        n_in = int(self.manifest["input"]["n_features"])
+        if isinstance(data, pd.DataFrame):
+            names = list(getattr(self.pipeline, "matrix_feature_names_", None) or [])
+            if names and all(n in data.columns for n in names):
+                data = data[names]
+            elif data.shape[1] != n_in:
+                raise ValueError(
+                    f"Input for the {self.method} bundle: expected {n_in} numeric columns "
+                    f"(or the columns {names[:5]}...); got {data.shape[1]}."
+                )
+            data = data.to_numpy(dtype=np.float32)
+        X = np.asarray(data)
+        if X.ndim != 2 or X.shape[1] != n_in:
+            raise ValueError(
+                f"Input for the {self.method} bundle: expected a matrix with {n_in} columns; "
+                f"got shape {X.shape}."
+            )
+        return np.arange(len(X)), self.pipeline.transform(X)
+
+    # -- features -> embedding / assignments ---------------------------------------------------
+
+    @torch.no_grad()
+    def embed_features(self, X: np.ndarray) -> np.ndarray:
+        """Embeddings of a feature matrix, shape (n, latent_dim)."""
+        X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        if len(X_t) == 0:
+            return self.encoder(X_t).float().numpy()
+        out = [self.encoder(c).float() for c in torch.split(X_t, INFERENCE_BATCH)]
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def assign_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, soft assignments) of a feature matrix."""
+        if self.head is None:
+            raise ValueError(
+                f"The {self.method} bundle at '{self.path}' cannot predict segments: "
+                + str(self.manifest["model"]["head"].get("reason", ""))
+            )
+        z = self.embed_features(X)
+        z_t = torch.from_numpy(z)
+        proba = torch.cat([self.head(c) for c in torch.split(z_t, 1 << 16)]) if len(z) else None
+        if proba is None:
+            return z, np.zeros((0, int(self.n_clusters or 0)), dtype=np.float32)
+        return z, proba.float().numpy()
+
+    def transform(self, data: Any) -> np.ndarray:
+        """Embeddings of raw input, shape (n, latent_dim) (for kmeans/gmm: the features,
+        for pca_kmeans: the PCA projection)."""
+        return self.embed_features(self.prepare(data)[1])
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Soft assignments of raw input, shape (n, n_clusters) (one-hot for hard methods)."""
+        return self.assign_features(self.prepare(data)[1])[1]
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Segment of each row of raw input, shape (n,)."""
+        return self.predict_proba(data).argmax(axis=1)
+
+
+def load(path: str | Path) -> Segmenter:
+    """Load a bundle written by :func:`save_bundle`. Never unpickles or runs bundle code.
+
+    Raises:
+        FileNotFoundError: when ``path`` is not a directory.
+        BundleError (a ValueError): incompatible version, missing manifest field, corrupt or
+            truncated files; the message names the file and the problem.
+    """
+    directory = Path(path)
+    manifest = read_manifest(directory)
+    weights_file = _check_file(directory, WEIGHTS, manifest)
+    arrays_file = _check_file(directory, PIPELINE_ARRAYS, manifest)
+    tensors = _read_weights(weights_file)
+    try:
+        with np.load(arrays_file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError) as exc:
+        raise BundleError(f"{arrays_file}: unreadable ({exc}); the bundle is corrupt.") from exc
+    try:
+        pipeline = FeaturePipeline.from_state(manifest["pipeline"], arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(
+            f"{directory / MANIFEST}: the 'pipeline' field is invalid ({exc!r})."
+        ) from exc
+    model = manifest["model"]
+    try:
+        encoder_spec, head_spec = model["encoder"], model["head"]
+    except (KeyError, TypeError) as exc:
+        raise BundleError(f"{directory / MANIFEST}: field 'model' lacks {exc}.") from exc
+    autoencoder = None
+    encoder: nn.Module
+    try:
+        if encoder_spec["type"] == "autoencoder":
+            autoencoder = _build_autoencoder(encoder_spec, tensors, weights_file)
+            encoder = autoencoder.encoder
+        elif encoder_spec["type"] == "linear":
+            encoder = LinearProjection(tensors["encoder.mean"], tensors["encoder.components"])
+        else:
+            encoder = nn.Identity()
+        head = _build_head(head_spec, tensors)
+    except KeyError as exc:
+        raise BundleError(f"{weights_file}: tensor {exc} is missing.") from exc
+    return Segmenter(manifest, pipeline, encoder, head, autoencoder, directory)
+
+
+def load_autoencoder(path: str | Path) -> Autoencoder:
+    """The trained autoencoder of a bundle (for ``encoder_from``), in eval mode, on the CPU.
+
+    Raises:
+        ValueError: when the bundle has no autoencoder (a classic method's bundle).
+    """
+    segmenter = load(path)
+    if segmenter.autoencoder is None:
+        raise ValueError(
+            f"encoder_from: the bundle '{path}' ({segmenter.method}) holds no autoencoder; "
+            "use the bundle of a deep method (ae_kmeans, ae_gmm, dec, idec, dcn, vade, n2d)."
+        )
+    return segmenter.autoencoder

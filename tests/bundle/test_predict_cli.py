@@ -1,0 +1,116 @@
+"""``deepseg-predict`` and ``deepseg-embed``: outputs, errors, chunking, no clobbering."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepseg.cli.embed import run as embed
+from deepseg.cli.predict import run as predict
+
+
+@pytest.fixture
+def new_csv(trained, tmp_path):
+    path = tmp_path / "new.csv"
+    trained.frame.to_csv(path, index=False)
+    return path
+
+
+def test_console_script_writes_id_segment_confidence(trained, new_csv, tmp_path):
+    out = tmp_path / "assignments.csv"
+    result = subprocess.run(
+        ["deepseg-predict", f"bundle={trained.bundle('dec')}", f"input={new_csv}",
+         f"output={out}", "embedding=true"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["id", "segment", "confidence", "z_0", "z_1", "z_2", "z_3"]
+    assert frame["id"].tolist() == trained.frame["customer_id"].tolist()
+    np.testing.assert_array_equal(frame["segment"], trained.estimators["dec"].labels_)
+    proba = trained.estimators["dec"].predict_proba(trained.X)
+    np.testing.assert_allclose(frame["confidence"], proba.max(axis=1), rtol=1e-6)
+
+
+def test_missing_columns_exit_2_with_their_names(trained, tmp_path):
+    bad = tmp_path / "bad.csv"
+    trained.frame.drop(columns=["age", "country"]).to_csv(bad, index=False)
+    out = tmp_path / "out.csv"
+    result = subprocess.run(
+        ["deepseg-predict", f"bundle={trained.bundle('dec')}", f"input={bad}", f"output={out}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepseg-predict: error: ")
+    assert "['age', 'country'] not found" in lines[0]
+    assert not out.exists()
+
+
+def test_a_failed_run_keeps_the_previous_output(trained, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    out.write_text("previous run\n")
+    # text in a numeric column, only in the last chunk: the failure comes mid-stream
+    frame = trained.frame.astype({"age": object})
+    frame.loc[290, "age"] = "forty"
+    bad = tmp_path / "late_error.csv"
+    frame.to_csv(bad, index=False)
+    args = [f"bundle={trained.bundle('dec')}", f"input={bad}", f"output={out}", "chunk_size=50"]
+    with pytest.raises(SystemExit) as info:
+        predict(args)
+    assert info.value.code == 2
+    assert "'age' is used as numeric but holds text" in capsys.readouterr().err
+    assert out.read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late_error.csv", "out.csv"]
+
+
+def test_chunked_output_equals_one_shot_output(trained, new_csv, tmp_path):
+    one = tmp_path / "one.csv"
+    chunked = tmp_path / "chunked.csv"
+    common = [f"bundle={trained.bundle('idec')}", f"input={new_csv}", "embedding=true"]
+    predict([*common, f"output={one}", "chunk_size=1000000"])
+    predict([*common, f"output={chunked}", "chunk_size=37"])
+    a, b = pd.read_csv(one), pd.read_csv(chunked)
+    assert len(a) == 300
+    pd.testing.assert_frame_equal(a[["id", "segment"]], b[["id", "segment"]])
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=1e-6)
+
+
+def test_row_numbers_run_on_across_chunks_without_an_id_column(trained, tmp_path):
+    path = tmp_path / "no_ids.parquet"
+    trained.frame.drop(columns=["customer_id"]).to_parquet(path)
+    out = tmp_path / "out.csv"
+    predict([f"bundle={trained.bundle('gmm')}", f"input={path}", f"output={out}", "chunk_size=64"])
+    frame = pd.read_csv(out)
+    assert frame["id"].tolist() == list(range(300))
+    np.testing.assert_array_equal(frame["segment"], trained.estimators["gmm"].labels_)
+
+
+def test_embed_writes_embeddings_only(trained, new_csv, tmp_path):
+    out = tmp_path / "z.csv"
+    embed([f"bundle={trained.bundle('vade')}", f"input={new_csv}", f"output={out}"])
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["id", "z_0", "z_1", "z_2", "z_3"]
+    np.testing.assert_allclose(
+        frame[["z_0", "z_1", "z_2", "z_3"]], trained.estimators["vade"].transform(trained.X),
+        rtol=1e-6, atol=1e-6,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bundle=b", "input=i"], "Missing option(s) ['output']"),
+        (["bundle=b", "input=i", "output=o.csv", "colour=red"], "Unknown option 'colour'"),
+        (["bundle=b", "input=i", "output=o.csv", "drift=maybe"], "must be true or false"),
+        (["bundle=b", "input=i", "output=o.parquet"], "must be a .csv file"),
+    ],
+)
+def test_bad_arguments(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        predict(args)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
