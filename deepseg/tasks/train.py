@@ -286,9 +286,10 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> dict[str, An
     if auto:
         n_clusters = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seed).recommended
     fit_cfg = json.loads(json.dumps(method_cfg))  # a copy: the logger goes in, not in the row
-    factory = _logger_factory(cfg, output_dir)
-    if factory is not None and isinstance(fit_cfg.get("trainer"), dict):
-        fit_cfg["trainer"]["logger"] = factory
+    if isinstance(fit_cfg.get("trainer"), dict):  # deep methods (and only they import Lightning)
+        factory = _logger_factory(cfg, output_dir)
+        if factory is not None:
+            fit_cfg["trainer"]["logger"] = factory
     kept: dict[str, Any] = {}
     logger.info("Training %s on %s (seed %d), k=%d", cfg.method, dataset.name, seed, n_clusters)
     fitted = run_one(
