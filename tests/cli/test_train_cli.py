@@ -119,7 +119,23 @@ def parallel(tmp: Path) -> list[Proc]:
     return [joblib, basic, run(tmp, "deepseg-report", str(tmp / "joblib"))]
 
 
+def errors(tmp: Path) -> list[Proc]:
+    """Single-run and sweep-wide user errors."""
+    unknown = train(tmp, "unknown", "model=kmeans,kmeanz", "data=digits")
+    too_many = run(
+        tmp,
+        "deepseg-train",
+        "model=kmeans",
+        "data=digits",
+        "n_clusters=5000",
+        f"paths.output_dir={tmp / 'outputs'}",
+        f"hydra.run.dir={tmp / 'single'}",
+    )
+    return [unknown, too_many]
+
+
 SCENARIOS: dict[str, Callable[[Path], Any]] = {
+    "errors": errors,
     "grid": grid,
     "resume": resume,
     "optuna": optuna,
@@ -239,6 +255,18 @@ def test_joblib_gives_the_sequential_rows_and_a_failed_job_is_reported(scenarios
     assert "Failed jobs (1)" in report.stdout and "Got 5000" in report.stdout, describe(report)
     failed = pd.read_csv(tmp / "joblib" / "aggregate" / "failed.csv")
     assert len(failed) == 1 and "n_clusters" in failed.loc[0, "error"]
+
+
+@pytest.mark.parametrize("scenario", ["errors"])
+def test_user_errors_exit_2_before_any_job(scenarios, scenario):
+    tmp, (unknown, too_many) = result(scenarios, scenario)
+    assert unknown.returncode == 2, describe(unknown)
+    line = unknown.stderr.strip().splitlines()[-1]
+    assert line.startswith("deepseg-train: error: ") and "kmeanz" in line and "'kmeans'" in line
+    assert "dec" in line and "Launching" not in unknown.stdout + unknown.stderr
+    assert too_many.returncode == 2, describe(too_many)
+    assert "Got 5000" in too_many.stderr and "Traceback" not in too_many.stderr
+    assert not list(tmp.rglob("results.csv")) and not (tmp / "outputs" / "train" / "jobs").exists()
 
 
 def test_report_bad_directory_exits_2(tmp_path):
