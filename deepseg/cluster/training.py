@@ -84,7 +84,8 @@ def make_trainer(
 
     Args:
         max_epochs: epochs of the phase.
-        trainer: lightning.Trainer options (see DEFAULT_TRAINER).
+        trainer: lightning.Trainer options (see DEFAULT_TRAINER). ``logger`` may be a Logger, a
+            bool, or a callable making a Logger: then each phase gets its own (a new version).
         timer: an :class:`EpochTimer` to add to the callbacks, to read per-epoch wall times.
         **extra: further lightning.Trainer options.
     """
@@ -99,6 +100,8 @@ def make_trainer(
             "method's own options, e.g. pretrain.epochs or epochs); remove them from trainer."
         )
     opts.setdefault("logger", False)
+    if callable(opts["logger"]):  # a factory, e.g. partial(CSVLogger, ...): one per phase
+        opts["logger"] = opts["logger"]()
     return L.Trainer(
         max_epochs=max_epochs,
         enable_checkpointing=False,

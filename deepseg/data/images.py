@@ -19,17 +19,34 @@ _MNIST_FILES = {
 }
 
 
-def load_digits(name: str = "digits", n_clusters: int = 10) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (1,797 images, pixel values 0..16)."""
+def load_digits(
+    name: str = "digits",
+    n_clusters: int = 10,
+    n_samples: int | None = None,
+    random_state: int = 0,
+) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1,797 images, pixel values 0..16).
+
+    Args:
+        name: dataset name.
+        n_clusters: number of classes.
+        n_samples: optional seeded random subset size, for quick runs.
+        random_state: seed of the subset draw.
+    """
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
     X = bunch.data.astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    ids = np.arange(len(X))
+    if n_samples is not None and n_samples < len(X):
+        idx = np.sort(np.random.default_rng(random_state).choice(len(X), n_samples, replace=False))
+        X, y, ids = X[idx], y[idx], ids[idx]
     return Dataset(
         name=name,
-        ids=np.arange(len(X)),
+        ids=ids,
         X=X,
-        labels=bunch.target.astype(np.int64),
+        labels=y,
         n_clusters=n_clusters,
         feature_names=[f"pixel_{i}" for i in range(X.shape[1])],
     )

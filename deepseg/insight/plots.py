@@ -252,3 +252,28 @@ def plot_training_curves(metrics_csv: str | Path) -> bytes | None:
     ax.set_title(f"Training curves ({Path(metrics_csv).parent.name})")
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def plot_metric_by_method(board: pd.DataFrame, metric: str) -> bytes:
+    """Mean of ``metric`` per method with error bars (std over seeds), one panel per dataset.
+
+    Args:
+        board: a leaderboard with columns ``dataset``, ``method``, ``metric`` and optionally
+            ``{metric}_std`` (see :func:`deepseg.tasks.aggregate.aggregate_results`).
+        metric: the metric to plot.
+    """
+    datasets = list(dict.fromkeys(board["dataset"]))
+    n_methods = max(int(board.groupby("dataset").size().max()), 1)
+    fig = _figure(max(4.0, 0.6 * n_methods + 1.5), 2.8 * len(datasets))
+    for i, name in enumerate(datasets):
+        ax = fig.add_subplot(len(datasets), 1, i + 1)
+        part = board[board["dataset"] == name]
+        x = np.arange(len(part))
+        std = part[f"{metric}_std"] if f"{metric}_std" in part else None
+        yerr = None if std is None else np.nan_to_num(std.to_numpy(dtype=float))
+        ax.bar(x, part[metric].to_numpy(dtype=float), yerr=yerr, capsize=4, color="#4c72b0")
+        ax.set_xticks(x, [str(m) for m in part["method"]], rotation=30, ha="right")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{name}: {metric} by method (mean ± std over seeds)")
+    fig.tight_layout()
+    return _png(fig)
