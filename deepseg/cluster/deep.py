@@ -49,6 +49,9 @@ from deepseg.nn.modules import Autoencoder
 
 logger = logging.getLogger(__name__)
 
+# How DEC, IDEC and DCN place their first centres (see DeepClusterer._init_clusters)
+_INITS = ("kmeans", "umap")
+
 
 def _freeze(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, float | None]]:
     """No gradients for the encoder, and batch-norm running statistics left as they are.
@@ -113,6 +116,16 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"The 'n_clusters' parameter of {name} must be <= n_samples={n_samples}. Got {k}."
             )
+        init = getattr(self, "init", "kmeans")
+        if init not in _INITS:
+            raise ValueError(
+                f"The 'init' parameter of {name} must be one of {list(_INITS)}. Got {init!r} "
+                "instead."
+            )
+        if init == "umap":
+            from deepseg.cluster.n2d import _import_umap
+
+            _import_umap()  # a missing extra fails before pretraining
         if self.random_state is None:
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
@@ -176,7 +189,24 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         return ae
 
     def _init_clusters(self, z: np.ndarray, seed: int) -> np.ndarray:
-        """K-Means centres of the embedding, shape (n_clusters, latent_dim)."""
+        """Initial centres in the embedding, shape (n_clusters, latent_dim).
+
+        ``init="kmeans"`` (the papers'): K-Means centres, 20 restarts. ``init="umap"``: the
+        embedding's means over the clusters that N2D finds in it (UMAP, then a Gaussian
+        mixture), which follow the embedding's manifold rather than its Euclidean spread.
+        """
+        if getattr(self, "init", "kmeans") == "umap":
+            from deepseg.cluster.n2d import make_umap_gmm
+
+            latent = make_umap_gmm(self.n_clusters, seed).fit(z)
+            labels = np.asarray(latent.named_steps["gmm"].labels_)
+            rng = np.random.default_rng(seed)
+            centres = np.empty((self.n_clusters, z.shape[1]), dtype=np.float32)
+            for j in range(self.n_clusters):
+                members = z[labels == j]
+                # an empty component (rare) starts at a random row
+                centres[j] = members.mean(0) if len(members) else z[rng.integers(len(z))]
+            return centres
         km = KMeans(self.n_clusters, n_init=20, random_state=seed).fit(z)
         return km.cluster_centers_.astype(np.float32)
 
@@ -335,6 +365,9 @@ class DEC(DeepClusterer):
         optimizer: "sgd" (momentum 0.9, as in the paper) or "adam".
         rec_weight: weight of the reconstruction loss against the clustering loss (0 for DEC;
             IDEC uses 10).
+        init: first centres: "kmeans" (K-Means in the embedding, as in the paper) or "umap"
+            (means of the clusters that UMAP + a Gaussian mixture find in the embedding, as
+            N2D; needs the 'umap' extra).
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
         encoder_from, freeze_encoder: see the module docstring.
@@ -354,6 +387,7 @@ class DEC(DeepClusterer):
         lr: float = 0.01,
         optimizer: str = "sgd",
         rec_weight: float = 0.0,
+        init: str = "kmeans",
         autoencoder: Mapping[str, Any] | None = None,
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
@@ -371,6 +405,7 @@ class DEC(DeepClusterer):
         self.lr = lr
         self.optimizer = optimizer
         self.rec_weight = rec_weight
+        self.init = init
         self.autoencoder = autoencoder
         self.pretrain = pretrain
         self.trainer = trainer
@@ -412,6 +447,7 @@ class IDEC(DEC):
         lr: float = 1e-3,
         optimizer: str = "adam",
         rec_weight: float = 10.0,
+        init: str = "kmeans",
         autoencoder: Mapping[str, Any] | None = None,
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
@@ -430,6 +466,7 @@ class IDEC(DEC):
             lr=lr,
             optimizer=optimizer,
             rec_weight=rec_weight,
+            init=init,
             autoencoder=autoencoder,
             pretrain=pretrain,
             trainer=trainer,
@@ -450,6 +487,7 @@ class DCN(DeepClusterer):
         epochs: epochs of the clustering phase.
         batch_size: clustering-phase batch size.
         lr: Adam learning rate.
+        init: first centres, "kmeans" or "umap" (see :class:`DEC`).
         autoencoder, pretrain, trainer: grouped options (see module docstring).
         pretrained: an already trained Autoencoder to start from.
         encoder_from, freeze_encoder: see the module docstring.
@@ -466,6 +504,7 @@ class DCN(DeepClusterer):
         epochs: int = 50,
         batch_size: int = 256,
         lr: float = 1e-4,
+        init: str = "kmeans",
         autoencoder: Mapping[str, Any] | None = None,
         pretrain: Mapping[str, Any] | None = None,
         trainer: Mapping[str, Any] | None = None,
@@ -480,6 +519,7 @@ class DCN(DeepClusterer):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.init = init
         self.autoencoder = autoencoder
         self.pretrain = pretrain
         self.trainer = trainer

@@ -36,6 +36,31 @@ def _import_umap() -> Any:
     return umap
 
 
+def make_umap_gmm(
+    n_clusters: int,
+    seed: int,
+    umap_dim: int | None = None,
+    umap_neighbors: int = 20,
+    umap_min_dist: float = 0.0,
+    umap_metric: str = "euclidean",
+    covariance_type: str = "full",
+) -> Pipeline:
+    """N2D's latent model, unfitted: UMAP to ``umap_dim`` (None: ``n_clusters``) dimensions,
+    then a Gaussian mixture. Also DEC/IDEC/DCN's ``init="umap"``."""
+    umap = _import_umap()
+    reducer = umap.UMAP(
+        n_components=n_clusters if umap_dim is None else int(umap_dim),
+        n_neighbors=int(umap_neighbors),
+        min_dist=float(umap_min_dist),
+        metric=umap_metric,
+        random_state=seed,
+        transform_seed=seed,
+        n_jobs=1,  # what umap enforces when seeded; said explicitly to spare its warning
+    )
+    gmm = GMMClusterer(n_clusters, covariance_type=covariance_type, n_init=3, random_state=seed)
+    return Pipeline([("umap", reducer), ("gmm", gmm)])
+
+
 class N2D(_LatentClusterer):
     """ "Not too deep" clustering (McConville et al. 2020).
 
@@ -126,20 +151,15 @@ class N2D(_LatentClusterer):
         return seed
 
     def _make_latent_model(self, seed: int) -> Pipeline:
-        umap = _import_umap()
-        reducer = umap.UMAP(
-            n_components=self.n_clusters if self.umap_dim is None else int(self.umap_dim),
-            n_neighbors=int(self.umap_neighbors),
-            min_dist=float(self.umap_min_dist),
-            metric=self.umap_metric,
-            random_state=seed,
-            transform_seed=seed,
-            n_jobs=1,  # what umap enforces when seeded; said explicitly to spare its warning
+        return make_umap_gmm(
+            self.n_clusters,
+            seed,
+            umap_dim=self.umap_dim,
+            umap_neighbors=self.umap_neighbors,
+            umap_min_dist=self.umap_min_dist,
+            umap_metric=self.umap_metric,
+            covariance_type=self.covariance_type,
         )
-        gmm = GMMClusterer(
-            self.n_clusters, covariance_type=self.covariance_type, n_init=3, random_state=seed
-        )
-        return Pipeline([("umap", reducer), ("gmm", gmm)])
 
     def _init_clusters(self, z: np.ndarray, seed: int) -> np.ndarray:
         out = super()._init_clusters(z, seed)

@@ -13,7 +13,9 @@ import pytest
 import torch
 from sklearn.base import clone
 
+import deepseg.cluster.deep as deep
 import deepseg.models.vade as vade_module
+from deepseg.cluster.deep import DCN, DEC, IDEC
 from deepseg.cluster.n2d import N2D
 from deepseg.cluster.vade import VaDE
 from deepseg.metrics import acc
@@ -234,3 +236,42 @@ def test_vade_module_trains_the_decoder():
     trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert all(id(p) in trained for p in ae.parameters())
     assert {id(module.mu_c), id(module.logvar_head.weight)} <= trained
+
+
+# -- DEC, IDEC and DCN started from N2D's clusters (init="umap") --------------------------------
+
+INIT_PHASE = {"epochs": 10, "batch_size": 64}
+
+
+@pytest.mark.parametrize("cls", [DEC, IDEC, DCN], ids=lambda cls: cls.__name__.lower())
+def test_umap_init_starts_from_the_means_of_n2ds_clusters(cls, problem, fitted, monkeypatch):
+    X, y = problem
+    n2d = fitted("n2d")  # its autoencoder_ is the pretrained network itself (no fine-tuning)
+    seen = {}
+    run_phase = cls._run_clustering_phase
+
+    def spy(self, ae, X, init, seed):
+        seen["init"] = init.copy()
+        return run_phase(self, ae, X, init, seed)
+
+    monkeypatch.setattr(cls, "_run_clustering_phase", spy)
+    est = cls(N_CLUSTERS, init="umap", pretrained=n2d.autoencoder_, random_state=0, **INIT_PHASE)
+    est.fit(X)
+    z = n2d.transform(X)
+    means = np.stack([z[n2d.labels_ == j].mean(axis=0) for j in range(N_CLUSTERS)])
+    np.testing.assert_allclose(seen["init"], means, rtol=1e-5, atol=1e-5)
+    assert acc(y, est.labels_) >= 0.95
+    again = cls(N_CLUSTERS, init="umap", pretrained=n2d.autoencoder_, random_state=0, **INIT_PHASE)
+    np.testing.assert_array_equal(again.fit(X).labels_, est.labels_)
+
+
+def test_init_is_checked_before_pretraining(problem, monkeypatch):
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("validation must happen before pretraining")
+
+    monkeypatch.setattr(deep, "pretrain_autoencoder", no_pretraining)
+    with pytest.raises(ValueError, match=r"'init' parameter of IDEC must be one of \['kmeans', "):
+        IDEC(N_CLUSTERS, init="k-means++").fit(problem[0])
+    monkeypatch.setitem(sys.modules, "umap", None)
+    with pytest.raises(ImportError, match=r"pip install 'deepseg\[umap\]'"):
+        DEC(N_CLUSTERS, init="umap").fit(problem[0])
