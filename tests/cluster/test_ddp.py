@@ -30,13 +30,27 @@ def _fit(problem, trainer):
     return acc(y, model.fit(X).labels_)
 
 
+def _fit_spawned(problem, trainer, attempts=3):
+    """A spawned gloo worker now and then dies with SIGABRT as it shuts down (about 1 run in 7
+    here; Lightning's own spawn tests do the same and are re-run: Lightning-AI/pytorch-lightning
+    #20620, #20933). Only that crash is retried; any other error, or a bad result, fails."""
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    for attempt in range(attempts):
+        try:
+            return _fit(problem, trainer)
+        except ProcessExitedException as err:
+            if "SIGABRT" not in str(err) or attempt == attempts - 1:
+                raise
+
+
 def test_ddp_quality(problem):
     import torch.distributed as dist
 
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     one = _fit(problem, None)
-    two = _fit(problem, {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"})
+    two = _fit_spawned(problem, {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"})
     # measured: 0.973 with one process, 0.947 with two (different batch composition per step)
     assert one >= 0.9
     assert two >= one - 0.05
