@@ -174,6 +174,18 @@ DOCUMENTED = {
         "methods=[kmeans,gmm,agglomerative,ae_kmeans,dec,idec,dcn,n2d]",
         "seeds=[0,1,2]",
     ],
+    "digits_umap_init": [
+        "data=digits",
+        "methods=[ae_kmeans,dec,idec,dcn,n2d]",
+        "seeds=[0,1,2]",
+        "autoencoder.dropout=0.0",
+        "pretrain.min_steps=3000",
+        "pretrain.batch_size=64",
+        "pretrain.lr_schedule=cosine",
+        "model.dec.init=umap",
+        "model.idec.init=umap",
+        "model.dcn.init=umap",
+    ],
     "synthetic_customers_benchmark": [
         "methods=[kmeans,minibatch_kmeans,gmm,agglomerative,pca_kmeans,dbscan,hdbscan,spectral,"
         "ae_kmeans,dec,idec]",
