@@ -186,6 +186,13 @@ DOCUMENTED = {
         "model.idec.init=umap",
         "model.dcn.init=umap",
     ],
+    "mnist_test_umap_init": [
+        "experiment=mnist_test",
+        "seeds=[0,1,2]",
+        "methods=[n2d,dec,idec,ae_kmeans]",
+        "model.dec.init=umap",
+        "model.idec.init=umap",
+    ],
     "synthetic_customers_benchmark": [
         "methods=[kmeans,minibatch_kmeans,gmm,agglomerative,pca_kmeans,dbscan,hdbscan,spectral,"
         "ae_kmeans,dec,idec]",

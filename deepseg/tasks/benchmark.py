@@ -27,6 +27,7 @@ from deepseg.tasks.common import (
     git_commit,
     seed_everything,
     to_container,
+    torch_threads,
 )
 from deepseg.tasks.report import choose_report_run, report_options, write_segment_report
 
@@ -293,6 +294,8 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             row["feature_seconds"] = round(feature_seconds, 4)
             row["git_commit"] = commit
             row["deepseg_version"] = deepseg.__version__
+            # float sums differ with the thread count, and so can the labels of a seed
+            row["torch_threads"] = torch_threads()
             row_config = {"method": available[method], "data": data_cfg, "features": features_cfg}
             if auto:
                 row_config["k_selection"] = to_container(cfg.get("k_selection") or {})

@@ -71,6 +71,13 @@ def seed_everything(seed: int) -> None:
 
 
 @functools.cache
+def torch_threads() -> int:
+    """torch's intra-op thread count (labels of a seed are reproducible for a given count)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def git_commit() -> str:
     """The commit of the deepseg source tree ("+dirty" when it has uncommitted changes)."""
     root = Path(deepseg.__file__).resolve().parent.parent

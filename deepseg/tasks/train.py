@@ -44,6 +44,7 @@ from deepseg.tasks.common import (
     dumps,
     git_commit,
     to_container,
+    torch_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -274,6 +275,8 @@ def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
     row["n_clusters_auto"] = is_auto(cfg.n_clusters)
     row["git_commit"] = git_commit()
     row["deepseg_version"] = deepseg.__version__
+    # float sums differ with the thread count, and so can the labels of a seed
+    row["torch_threads"] = torch_threads()
     row["config"] = dumps(row_config)
 
 

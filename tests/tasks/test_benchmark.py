@@ -17,7 +17,7 @@ from deepseg.tasks.benchmark import run_benchmark
 REQUIRED_COLUMNS = [
     "dataset", "method", "seed", "n_samples", "n_clusters", "n_clusters_found", "acc", "nmi",
     "ari", "silhouette", "davies_bouldin", "calinski_harabasz", "seconds", "git_commit",
-    "config", "noise_policy",
+    "config", "noise_policy", "torch_threads",
 ]  # fmt: skip
 
 

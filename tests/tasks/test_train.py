@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
@@ -45,6 +46,7 @@ def test_row_has_the_benchmark_schema_and_the_same_result(tmp_path):
     assert not missing, f"train rows lack benchmark columns {missing}"
     for column in ("acc", "nmi", "silhouette", "n_clusters", "seed", "git_commit"):
         assert on_disk.loc[0, column] == bench.loc[0, column], column
+    assert on_disk.loc[0, "torch_threads"] == torch.get_num_threads() >= 1
     # the objective is the label-free default, recorded with its flag
     assert row["objective"] == "silhouette" and row["objective_value"] == row["silhouette"]
     assert on_disk.loc[0, "allow_label_objective"] == False  # noqa: E712
