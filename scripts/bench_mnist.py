@@ -60,6 +60,12 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=50)
     parser.add_argument("--pretrain-lr-schedule", choices=["constant", "cosine"], default="cosine")
     parser.add_argument("--methods", nargs="+", default=None)
+    parser.add_argument(
+        "--init",
+        choices=["kmeans", "umap"],
+        default="kmeans",
+        help="first centres of dec, idec and dcn (umap: N2D's clusters; needs the umap extra)",
+    )
     parser.add_argument("--out", default="mnist_bench")
     args = parser.parse_args()
 
@@ -80,7 +86,9 @@ def main() -> None:
         pretrain_seconds = time.perf_counter() - start
         for name in chosen:
             start = time.perf_counter()
-            model = available[name](n_clusters=10, pretrained=ae, random_state=seed).fit(X)
+            extra = {"init": args.init} if name in ("dec", "idec", "dcn") else {}
+            model = available[name](n_clusters=10, pretrained=ae, random_state=seed, **extra)
+            model.fit(X)
             labels = model.labels_
             rows.append(
                 {
