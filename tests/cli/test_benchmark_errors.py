@@ -16,9 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import pytest
 import yaml
 
 from deepseg.cli.common import config_dir
+from tests.cli.scripts import console_script
 
 CLI = "deepseg-benchmark"
 ERROR_PREFIX = f"{CLI}: error: "
@@ -238,23 +237,13 @@ class Run:
         return self.future.result(timeout=TIMEOUT + 60)
 
 
-def _script() -> str:
-    """The installed console script, preferably beside the running interpreter."""
-    beside = Path(sys.executable).parent / CLI
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(CLI)
-    assert found, f"The console script '{CLI}' is not installed (pip install -e .)."
-    return found
-
-
 def run_cli(tmp: Path, overrides: list[str], full_error: bool) -> subprocess.CompletedProcess:
     """Run the console script in ``tmp`` with its Hydra run dir inside ``tmp``."""
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
-    cmd = [_script(), *overrides, f"hydra.run.dir='{tmp / 'run'}'"]
+    cmd = [console_script(CLI), *overrides, f"hydra.run.dir='{tmp / 'run'}'"]
     return subprocess.run(
         cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )

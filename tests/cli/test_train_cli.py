@@ -8,9 +8,7 @@ subprocess is mostly imports); each test then checks its own.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -19,24 +17,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.cli.scripts import console_script
+
 TIMEOUT = 300
 Proc = subprocess.CompletedProcess
-
-
-def _script(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    assert found, f"The console script '{name}' is not installed (pip install -e .)."
-    return found
 
 
 def run(tmp: Path, command: str, *args: str) -> Proc:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [_script(command), *args],
+        [console_script(command), *args],
         cwd=tmp,
         env=env,
         capture_output=True,
