@@ -193,6 +193,7 @@ DOCUMENTED = {
         "model.dec.init=umap",
         "model.idec.init=umap",
     ],
+    "mnist_all_umap_init": ["experiment=mnist_all", "model.dec.init=umap", "model.idec.init=umap"],
     "synthetic_customers_benchmark": [
         "methods=[kmeans,minibatch_kmeans,gmm,agglomerative,pca_kmeans,dbscan,hdbscan,spectral,"
         "ae_kmeans,dec,idec]",
