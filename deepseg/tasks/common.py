@@ -70,7 +70,6 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-@functools.cache
 def torch_threads() -> int:
     """torch's intra-op thread count (labels of a seed are reproducible for a given count)."""
     import torch
@@ -78,6 +77,7 @@ def torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
+@functools.cache
 def git_commit() -> str:
     """The commit of the deepseg source tree ("+dirty" when it has uncommitted changes)."""
     root = Path(deepseg.__file__).resolve().parent.parent

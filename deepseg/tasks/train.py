@@ -259,6 +259,8 @@ def _base_row(cfg: DictConfig, key: str) -> dict[str, Any]:
         "objective_value": math.nan,
         "job_hash": key,
         "resumed_from": "",
+        # torch's threads when the job starts: float sums, and so a seed's labels, depend on it
+        "torch_threads": torch_threads(),
     }
 
 
@@ -275,8 +277,6 @@ def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
     row["n_clusters_auto"] = is_auto(cfg.n_clusters)
     row["git_commit"] = git_commit()
     row["deepseg_version"] = deepseg.__version__
-    # float sums differ with the thread count, and so can the labels of a seed
-    row["torch_threads"] = torch_threads()
     row["config"] = dumps(row_config)
 
 
