@@ -273,8 +273,6 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
         k_result = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seeds[0])
         n_clusters = k_result.recommended
     commit = git_commit()
-    # torch's threads before any fit: float sums, and so a seed's labels, depend on it
-    threads = torch_threads()
     rows = []
     kept: dict[str, Any] = {}
     for seed in seeds:
@@ -296,7 +294,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             row["feature_seconds"] = round(feature_seconds, 4)
             row["git_commit"] = commit
             row["deepseg_version"] = deepseg.__version__
-            row["torch_threads"] = threads
+            row["torch_threads"] = torch_threads()
             row_config = {"method": available[method], "data": data_cfg, "features": features_cfg}
             if auto:
                 row_config["k_selection"] = to_container(cfg.get("k_selection") or {})

@@ -70,11 +70,11 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def torch_threads() -> int:
-    """torch's intra-op thread count (labels of a seed are reproducible for a given count)."""
-    import torch
-
-    return int(torch.get_num_threads())
+def torch_threads() -> int | None:
+    """torch's intra-op thread count, on which float sums and so a deep method's labels for a
+    seed depend; None when nothing has imported torch (classic methods only: no import cost)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 @functools.cache

@@ -259,8 +259,6 @@ def _base_row(cfg: DictConfig, key: str) -> dict[str, Any]:
         "objective_value": math.nan,
         "job_hash": key,
         "resumed_from": "",
-        # torch's threads when the job starts: float sums, and so a seed's labels, depend on it
-        "torch_threads": torch_threads(),
     }
 
 
@@ -277,6 +275,7 @@ def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
     row["n_clusters_auto"] = is_auto(cfg.n_clusters)
     row["git_commit"] = git_commit()
     row["deepseg_version"] = deepseg.__version__
+    row["torch_threads"] = torch_threads()
     row["config"] = dumps(row_config)
 
 

@@ -1,5 +1,7 @@
 """The benchmark task, built from the real configs with hydra.compose and tmp_path outputs."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +115,15 @@ def test_a_failing_method_is_recorded_and_the_others_finish(tmp_path):
     assert by_method.loc["kmeans", "status"] == "ok" and by_method.loc["kmeans", "acc"] > 0.5
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert board["method"].tolist() == ["kmeans"]
+
+
+def test_torch_threads_costs_no_torch_import():
+    # classic-only runs never import torch; recording the thread count must not either
+    code = (
+        "import sys; import deepseg.tasks.benchmark, deepseg.tasks.train; "
+        "from deepseg.tasks.common import torch_threads; "
+        "print(torch_threads(), 'torch' in sys.modules); import torch; "
+        "torch.set_num_threads(1); print(torch_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "False", "1"]

@@ -34,7 +34,7 @@ def compose_train(method: str, *overrides: str):
 def test_row_has_the_benchmark_schema_and_the_same_result(tmp_path):
     cfg = compose_train("kmeans", *SMALL, "seed=3", f"resume_dir={tmp_path / 'jobs'}")
     before = torch.get_num_threads()
-    torch.set_num_threads(1)  # another count than the machine's 2 cores, recorded at the start
+    torch.set_num_threads(1)  # another count than the machine's 2 cores
     try:
         row = train(cfg, tmp_path / "run")
     finally:
