@@ -86,7 +86,8 @@ def main() -> None:
         pretrain_seconds = time.perf_counter() - start
         for name in chosen:
             start = time.perf_counter()
-            extra = {"init": args.init} if name in ("dec", "idec", "dcn") else {}
+            # the methods that place centres (dec, idec, dcn) take init
+            extra = {"init": args.init} if "init" in available[name]().get_params() else {}
             model = available[name](n_clusters=10, pretrained=ae, random_state=seed, **extra)
             model.fit(X)
             labels = model.labels_
