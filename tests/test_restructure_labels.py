@@ -1,0 +1,45 @@
+"""The restructure of issue 12 changes no result: digits labels equal those written before it.
+
+``tests/fixtures/digits_labels_before_restructure.json`` holds the ``assignments.csv`` labels of
+``deepseg-train`` runs (kmeans, dec, n2d; seed 0; small networks so that the test is quick) made
+on the code before the restructure, with one torch thread. The same commands must give the same
+labels, element for element: the same seed and thread count give the same labels on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.cli.scripts import console_script
+
+FIXTURE = Path(__file__).parent / "fixtures" / "digits_labels_before_restructure.json"
+RUNS = json.loads(FIXTURE.read_text())["runs"]
+
+
+@pytest.mark.parametrize("method", sorted(RUNS))
+def test_digits_labels_equal_those_before_the_restructure(method: str, tmp_path: Path) -> None:
+    if method == "n2d":
+        pytest.importorskip("umap")
+    run = RUNS[method]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [console_script("deepseg-train"), *run["overrides"], f"hydra.run.dir={out}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = pd.read_csv(out / "results.csv")
+    assert int(results["torch_threads"].iloc[0]) == 1
+    labels = pd.read_csv(out / "assignments.csv")["segment"].tolist()
+    assert len(labels) == len(run["labels"])
+    assert labels == run["labels"]
