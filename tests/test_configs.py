@@ -6,6 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
+from tests.conftest import PROJECT_ROOT
 from deepseg.tasks.benchmark import make_estimator
 from deepseg.tasks.common import to_container
 
@@ -89,7 +90,7 @@ def test_every_experiment_composes_and_instantiates(name):
     command = "deepseg-benchmark" if f"deepseg-benchmark experiment={name}" in text else None
     command = command or ("deepseg-train" if f"deepseg-train experiment={name}" in text else None)
     assert command, f"{name}.yaml does not give its command"
-    docs = (CONFIGS.parent / "docs" / "benchmarks.md").read_text()
+    docs = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
     assert f"{command} experiment={name}" in docs, f"docs/benchmarks.md lacks the {name} command"
     if command == "deepseg-benchmark":
         cfg = _compose(f"experiment={name}")
@@ -204,7 +205,7 @@ DOCUMENTED = {
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_experiment_equals_the_documented_command(name):
-    docs = (CONFIGS.parent / "docs" / "benchmarks.md").read_text()
+    docs = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
     command = " ".join(f"'{o}'" if "[" in o else o for o in DOCUMENTED[name])
     assert f"deepseg-benchmark {command}" in docs
     assert _compose(f"experiment={name}") == _compose(*DOCUMENTED[name])

@@ -8,10 +8,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from deepseg.cli.common import config_dir, report_errors
+from deepseg.cli.common import config_path, report_errors
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="benchmark")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="benchmark")
 @report_errors("deepseg-benchmark")
 def main(cfg: DictConfig) -> None:
     from deepseg.tasks.benchmark import format_leaderboard, leaderboard, run_benchmark

@@ -6,10 +6,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from deepseg.cli.common import config_dir, report_errors
+from deepseg.cli.common import config_path, report_errors
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="choose_k")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="choose_k")
 @report_errors("deepseg-choose-k")
 def main(cfg: DictConfig) -> None:
     from deepseg.tasks.choose_k import run_choose_k

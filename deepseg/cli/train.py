@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from deepseg.cli.common import USER_ERRORS, config_dir, report_errors
+from deepseg.cli.common import USER_ERRORS, config_dir, config_path, report_errors
 
 COMMAND = "deepseg-train"
 
@@ -98,7 +98,7 @@ class SweepChecks(Callback):
         self._check(config)
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="train")
 @report_errors(COMMAND)
 def main(cfg: DictConfig) -> float:
     """Train one job; returns its objective value (for sweepers such as Optuna)."""
