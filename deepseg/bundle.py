@@ -26,7 +26,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -43,7 +42,8 @@ import deepseg
 from deepseg.drift import fingerprint as make_fingerprint
 from deepseg.features.columns import require_columns
 from deepseg.features.pipeline import FeaturePipeline, _jsonable
-from deepseg.nn.modules import Autoencoder, StudentTAssignment, mixture_responsibilities
+from deepseg.nn.heads import ENCODERS, HEADS, AssignmentNet, Head
+from deepseg.nn.modules import Autoencoder, embed
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ REQUIRED_FIELDS = (
     "fingerprint",
     "files",
 )
-INFERENCE_BATCH = 4096  # the batch of deepseg.cluster.training.embed: identical embeddings
+INFERENCE_BATCH = 4096  # the batch the estimators embed with: identical embeddings
 _TRANSACTION_OPTIONS = (
     "id_column",
     "invoice_column",
@@ -76,250 +76,86 @@ _TRANSACTION_OPTIONS = (
     "reference_date",
     "cancel_prefix",
 )
-N2D_REASON = (
-    "n2d assigns segments through UMAP, whose fitted state cannot be stored without pickle; "
-    "its bundle keeps the encoder (transform / deepseg-embed) but cannot predict. Refit n2d, or "
-    "use the embedding with another method."
-)
 
 
 class BundleError(ValueError):
     """A bundle that cannot be read: names the file and the problem."""
 
 
-# -- assignment heads (pure torch; exportable) ---------------------------------------------------
+# -- reading a fitted estimator -------------------------------------------------------------------
 
 
-class NearestCenter(nn.Module):
-    """Hard assignment to the nearest centre, as one-hot "probabilities"."""
+def _parts(estimator: Any, method: str) -> tuple[nn.Module | None, nn.Module | None, str | None]:
+    """(encoder, head, why there is no head) of a fitted estimator.
 
-    centers: torch.Tensor
-
-    def __init__(self, centers: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("centers", centers.clone())
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        labels = torch.cdist(z.to(self.centers.dtype), self.centers).argmin(dim=1)
-        return nn.functional.one_hot(labels, self.centers.shape[0]).float()
-
-
-class GaussianMixtureHead(nn.Module):
-    """Responsibilities of a Gaussian mixture, in float64, from means, precision Cholesky
-    factors (scikit-learn's ``precisions_cholesky_``) and weights.
-
-    Args:
-        means: (k, d).
-        precisions_cholesky: (k, d, d) full, (d, d) tied, (k, d) diag or (k,) spherical.
-        weights: (k,).
-        covariance_type: "full", "tied", "diag" or "spherical".
+    Deep estimators say it themselves (``segmenter_parts``); the classic ones are read by
+    :func:`deepseg.baselines.segmenter_parts`.
     """
+    own = getattr(estimator, "segmenter_parts", None)
+    if callable(own):
+        return own()
+    from deepseg.baselines import segmenter_parts
 
-    means: torch.Tensor
-    prec: torch.Tensor
-    log_weights: torch.Tensor
-    log_norm: torch.Tensor
-
-    def __init__(
-        self,
-        means: torch.Tensor,
-        precisions_cholesky: torch.Tensor,
-        weights: torch.Tensor,
-        covariance_type: str,
-    ) -> None:
-        super().__init__()
-        if covariance_type not in ("full", "tied", "diag", "spherical"):
-            raise ValueError(f"Unknown covariance_type {covariance_type!r}.")
-        self.covariance_type = covariance_type
-        self.register_buffer("means", means.double())
-        self.register_buffer("prec", precisions_cholesky.double())
-        self.register_buffer("log_weights", weights.double().log())
-        prec = self.prec
-        if covariance_type == "full":
-            log_det = torch.diagonal(prec, dim1=1, dim2=2).log().sum(dim=1)
-        elif covariance_type == "tied":
-            log_det = torch.diagonal(prec).log().sum().expand(means.shape[0]).clone()
-        elif covariance_type == "diag":
-            log_det = prec.log().sum(dim=1)
-        else:
-            log_det = means.shape[1] * prec.log()
-        # constant: log|det L_k| plus log w_k, computed once (and kept out of exported graphs)
-        self.register_buffer("log_norm", log_det + self.log_weights)
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """Weighted log densities ``log w_k + log N(z | mu_k, Sigma_k)``, shape (n, k)."""
-        x = z.double()
-        d = self.means.shape[1]
-        if self.covariance_type == "full":
-            # (k, n, d): every point through every component's factor
-            y = x.unsqueeze(0) @ self.prec - self.means.unsqueeze(1) @ self.prec
-            sq = y.pow(2).sum(dim=2).T
-        elif self.covariance_type == "tied":
-            y = (x @ self.prec).unsqueeze(1) - (self.means @ self.prec).unsqueeze(0)
-            sq = y.pow(2).sum(dim=2)
-        elif self.covariance_type == "diag":
-            y = (x.unsqueeze(1) - self.means.unsqueeze(0)) * self.prec.unsqueeze(0)
-            sq = y.pow(2).sum(dim=2)
-        else:
-            y = (x.unsqueeze(1) - self.means.unsqueeze(0)) * self.prec.view(1, -1, 1)
-            sq = y.pow(2).sum(dim=2)
-        return -0.5 * (d * math.log(2 * math.pi) + sq) + self.log_norm
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.log_prob(z), dim=1).float()
+    try:
+        return segmenter_parts(estimator)
+    except ValueError as exc:
+        raise ValueError(f"Method '{method}': {exc}") from exc
 
 
-class MixturePosterior(nn.Module):
-    """VaDE's cluster posterior ``p(c | z)`` from the learned prior."""
-
-    pi_logits: torch.Tensor
-    mu_c: torch.Tensor
-    logvar_c: torch.Tensor
-
-    def __init__(
-        self, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
-    ) -> None:
-        super().__init__()
-        self.register_buffer("pi_logits", pi_logits.clone())
-        self.register_buffer("mu_c", mu_c.clone())
-        self.register_buffer("logvar_c", logvar_c.clone())
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return mixture_responsibilities(z, self.pi_logits, self.mu_c, self.logvar_c)
-
-
-class LinearProjection(nn.Module):
-    """PCA's transform: ``x @ W.T - mean @ W.T`` (scikit-learn's order of operations)."""
-
-    components: torch.Tensor
-    offset: torch.Tensor
-
-    def __init__(self, mean: torch.Tensor, components: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("components", components.clone())
-        self.register_buffer("offset", mean.reshape(1, -1) @ components.T)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.components.dtype) @ self.components.T - self.offset
-
-
-class AssignmentNet(nn.Module):
-    """Encoder plus assignment head: ``x -> (z, proba)``; what export writes out."""
-
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encoder(x)
-        return z, self.head(z)
-
-
-# -- reading a fitted estimator (duck typing: bundle sits below cluster) ------------------------
-
-
-def _t(value: Any) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(value)).detach().clone().contiguous()
-
-
-def _gmm_state(gmm: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    gmm = getattr(gmm, "gmm_", gmm)  # GMMClusterer wraps a GaussianMixture
-    head = {"type": "gmm", "covariance_type": str(gmm.covariance_type)}
-    tensors = {
-        "head.means": _t(gmm.means_),
-        "head.precisions_cholesky": _t(gmm.precisions_cholesky_),
-        "head.weights": _t(gmm.weights_),
-        "head.covariances": _t(gmm.covariances_),
-    }
-    return head, tensors
+def _state(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    tensors = module.tensors() if isinstance(module, Head) else module.state_dict()
+    return {f"{prefix}.{n}": v.detach().cpu().contiguous() for n, v in tensors.items()}
 
 
 def model_state(estimator: Any, method: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The architecture/head description and the tensors of a fitted estimator.
 
+    Nothing here is method-specific: the encoder and head say what they are (``kind``), how to
+    rebuild them (``config``) and what they hold (their tensors).
+
     Raises:
         ValueError: when the method cannot assign new rows (no bundle for it).
     """
+    encoder, head, reason = _parts(estimator, method)
     tensors: dict[str, torch.Tensor] = {}
-    spec: dict[str, Any] = {"encoder": {"type": "identity"}, "can_predict": True}
-    k = getattr(estimator, "n_clusters", None)
-    if hasattr(estimator, "autoencoder_"):
-        ae = estimator.autoencoder_
-        spec["encoder"] = {"type": "autoencoder", "config": dict(ae.config)}
-        tensors.update({f"autoencoder.{n}": v.detach().cpu() for n, v in ae.state_dict().items()})
-        module = getattr(estimator, "module_", None)
-        if module is not None and hasattr(module, "head"):
-            spec["head"] = {"type": "student_t", "alpha": float(module.head.alpha)}
-            tensors["head.centers"] = module.head.centers.detach().cpu()
-        elif module is not None and hasattr(module, "mu_c"):
-            spec["head"] = {"type": "vade"}
-            for name in ("pi_logits", "mu_c", "logvar_c"):
-                tensors[f"head.{name}"] = getattr(module, name).detach().cpu()
-        elif module is not None and hasattr(module, "centers"):
-            spec["head"] = {"type": "nearest_center"}
-            tensors["head.centers"] = module.centers.detach().cpu()
-        else:
-            latent = getattr(estimator, "latent_model_", None)
-            if hasattr(latent, "named_steps"):  # n2d: UMAP then a GMM
-                spec["head"] = {"type": "none", "reason": N2D_REASON}
-                spec["can_predict"] = False
-            elif hasattr(latent, "gmm_") or hasattr(latent, "precisions_cholesky_"):
-                spec["head"], more = _gmm_state(latent)
-                tensors.update(more)
-            elif latent is not None and hasattr(latent, "cluster_centers_"):
-                spec["head"] = {"type": "nearest_center"}
-                tensors["head.centers"] = _t(latent.cluster_centers_)
-            else:
-                raise ValueError(f"Cannot read the fitted state of method '{method}'.")
-    elif hasattr(estimator, "pca_") and hasattr(estimator, "kmeans_"):
-        spec["encoder"] = {"type": "linear"}
-        tensors["encoder.mean"] = _t(estimator.pca_.mean_)
-        tensors["encoder.components"] = _t(estimator.pca_.components_)
-        spec["head"] = {"type": "nearest_center"}
-        tensors["head.centers"] = _t(estimator.kmeans_.cluster_centers_)
-        k = estimator.kmeans_.cluster_centers_.shape[0]
-    elif hasattr(estimator, "gmm_") or hasattr(estimator, "precisions_cholesky_"):
-        spec["head"], more = _gmm_state(estimator)
-        tensors.update(more)
-        k = k if k is not None else getattr(estimator, "n_components", None)
-    elif hasattr(estimator, "cluster_centers_") and hasattr(estimator, "predict"):
-        spec["head"] = {"type": "nearest_center"}
-        tensors["head.centers"] = _t(estimator.cluster_centers_)
+    spec: dict[str, Any] = {"encoder": {"type": "identity"}, "can_predict": head is not None}
+    if isinstance(encoder, Autoencoder):
+        spec["encoder"] = {"type": "autoencoder", "config": dict(encoder.config)}
+        tensors.update(_state("autoencoder", encoder))
+    elif isinstance(encoder, Head):
+        spec["encoder"] = {"type": encoder.kind, **encoder.config}
+        tensors.update(_state("encoder", encoder))
+    if isinstance(head, Head):
+        spec["head"] = {"type": head.kind, **head.config}
+        tensors.update(_state("head", head))
+        k: Any = head.n_clusters
     else:
-        raise ValueError(
-            f"Method '{method}' ({type(estimator).__name__}) cannot assign new rows (it has no "
-            "predict), so it gets no bundle."
-        )
-    if k is None and "head.centers" in tensors:
-        k = tensors["head.centers"].shape[0]
+        spec["head"] = {"type": "none", "reason": reason or ""}
+        k = getattr(estimator, "n_clusters", None)
     spec["n_clusters"] = int(k) if k is not None else None
     return spec, tensors
 
 
 def _build_head(spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> nn.Module | None:
     kind = spec["type"]
-    if kind == "student_t":
-        c = tensors["head.centers"]
-        head = StudentTAssignment(c.shape[0], c.shape[1], float(spec["alpha"]), c)
-        head.centers.requires_grad_(False)
-        return head
-    if kind == "nearest_center":
-        return NearestCenter(tensors["head.centers"])
-    if kind == "gmm":
-        return GaussianMixtureHead(
-            tensors["head.means"],
-            tensors["head.precisions_cholesky"],
-            tensors["head.weights"],
-            str(spec["covariance_type"]),
-        )
-    if kind == "vade":
-        return MixturePosterior(
-            tensors["head.pi_logits"], tensors["head.mu_c"], tensors["head.logvar_c"]
-        )
     if kind == "none":
         return None
-    raise ValueError(f"unknown head type {kind!r}")
+    if kind not in HEADS:
+        raise ValueError(f"unknown head type {kind!r}")
+    own = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+    return HEADS[kind].from_state(spec, own).requires_grad_(False)
+
+
+def _build_fixed_encoder(
+    spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> nn.Module:
+    kind = spec["type"]
+    if kind == "identity":
+        return nn.Identity()
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown encoder type {kind!r}")
+    own = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    return ENCODERS[kind].from_state(spec, own)
 
 
 # -- saving --------------------------------------------------------------------------------------
@@ -758,11 +594,7 @@ class Segmenter:
     @torch.no_grad()
     def embed_features(self, X: np.ndarray) -> np.ndarray:
         """Embeddings of a feature matrix, shape (n, latent_dim)."""
-        X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        if len(X_t) == 0:
-            return self.encoder(X_t).float().numpy()
-        out = [self.encoder(c).float() for c in torch.split(X_t, INFERENCE_BATCH)]
-        return torch.cat(out).numpy()
+        return embed(self.encoder, X, INFERENCE_BATCH)
 
     @torch.no_grad()
     def assign_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -828,10 +660,8 @@ def load(path: str | Path) -> Segmenter:
         if encoder_spec["type"] == "autoencoder":
             autoencoder = _build_autoencoder(encoder_spec, tensors, weights_file)
             encoder = autoencoder.encoder
-        elif encoder_spec["type"] == "linear":
-            encoder = LinearProjection(tensors["encoder.mean"], tensors["encoder.components"])
         else:
-            encoder = nn.Identity()
+            encoder = _build_fixed_encoder(encoder_spec, tensors)
         head = _build_head(head_spec, tensors)
     except KeyError as exc:
         raise BundleError(f"{weights_file}: tensor {exc} is missing.") from exc

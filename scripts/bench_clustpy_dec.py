@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepseg.cluster.deep import DEC
-from deepseg.cluster.training import embed
 from deepseg.data.images import load_mnist
+from deepseg.deep import DEC
+from deepseg.deep.skeleton import embed
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.losses import kl_clustering_loss, reconstruction_loss, target_distribution
 from deepseg.metrics import acc
-from deepseg.nn.modules import Autoencoder, StudentTAssignment
+from deepseg.nn.heads import StudentTAssignment
+from deepseg.nn.modules import Autoencoder
 
 PAPER_AE = {"hidden_dims": [500, 500, 2000], "latent_dim": 10}
 
@@ -77,7 +78,7 @@ def bare_loop(X: np.ndarray, epochs_pre: int, epochs_dec: int, batch_size: int, 
     from sklearn.cluster import KMeans
 
     centers = KMeans(10, n_init=20, random_state=seed).fit(z).cluster_centers_
-    head = StudentTAssignment(10, 10, 1.0, torch.from_numpy(centers).float())
+    head = StudentTAssignment(torch.from_numpy(centers).float(), 1.0)
     ae.decoder.requires_grad_(False)
     opt = torch.optim.SGD([*ae.encoder.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
     p = torch.zeros(len(X_t), 10)
@@ -103,8 +104,7 @@ def bare_loop(X: np.ndarray, epochs_pre: int, epochs_dec: int, batch_size: int, 
 
 
 def deepseg_same_work(X: np.ndarray, epochs_pre: int, epochs_dec: int, batch_size: int, seed: int):
-    from deepseg.cluster.training import pretrain_autoencoder
-    from deepseg.models.callbacks import EpochTimer
+    from deepseg.deep.skeleton import EpochTimer, pretrain_autoencoder
 
     timer = EpochTimer()
     start = time.perf_counter()

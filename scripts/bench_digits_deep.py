@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from sklearn.metrics import silhouette_score
 
-from deepseg.cluster.deep import DEC, IDEC, AEKMeans
-from deepseg.cluster.training import pretrain_autoencoder
 from deepseg.data.images import load_digits
+from deepseg.deep import DEC, IDEC, AEKMeans
+from deepseg.deep.skeleton import pretrain_autoencoder
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.metrics import acc
 from deepseg.tasks.common import git_commit

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepseg.cluster.deep import DCN, DEC, IDEC, AEKMeans
-from deepseg.cluster.training import pretrain_autoencoder
 from deepseg.data.images import load_mnist
+from deepseg.deep import DCN, DEC, IDEC, AEKMeans
+from deepseg.deep.skeleton import pretrain_autoencoder
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.metrics import acc, ari, nmi
 from deepseg.tasks.common import git_commit
@@ -37,7 +37,7 @@ def methods() -> dict[str, type]:
     try:
         import umap  # noqa: F401
 
-        from deepseg.cluster.n2d import N2D
+        from deepseg.deep import N2D
 
         out["n2d"] = N2D
     except ImportError:

@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepseg.cluster.deep import DEC
-from deepseg.cluster.training import pretrain_autoencoder
 from deepseg.data.images import load_mnist
+from deepseg.deep import DEC
+from deepseg.deep.skeleton import EpochTimer, pretrain_autoencoder
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.metrics import acc
-from deepseg.models.callbacks import EpochTimer
 
 AUTOENCODER = {"hidden_dims": [500, 500, 2000], "latent_dim": 10}
 

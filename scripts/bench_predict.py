@@ -47,8 +47,8 @@ def train_bundle(csv: Path, bundle: Path, train_rows: int, seed: int) -> dict:
     import torch
 
     from deepseg.bundle import save_bundle
-    from deepseg.cluster.deep import DEC
     from deepseg.data.table import dataset_from_frame
+    from deepseg.deep import DEC
     from deepseg.features.pipeline import FeaturePipeline
 
     torch.set_num_threads(2)
@@ -70,7 +70,7 @@ def train_bundle(csv: Path, bundle: Path, train_rows: int, seed: int) -> dict:
     seconds = time.perf_counter() - start
     data_config = {"_target_": "deepseg.data.table.load_table", "id_column": "customer_id"}
     save_bundle(bundle, estimator=est, pipeline=pipeline, dataset=dataset, X=X, method="dec",
-                method_config={"_target_": "deepseg.cluster.deep.DEC"},
+                method_config={"_target_": "deepseg.deep.dec.DEC"},
                 data_config=data_config)  # fmt: skip
     return {"train_rows": train_rows, "train_seconds": round(seconds, 2)}
 

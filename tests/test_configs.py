@@ -6,9 +6,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
-from tests.conftest import PROJECT_ROOT
-from deepseg.tasks.benchmark import make_estimator
 from deepseg.tasks.common import to_container
+from deepseg.tasks.run import make_estimator
+from tests.conftest import PROJECT_ROOT
 
 CONFIGS = Path(config_dir())
 

@@ -61,7 +61,7 @@ def model_names() -> list[str]:
 
 def check_sweep(cfg: DictConfig) -> None:
     """Refuse, before any job starts, a sweep with an unknown method or objective."""
-    from deepseg.tasks.benchmark import check_methods
+    from deepseg.tasks.run import check_methods
     from deepseg.tasks.train import check_objective
 
     models = [str(m) for m in _swept_values(cfg, "model")]

@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from deepseg.cluster.baselines import knee_point
+from deepseg.baselines import knee_point
 from deepseg.metrics import calinski_harabasz, davies_bouldin, silhouette
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def knee_of_decreasing(values: np.ndarray) -> int:
 
     Kneedle: normalise the curve to the unit square and take the point farthest below the chord
     joining its ends. Reading the curve backwards makes it increasing and convex, which is
-    :func:`~deepseg.cluster.baselines.knee_point`'s case.
+    :func:`~deepseg.baselines.knee_point`'s case.
 
     >>> knee_of_decreasing(np.array([100.0, 60.0, 30.0, 25.0, 22.0, 20.0]))
     2

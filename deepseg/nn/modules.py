@@ -1,4 +1,4 @@
-"""MLP autoencoders and the Student-t soft assignment of DEC.
+"""MLP autoencoders, input corruption, the batched embedding loop and the mixture posterior.
 
 Modules keep their constructor arguments in ``config`` so that a checkpoint can store them next
 to the ``state_dict`` and be rebuilt without hand-written architecture code.
@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-_NORMS = ("none", "batch", "layer")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+NORMS = ("none", "batch", "layer")
 NOISE_KINDS = ("none", "gaussian", "mask", "swap")
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -43,8 +43,8 @@ class MLP(nn.Sequential):
         dropout: float = 0.0,
         last_activation: bool = False,
     ) -> None:
-        _check_choice(activation, "activation", list(_ACTIVATIONS))
-        _check_choice(norm, "norm", _NORMS)
+        _check_choice(activation, "activation", list(ACTIVATIONS))
+        _check_choice(norm, "norm", NORMS)
         if len(dims) < 2 or any(int(d) < 1 for d in dims):
             raise ValueError(f"MLP dims must be at least two positive widths. Got {list(dims)}.")
         layers: list[nn.Module] = []
@@ -56,7 +56,7 @@ class MLP(nn.Sequential):
                     layers.append(nn.BatchNorm1d(int(dims[i + 1])))
                 elif norm == "layer":
                     layers.append(nn.LayerNorm(int(dims[i + 1])))
-                layers.append(_ACTIVATIONS[activation]())
+                layers.append(ACTIVATIONS[activation]())
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))
         super().__init__(*layers)
@@ -144,36 +144,6 @@ def corrupt(
     return torch.where(hit, swapped, x)
 
 
-class StudentTAssignment(nn.Module):
-    """DEC's soft assignment: a Student-t kernel between embeddings and learnable centres.
-
-    ``q_ij = (1 + |z_i - mu_j|^2 / alpha)^(-(alpha+1)/2)``, normalised over clusters j.
-
-    Args:
-        n_clusters: number of clusters.
-        latent_dim: embedding size.
-        alpha: degrees of freedom of the Student-t kernel.
-        centers: optional initial centres of shape (n_clusters, latent_dim).
-    """
-
-    def __init__(
-        self,
-        n_clusters: int,
-        latent_dim: int,
-        alpha: float = 1.0,
-        centers: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        self.alpha = float(alpha)
-        init = torch.zeros(n_clusters, latent_dim) if centers is None else centers.clone()
-        self.centers = nn.Parameter(init.float())
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        dist = torch.cdist(z.float(), self.centers).pow(2)
-        logits = -(self.alpha + 1.0) / 2.0 * torch.log1p(dist / self.alpha)
-        return torch.softmax(logits, dim=1)
-
-
 def mixture_log_joint(
     z: torch.Tensor, pi_logits: torch.Tensor, mu_c: torch.Tensor, logvar_c: torch.Tensor
 ) -> torch.Tensor:
@@ -211,3 +181,36 @@ def mixture_responsibilities(
     [[0.989, 0.011], [0.011, 0.989]]
     """
     return torch.softmax(mixture_log_joint(z, pi_logits, mu_c, logvar_c), dim=1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def embed(model: nn.Module, X: Any, batch_size: int = 4096) -> Any:
+    """Encoder outputs for X, batched, without gradients: the one embedding loop of deepseg.
+
+    Args:
+        model: an :class:`Autoencoder` (its ``encode`` is used) or any encoder module.
+        X: array of shape (n_samples, n_features).
+        batch_size: rows per forward pass.
+
+    Returns:
+        A float32 numpy array of shape (n_samples, latent_dim).
+    """
+    import numpy as np
+
+    encode = getattr(model, "encode", model)
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    if len(X_t) == 0:
+        out = [encode(X_t.to(device)).float().cpu()]
+    else:
+        out = [encode(chunk.to(device)).float().cpu() for chunk in torch.split(X_t, batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy()

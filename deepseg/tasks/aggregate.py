@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from deepseg.insight.plots import plot_metric_by_method
-from deepseg.tasks.benchmark import LEADERBOARD_METRICS, format_leaderboard
 from deepseg.tasks.common import atomic_write_bytes, atomic_write_csv, atomic_write_text
+from deepseg.tasks.run import LEADERBOARD_METRICS, format_leaderboard
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from omegaconf import DictConfig
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.insight.plots import plot_k_selection
-from deepseg.tasks.benchmark import load_dataset
 from deepseg.tasks.common import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -24,6 +23,7 @@ from deepseg.tasks.common import (
     seed_everything,
     to_container,
 )
+from deepseg.tasks.run import load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ SPACES = ("features", "latent")
 
 def latent_space(X: np.ndarray, cfg: DictConfig, seed: int) -> np.ndarray:
     """The embedding of X by an autoencoder pretrained with the config's options."""
-    from deepseg.cluster.training import embed, pretrain_autoencoder
+    from deepseg.deep.skeleton import embed, pretrain_autoencoder
 
     ae = pretrain_autoencoder(
         X,

@@ -31,13 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.metrics import METRICS, evaluate, get_metric
-from deepseg.tasks.benchmark import (
-    choose_k_auto,
-    is_auto,
-    load_dataset,
-    resolve_n_clusters,
-    run_one,
-)
 from deepseg.tasks.common import (
     atomic_write_csv,
     atomic_write_text,
@@ -45,6 +38,13 @@ from deepseg.tasks.common import (
     git_commit,
     to_container,
     torch_threads,
+)
+from deepseg.tasks.run import (
+    choose_k_auto,
+    is_auto,
+    load_dataset,
+    resolve_n_clusters,
+    run_one,
 )
 
 logger = logging.getLogger(__name__)

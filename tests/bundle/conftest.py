@@ -40,9 +40,8 @@ PREDICTING = (*DEEP, "kmeans", "minibatch_kmeans", "gmm", "pca_kmeans")
 
 
 def make_estimator(method: str, **extra: Any) -> Any:
-    from deepseg.cluster.baselines import GMMClusterer, PCAKMeans
-    from deepseg.cluster.deep import AEGMM, DCN, DEC, IDEC, AEKMeans
-    from deepseg.cluster.vade import VaDE
+    from deepseg.baselines import GMMClusterer, PCAKMeans
+    from deepseg.deep import AEGMM, DCN, DEC, IDEC, AEKMeans, VaDE
 
     deep = {"autoencoder": AE, "pretrain": PRETRAIN, "trainer": TRAINER, "random_state": 0}
     phase = {"epochs": 2, "batch_size": 64}

@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 from deepseg.bundle import load
 from deepseg.cli.common import config_dir
-from deepseg.models.base import AutoencoderModule
+from deepseg.deep.skeleton import AutoencoderModule
 from deepseg.tasks.benchmark import run_benchmark
 from tests.bundle.conftest import DEEP, make_estimator
 

@@ -32,8 +32,10 @@ for method in sys.argv[2:]:
     out[method] = {
         "labels_equal": bool((labels == np.load(f"{root}/{method}.labels.npy")).all()),
         "z_max_diff": float(np.abs(z - np.load(f"{root}/{method}.z.npy")).max()),
+        "z_scale": float(np.abs(np.load(f"{root}/{method}.z.npy")).max()),
+        "n_features": int(frame.shape[1]),
         "proba_rows_sum_to_1": bool(np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)),
-        "estimator_module_loaded": "deepseg.cluster.deep" in sys.modules,
+        "estimator_module_loaded": "deepseg.deep.estimator" in sys.modules,
     }
 print(json.dumps(out))
 """
@@ -51,7 +53,11 @@ def test_every_predicting_method_round_trips_in_a_fresh_process(trained):
     assert sorted(out) == sorted(PREDICTING)
     for method, checks in out.items():
         assert checks["labels_equal"], method
-        assert checks["z_max_diff"] <= 1e-6, (method, checks["z_max_diff"])
+        # float32 sums over the features in another order (another thread count in the fresh
+        # process): each output may move by a few ulps per summed term, relative to its scale
+        eps32 = float(np.finfo(np.float32).eps)
+        bound = 4 * checks["n_features"] * eps32 * max(1.0, checks["z_scale"])
+        assert checks["z_max_diff"] <= bound, (method, checks["z_max_diff"], bound)
         assert checks["proba_rows_sum_to_1"], method
         # the bundle computes assignments itself: no estimator classes were imported
         assert not checks["estimator_module_loaded"], method
@@ -108,8 +114,8 @@ def test_missing_columns_are_listed_and_extra_ones_warned(trained, caplog):
 
 
 def test_methods_that_cannot_predict_get_no_bundle(trained, tmp_path):
+    from deepseg.baselines import AutoEpsDBSCAN
     from deepseg.bundle import save_bundle
-    from deepseg.cluster.baselines import AutoEpsDBSCAN
 
     est = AutoEpsDBSCAN().fit(trained.X)
     with pytest.raises(ValueError, match="cannot assign new rows"):
@@ -124,18 +130,13 @@ def test_gmm_head_matches_scikit_learn_for_every_covariance_type():
     import torch
     from sklearn.mixture import GaussianMixture
 
-    from deepseg.bundle import GaussianMixtureHead
+    from deepseg.nn.heads import GaussianMixtureHead
 
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0, 1, (100, 3)), rng.normal(3, 0.5, (100, 3))])
     for cov in ("full", "tied", "diag", "spherical"):
         gmm = GaussianMixture(3, covariance_type=cov, random_state=0).fit(X)
-        head = GaussianMixtureHead(
-            torch.as_tensor(gmm.means_),
-            torch.as_tensor(gmm.precisions_cholesky_),
-            torch.as_tensor(gmm.weights_),
-            cov,
-        )
+        head = GaussianMixtureHead.from_mixture(gmm)
         ours = head.log_prob(torch.as_tensor(X)).numpy()
         np.testing.assert_allclose(ours, gmm._estimate_weighted_log_prob(X), rtol=1e-10)
         np.testing.assert_array_equal(ours.argmax(axis=1), gmm.predict(X))
@@ -145,7 +146,7 @@ def test_gmm_head_matches_scikit_learn_for_every_covariance_type():
 def test_n2d_bundle_embeds_but_refuses_to_predict(trained, tmp_path):
     pytest.importorskip("umap")
     from deepseg.bundle import save_bundle
-    from deepseg.cluster.n2d import N2D
+    from deepseg.deep import N2D
     from tests.bundle.conftest import AE, PRETRAIN, TRAINER
 
     est = N2D(4, autoencoder=AE, pretrain=PRETRAIN, trainer=TRAINER, random_state=0)
@@ -203,8 +204,8 @@ def test_a_matrix_bundle_takes_the_raw_matrix(tmp_path):
 def test_write_assignments_and_an_earlier_bundle_survives_a_failed_save(trained, tmp_path):
     import pandas as pd
 
+    from deepseg.baselines import AutoEpsDBSCAN
     from deepseg.bundle import save_bundle, write_assignments
-    from deepseg.cluster.baselines import AutoEpsDBSCAN
 
     proba = np.array([[0.2, 0.8], [0.9, 0.1]])
     write_assignments(tmp_path / "a.csv", ids=["x", "y"], labels=[1, 0], proba=proba,

@@ -93,7 +93,7 @@ def test_bad_input():
 def test_works_in_a_deep_estimators_latent_space():
     import torch
 
-    from deepseg.cluster.deep import AEKMeans
+    from deepseg.deep import AEKMeans
 
     torch.set_num_threads(1)
     X, _ = make_blobs(n_samples=800, n_features=20, centers=4, cluster_std=1.0, random_state=0)

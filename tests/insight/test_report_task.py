@@ -15,7 +15,8 @@ from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
 from deepseg.insight.report import ReportContent, render_report
-from deepseg.tasks.benchmark import load_dataset, run_benchmark
+from deepseg.tasks.benchmark import run_benchmark
+from deepseg.tasks.run import load_dataset
 from tests.conftest import PROJECT_ROOT, require_data
 
 CHROMIUM = Path("/usr/bin/chromium")

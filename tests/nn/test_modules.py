@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepseg.nn.modules import MLP, Autoencoder, StudentTAssignment, corrupt
+from deepseg.nn.heads import StudentTAssignment
+from deepseg.nn.modules import MLP, Autoencoder, corrupt
 
 
 def _layer_types(module: nn.Module) -> list[type]:
@@ -230,7 +231,7 @@ def test_student_t_assignment_matches_the_formula(alpha):
     rng = np.random.default_rng(0)
     z = rng.normal(size=(30, 4)).astype(np.float32)
     centers = rng.normal(scale=2.0, size=(5, 4)).astype(np.float32)
-    head = StudentTAssignment(5, 4, alpha=alpha, centers=torch.from_numpy(centers))
+    head = StudentTAssignment(torch.from_numpy(centers), alpha=alpha)
     q = head(torch.from_numpy(z)).detach().numpy()
     assert q.shape == (30, 5)
     np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-6)
@@ -242,12 +243,12 @@ def test_student_t_assignment_matches_the_formula(alpha):
 
 def test_student_t_assignment_centres_are_a_trainable_copy():
     centers = torch.zeros(3, 2)
-    head = StudentTAssignment(3, 2, centers=centers)
+    head = StudentTAssignment(centers)
     centers += 1.0
     assert torch.equal(head.centers.detach(), torch.zeros(3, 2))
     assert head.centers.requires_grad
     head(torch.randn(5, 2))[:, 0].sum().backward()
     assert head.centers.grad is not None and head.centers.grad.abs().sum() > 0
-    # Without centres it starts at zero: every cluster equally likely
-    q = StudentTAssignment(4, 2)(torch.randn(6, 2))
+    # Equal centres: every cluster equally likely
+    q = StudentTAssignment(torch.zeros(4, 2))(torch.randn(6, 2))
     np.testing.assert_allclose(q.detach().numpy(), 0.25, atol=1e-6)

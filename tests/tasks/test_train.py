@@ -154,7 +154,7 @@ def test_train_writes_a_bundle_that_a_second_run_starts_from(tmp_path, monkeypat
     """deepseg-train's bundle reloads to the run's own labels, and model.encoder_from=<bundle>
     starts a new run from its encoder with no pretraining step."""
     import deepseg
-    from deepseg.models.base import AutoencoderModule
+    from deepseg.deep.skeleton import AutoencoderModule
 
     first = compose_train("ae_kmeans", *SMALL, *TINY_AE, f"resume_dir={tmp_path / 'jobs'}")
     train(first, tmp_path / "pre")
@@ -163,8 +163,8 @@ def test_train_writes_a_bundle_that_a_second_run_starts_from(tmp_path, monkeypat
     assignments = pd.read_csv(tmp_path / "pre" / "assignments.csv")
     assert list(assignments.columns[:3]) == ["id", "segment", "confidence"]
     seg = deepseg.load(bundle)
-    from deepseg.tasks.benchmark import load_dataset
     from deepseg.tasks.common import to_container
+    from deepseg.tasks.run import load_dataset
 
     dataset = load_dataset(to_container(first.data))
     assert (seg.predict(dataset.frame) == assignments["segment"].to_numpy()).all()

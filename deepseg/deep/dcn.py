@@ -1,13 +1,18 @@
-"""DCN (Yang et al. 2017): reconstruction plus a k-means loss with online centre updates."""
+"""DCN (Yang et al. 2017): reconstruction plus a k-means loss with online centre updates; the
+clustering-phase module and the estimator. The head is :class:`deepseg.nn.heads.NearestCenter`."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 
+from deepseg.deep import params as P
+from deepseg.deep.estimator import INIT, DeepClusterer
+from deepseg.deep.skeleton import ClusteringModule
 from deepseg.losses import kmeans_loss
-from deepseg.models.base import ClusteringModule
+from deepseg.nn.heads import NearestCenter
 
 
 class DCNModule(ClusteringModule):
@@ -56,3 +61,44 @@ class DCNModule(ClusteringModule):
         rate = (counts[hit] / self.counts[hit]).unsqueeze(1)
         means = sums[hit] / counts[hit].unsqueeze(1)
         self.centers[hit] = (1 - rate) * self.centers[hit] + rate * means
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class DCN(DeepClusterer):
+    """Deep Clustering Network (Yang et al. 2017).
+
+    Args:
+        n_clusters: number of clusters.
+        cluster_weight: weight of the k-means loss (lambda / 2).
+        rec_weight: weight of the reconstruction loss.
+        epochs: epochs of the clustering phase.
+        batch_size: clustering-phase batch size.
+        lr: Adam learning rate.
+        init: first centres, "kmeans" or "umap" (see :class:`~deepseg.deep.dec.DEC`).
+        autoencoder, pretrain, trainer, pretrained, encoder_from, freeze_encoder, random_state:
+            the options every deep method shares (see :mod:`deepseg.deep.estimator`).
+    """
+
+    _module_class = DCNModule
+
+    cluster_weight: float = P.param(0.05, P.NON_NEGATIVE_FLOAT)
+    rec_weight: float = P.param(1.0, P.NON_NEGATIVE_FLOAT)
+    epochs: int = P.param(50, P.NON_NEGATIVE_INT)
+    batch_size: int = P.param(256, P.POSITIVE_INT)
+    lr: float = P.param(1e-4, P.POSITIVE_FLOAT)
+    init: str = P.param("kmeans", INIT)
+
+    def _module_kwargs(self) -> dict[str, Any]:
+        return {
+            "cluster_weight": self.cluster_weight,
+            "rec_weight": self.rec_weight,
+            "lr": self.lr,
+            "optimizer": "adam",
+            "update_interval": 10**9,  # DCN updates its centres every step, in cluster_loss
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+        }
+
+    def _head(self) -> NearestCenter:
+        assert self.module_ is not None
+        return NearestCenter(self.module_.centers.detach().cpu().float())

@@ -9,6 +9,7 @@ HDBSCAN (no ``predict``) are scored the same way as the rest.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -256,3 +257,36 @@ class LimitedSpectral(ClusterMixin, BaseEstimator):
         ).fit(X)
         self.labels_ = self.model_.labels_
         return self
+
+
+def segmenter_parts(estimator: Any) -> tuple[Any, Any, str | None]:
+    """What a bundle stores of a fitted classic method: (fixed encoder or None, head, None).
+
+    K-Means-like methods assign to their nearest centre, Gaussian mixtures by their
+    responsibilities, ``PCAKMeans`` projects first. The heads are :mod:`deepseg.nn.heads`
+    modules (torch is imported here only, when a bundle is written).
+
+    Raises:
+        ValueError: when the method cannot assign new rows (agglomerative, dbscan, hdbscan,
+            spectral): it gets no bundle.
+    """
+    import torch
+
+    from deepseg.nn.heads import GaussianMixtureHead, LinearProjection, NearestCenter
+
+    def t(value: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(value)).detach().clone().contiguous()
+
+    if isinstance(estimator, PCAKMeans):
+        check_is_fitted(estimator, "kmeans_")
+        encoder = LinearProjection(t(estimator.pca_.mean_), t(estimator.pca_.components_))
+        return encoder, NearestCenter(t(estimator.kmeans_.cluster_centers_)), None
+    gmm = getattr(estimator, "gmm_", estimator)
+    if hasattr(gmm, "precisions_cholesky_"):
+        return None, GaussianMixtureHead.from_mixture(gmm), None
+    if hasattr(estimator, "cluster_centers_") and hasattr(estimator, "predict"):
+        return None, NearestCenter(t(estimator.cluster_centers_)), None
+    raise ValueError(
+        f"{type(estimator).__name__} cannot assign new rows (it has no predict), so it gets no "
+        "bundle."
+    )

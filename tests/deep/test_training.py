@@ -9,8 +9,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from deepseg.cluster.training import pretrain_autoencoder, pretrain_epochs
-from deepseg.models.callbacks import EpochTimer
+from deepseg.deep.skeleton import EpochTimer, pretrain_autoencoder, pretrain_epochs
 
 AUTOENCODER = {"hidden_dims": [16], "latent_dim": 2}
 
@@ -38,7 +37,7 @@ def adam_lrs(monkeypatch):
     ("n_samples", "options", "expected"),
     [
         (1000, {"epochs": 5, "batch_size": 100, "min_steps": 0}, 5),  # no step budget
-        (1000, {"epochs": 5, "batch_size": 100}, 100),  # the default budget: 1,000 steps
+        (1000, {"epochs": 5, "batch_size": 100}, 60),  # the default budget: 600 steps
         (1000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 20),  # 10 steps an epoch
         (1001, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 19),  # 11 steps an epoch
         (100_000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 5),  # budget already met
@@ -108,8 +107,8 @@ def test_epoch_means_are_logged_once_per_epoch(X, tmp_path):
 
 
 def test_clustering_phase_runs_without_dropout(X, monkeypatch):
-    from deepseg.cluster.deep import DEC
-    from deepseg.models.dec import DECModule
+    from deepseg.deep import DEC
+    from deepseg.deep.dec import DECModule
 
     seen = []
     original = DECModule.training_step

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from deepseg.cluster.deep import DEC
-from deepseg.cluster.training import pretrain_autoencoder
+from deepseg.deep import DEC
+from deepseg.deep.skeleton import pretrain_autoencoder
 from deepseg.metrics import acc
 
 

@@ -13,19 +13,12 @@ import pytest
 import torch
 from sklearn.base import clone
 
-import deepseg.cluster.deep as deep
-import deepseg.models.vade as vade_module
-from deepseg.cluster.deep import DCN, DEC, IDEC
-from deepseg.cluster.n2d import N2D
-from deepseg.cluster.vade import VaDE
+import deepseg.deep.skeleton as deep
+import deepseg.deep.vade as vade_module
+from deepseg.deep import DCN, DEC, IDEC, N2D, VaDE
+from deepseg.deep.vade import VaDEModule, vade_kl
 from deepseg.metrics import acc
-from deepseg.models.vade import (
-    VaDEModule,
-    mixture_log_joint,
-    mixture_responsibilities,
-    vade_kl,
-)
-from deepseg.nn.modules import Autoencoder
+from deepseg.nn.modules import Autoencoder, mixture_log_joint, mixture_responsibilities
 
 N_CLUSTERS = 4
 AUTOENCODER = {"hidden_dims": [64, 64], "latent_dim": 4}

@@ -3,7 +3,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import make_blobs
 
-from deepseg.cluster.baselines import (
+from deepseg.baselines import (
     AutoEpsDBSCAN,
     GMMClusterer,
     LimitedAgglomerative,

@@ -12,9 +12,9 @@ import pytest
 import torch
 from sklearn.base import clone
 
-import deepseg.cluster.deep as deep
-from deepseg.cluster.deep import AEGMM, DCN, DEC, IDEC, AEKMeans
-from deepseg.cluster.training import make_trainer
+import deepseg.deep.skeleton as deep
+from deepseg.deep import AEGMM, DCN, DEC, IDEC, AEKMeans
+from deepseg.deep.skeleton import make_trainer
 from deepseg.metrics import acc
 from deepseg.nn.modules import Autoencoder
 
@@ -290,7 +290,7 @@ def test_fit_ignores_y(fitted, problem):
 
 
 def test_trainer_options_that_deepseg_sets_are_refused():
-    from deepseg.cluster.training import make_trainer
+    from deepseg.deep.skeleton import make_trainer
 
     with pytest.raises(ValueError, match=r"\['max_epochs'\] are set by deepseg"):
         make_trainer(1, {"max_epochs": 5})

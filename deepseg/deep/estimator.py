@@ -1,0 +1,256 @@
+"""The base of every deep clustering estimator: one parameter table, one fit flow.
+
+Every estimator runs the same flow: check every parameter, pretrain an autoencoder (or take a
+pretrained one), embed the data, initialise the clusters in the embedding, then (for methods
+that have one) the clustering phase, a LightningModule run by a Lightning Trainer (see
+:mod:`deepseg.deep.skeleton`). ``labels_`` is always the method's own assignment: DEC's is the
+argmax of its soft assignment, never a K-Means re-run on the embedding (that is the separate
+method ``AEKMeans``).
+
+Parameters are dataclass fields, each declared once with its default and constraint
+(:mod:`deepseg.deep.params`); the options every deep method shares are declared here, on
+:class:`DeepClusterer`:
+
+* ``autoencoder``: architecture (hidden_dims, latent_dim, activation, norm, dropout);
+* ``pretrain``: pretraining (epochs, min_steps, batch_size, lr, lr_schedule, weight_decay, noise,
+  noise_level);
+* ``trainer``: lightning.Trainer options (accelerator, devices, strategy, precision, ...);
+* ``pretrained``: an Autoencoder to start from (no pretraining);
+* ``encoder_from``: the path of a deepseg bundle whose autoencoder (encoder and decoder) the fit
+  starts from, with no pretraining epochs (it wins over ``pretrained``);
+* ``freeze_encoder``: keep the encoder's weights fixed during the clustering phase (only the
+  centres / prior, and the decoder when the method reconstructs, are trained);
+* ``random_state``: the seed of pretraining, initialisation and the clustering phase.
+
+Unset grouped options take the defaults of :mod:`deepseg.deep.skeleton`, the same values as the
+packaged configs, so ``DEC().fit(X)`` and ``deepseg-train model=dec`` build the same model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from deepseg.deep import params as P
+from deepseg.deep import skeleton
+from deepseg.deep.init import INITS, initial_centers, require_umap
+from deepseg.nn.modules import Autoencoder
+
+logger = logging.getLogger(__name__)
+
+
+def check_X(X: Any, owner: str, n_features: int | None = None) -> np.ndarray:
+    """X as float32 of shape (n_samples, n_features), finite, with the expected width."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"{owner} expects X of shape (n_samples, n_features); got {X.shape}.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {owner} is expecting {n_features} features as "
+            "input."
+        )
+    if not np.isfinite(X).all():
+        raise ValueError(f"{owner}: X holds NaN or infinite values.")
+    return X
+
+
+def _freeze(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, float | None]]:
+    """No gradients for the encoder, and batch-norm running statistics left as they are.
+
+    Returns:
+        The batch-norm layers and their momenta, for :func:`_unfreeze`.
+    """
+    encoder.requires_grad_(False)
+    saved: list[tuple[torch.nn.Module, float | None]] = []
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            saved.append((module, module.momentum))
+            module.momentum = 0.0
+    return saved
+
+
+def _unfreeze(encoder: torch.nn.Module, saved: list[tuple[torch.nn.Module, float | None]]) -> None:
+    encoder.requires_grad_(True)
+    for module, momentum in saved:
+        module.momentum = momentum  # type: ignore[assignment]
+
+
+AUTOENCODER_OR_NONE = P.AnyOf((P.InstanceOf((Autoencoder,), "an Autoencoder"), P.NONE))
+INIT = P.Options(INITS)
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Shared parameters and fit flow of the deep estimators (not used directly).
+
+    Subclasses declare their own parameters as :func:`~deepseg.deep.params.param` fields, set
+    ``_module_class`` for a clustering phase (or None) and implement ``_module_kwargs`` and
+    ``_head``; they may override ``_init_clusters``.
+    """
+
+    _module_class: ClassVar[Any] = None  # a ClusteringModule subclass, or None
+    uses_autoencoder: ClassVar[bool] = True
+
+    n_clusters: int = dataclasses.field(
+        default=8, metadata={"constraint": P.Interval(int, 2, None)}
+    )
+    autoencoder: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
+    pretrain: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
+    trainer: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
+    pretrained: Autoencoder | None = P.param(None, AUTOENCODER_OR_NONE)
+    encoder_from: str | None = P.param(None, P.PATH_OR_NONE)
+    freeze_encoder: bool = P.param(False, P.BOOL)
+    random_state: int | None = P.param(None, P.SEED)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def check_params(self, n_samples: int) -> int:
+        """Check every parameter (and the grouped options) before any work; return the seed.
+
+        Raises:
+            ValueError: naming the parameter, the expectation and the value.
+            ImportError: when ``init="umap"`` (or N2D) needs the missing umap extra.
+        """
+        P.validate(self)
+        name = type(self).__name__
+        if self.n_clusters > n_samples:
+            raise ValueError(
+                f"The 'n_clusters' parameter of {name} must be <= n_samples={n_samples}. "
+                f"Got {self.n_clusters}."
+            )
+        skeleton.check_options(self.autoencoder, self.pretrain, self.trainer, n_samples)
+        if getattr(self, "init", "kmeans") == "umap":
+            require_umap()  # a missing extra fails before pretraining
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        return int(self.random_state)
+
+    # -- the flow ------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: object = None) -> DeepClusterer:
+        """Check, pretrain (unless a network is given), embed, initialise, cluster.
+
+        Args:
+            X: array of shape (n_samples, n_features).
+            y: ignored; deep clustering never sees labels.
+        """
+        X = check_X(X, type(self).__name__)
+        seed = self.check_params(X.shape[0])
+        ae = self._starting_autoencoder(X, seed)
+        skeleton.seed_all(seed)
+        ae.train()
+        z = skeleton.embed(ae, X)
+        init = self._init_clusters(z, seed)
+        self.module_: skeleton.ClusteringModule | None = None
+        if self._module_class is not None:
+            saved = _freeze(ae.encoder) if self.freeze_encoder else None
+            try:
+                self.module_ = self._run_clustering_phase(ae, X, init, seed)
+            finally:
+                if saved is not None:
+                    _unfreeze(ae.encoder, saved)
+            ae = self.module_.autoencoder
+        self.autoencoder_ = ae.cpu().eval()
+        self.n_features_in_ = X.shape[1]
+        self.labels_ = self.predict(X)
+        return self
+
+    def _starting_autoencoder(self, X: np.ndarray, seed: int) -> Autoencoder:
+        """The network the fit starts from: a bundle's (``encoder_from``), ``pretrained``, or
+        a newly pretrained one. Only the last runs pretraining epochs."""
+        source: str | None = None
+        if self.encoder_from is not None:
+            from deepseg.bundle import load_autoencoder
+
+            ae = load_autoencoder(self.encoder_from)  # a fresh copy: fine-tuning leaves it alone
+            source = f"The encoder_from bundle '{self.encoder_from}'"
+            logger.info(
+                "Starting from the autoencoder of %s (no pretraining; its architecture %s "
+                "replaces the autoencoder options)",
+                self.encoder_from,
+                ae.config,
+            )
+        elif self.pretrained is not None:
+            ae = copy.deepcopy(self.pretrained)  # the clustering phase fine-tunes it
+            source = "The pretrained autoencoder"
+        else:
+            return skeleton.pretrain_autoencoder(
+                X, self.autoencoder, self.pretrain, self.trainer, seed
+            )
+        if ae.config["input_dim"] != X.shape[1]:
+            raise ValueError(
+                f"{source} expects {ae.config['input_dim']} features; X has "
+                f"{X.shape[1]}. Build the features with the same pipeline (data and features "
+                "config) as the run that trained it."
+            )
+        return ae
+
+    def _init_clusters(self, z: np.ndarray, seed: int) -> np.ndarray:
+        """Initial centres in the embedding, shape (n_clusters, latent_dim); see
+        :func:`deepseg.deep.init.initial_centers`."""
+        return initial_centers(z, self.n_clusters, getattr(self, "init", "kmeans"), seed)
+
+    def _module_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _run_clustering_phase(
+        self, ae: Autoencoder, X: np.ndarray, init: np.ndarray, seed: int
+    ) -> skeleton.ClusteringModule:
+        opts = self._module_kwargs()
+        batch_size = int(opts.pop("batch_size"))
+        epochs = int(opts.pop("epochs"))
+        dm = skeleton.TensorDataModule(X, batch_size=batch_size, seed=seed)
+        timer = skeleton.EpochTimer()
+        trainer = skeleton.make_trainer(epochs, self.trainer, timer)
+        assert self._module_class is not None
+        module = self._module_class(centers=torch.from_numpy(init), autoencoder=ae, X=dm.X, **opts)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=dm)
+        self.cluster_seconds_ = time.perf_counter() - start
+        self.epoch_seconds_ = list(timer.epoch_seconds)
+        self.n_epochs_ = int(trainer.current_epoch)
+        self.n_steps_ = int(trainer.global_step)
+        self.stopped_early_ = bool(module.stopped_early)
+        return module
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def _check_input(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "autoencoder_")
+        return check_X(X, type(self).__name__, self.n_features_in_)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Embeddings of shape (n_samples, latent_dim)."""
+        X = self._check_input(X)
+        return skeleton.embed(self.autoencoder_, X)
+
+    def _head(self) -> torch.nn.Module | None:
+        """The fitted assignment head (a :mod:`deepseg.nn.heads` module), None if it has none."""
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Soft assignments of shape (n_samples, n_clusters)."""
+        z = torch.from_numpy(self.transform(X))
+        head = self._head()
+        if head is None:
+            raise ValueError(f"{type(self).__name__} has no assignment head.")
+        with torch.no_grad():
+            return head.cpu()(z).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The method's own segment of each row."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def segmenter_parts(self) -> tuple[torch.nn.Module, torch.nn.Module | None, str | None]:
+        """What a bundle stores: (encoder, head or None, why there is no head)."""
+        check_is_fitted(self, "autoencoder_")
+        return self.autoencoder_, self._head(), None

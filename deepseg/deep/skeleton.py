@@ -1,0 +1,509 @@
+"""The training skeleton shared by every deep method: one step, one Trainer, one embed loop.
+
+Phase 1, pretraining, is :class:`AutoencoderModule` run by :func:`pretrain_autoencoder`. The
+clustering phase is a subclass of :class:`ClusteringModule`, which owns the step: it corrupts the
+input when asked, encodes, adds the reconstruction term with weight ``rec_weight``, and calls the
+method's ``cluster_loss``. Whole-data statistics (targets, frequencies, centres) are refreshed by
+the method's ``refresh`` every ``update_interval`` steps, from batched ``no_grad`` passes over
+this process's shard, reduced across processes with :meth:`ClusteringModule.all_reduce_sum`. A
+method stops training by returning True from ``refresh`` (e.g. DEC's label-change tolerance).
+:func:`make_trainer` builds the Trainer of every phase and :func:`embed` is the one batched
+embedding loop.
+
+The ``DEFAULT_*`` dicts are the one source of the autoencoder, pretraining and trainer defaults:
+``deepseg/configs/autoencoder/default.yaml``, ``pretrain/default.yaml`` and
+``trainer/default.yaml`` hold the same values (a test checks it).
+
+Modules never see ground-truth labels: batches are ``(x, index)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from deepseg.data.module import TensorDataModule
+from deepseg.deep import params as P
+from deepseg.losses import reconstruction_loss
+from deepseg.nn.modules import ACTIVATIONS, NOISE_KINDS, NORMS, Autoencoder, corrupt, embed
+
+__all__ = [
+    "DEFAULT_AUTOENCODER",
+    "DEFAULT_PRETRAIN",
+    "DEFAULT_TRAINER",
+    "AutoencoderModule",
+    "ClusteringModule",
+    "EpochTimer",
+    "embed",
+    "make_trainer",
+    "pretrain_autoencoder",
+    "pretrain_epochs",
+    "seed_all",
+]
+
+logger = logging.getLogger(__name__)
+
+
+DEFAULT_AUTOENCODER: dict[str, Any] = {
+    "hidden_dims": [256, 256, 512],
+    "latent_dim": 10,
+    "activation": "relu",
+    "norm": "none",
+    # Pretraining only (the clustering phase runs without it): on synthetic_customers it keeps
+    # the 10-d embedding from spending itself on the noise columns
+    "dropout": 0.2,
+}
+DEFAULT_PRETRAIN: dict[str, Any] = {
+    "epochs": 30,
+    # Small tables give few steps per epoch: pretraining runs at least this many steps, so that
+    # 1,800 rows get as many updates as 20,000 (more epochs, never a smaller batch)
+    "min_steps": 600,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "lr_schedule": "constant",  # constant | cosine (decays to 0 over the run)
+    "weight_decay": 0.0,
+    "noise": "none",
+    "noise_level": 0.0,
+}
+LR_SCHEDULES = ("constant", "cosine")
+DEFAULT_TRAINER: dict[str, Any] = {
+    "accelerator": "auto",
+    "devices": 1,
+    "strategy": "auto",
+    "precision": "32-true",
+    "enable_progress_bar": False,
+}
+
+
+def merged(
+    defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str
+) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; unknown keys are an error naming the valid ones."""
+    out = dict(defaults)
+    if given:
+        unknown = sorted(set(given) - set(defaults))
+        if unknown and what != "trainer":  # trainer options pass through to lightning.Trainer
+            raise ValueError(
+                f"Unknown {what} option(s) {unknown}; valid options: {sorted(defaults)}"
+            )
+        out.update(given)
+    return out
+
+
+_RESERVED_TRAINER_OPTIONS = (
+    "max_epochs",
+    "enable_checkpointing",
+    "enable_model_summary",
+    "use_distributed_sampler",
+    "num_sanity_val_steps",
+)
+
+
+def make_trainer(
+    max_epochs: int,
+    trainer: Mapping[str, Any] | None = None,
+    timer: EpochTimer | None = None,
+    **extra: Any,
+) -> L.Trainer:
+    """A Lightning Trainer for one phase: no checkpoints, no logger unless configured.
+
+    Args:
+        max_epochs: epochs of the phase.
+        trainer: lightning.Trainer options (see DEFAULT_TRAINER). ``logger`` may be a Logger, a
+            bool, or a callable making a Logger: then each phase gets its own (a new version).
+        timer: an :class:`EpochTimer` to add to the callbacks, to read per-epoch wall times.
+        **extra: further lightning.Trainer options.
+    """
+    opts = merged(DEFAULT_TRAINER, trainer, "trainer")
+    opts.update(extra)
+    if timer is not None:
+        opts["callbacks"] = [*list(opts.get("callbacks") or []), timer]
+    reserved = sorted(set(opts) & set(_RESERVED_TRAINER_OPTIONS))
+    if reserved:
+        raise ValueError(
+            f"Trainer option(s) {reserved} are set by deepseg itself (epochs come from the "
+            "method's own options, e.g. pretrain.epochs or epochs); remove them from trainer."
+        )
+    opts.setdefault("logger", False)
+    if callable(opts["logger"]):  # a factory, e.g. partial(CSVLogger, ...): one per phase
+        opts["logger"] = opts["logger"]()
+    return L.Trainer(
+        max_epochs=max_epochs,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # TensorDataModule shards the rows itself
+        num_sanity_val_steps=0,
+        **opts,
+    )
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch, numpy and Python for one fit."""
+    L.seed_everything(seed, workers=False, verbose=False)
+
+
+def build_autoencoder(input_dim: int, autoencoder: Mapping[str, Any] | None) -> Autoencoder:
+    return Autoencoder(input_dim, **merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"))
+
+
+def _hidden_dims_ok(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(P.POSITIVE_INT.accepts(v) for v in value)
+
+
+HIDDEN_DIMS = P.InstanceOf((list, tuple), "a list of positive ints")
+#: Constraints of the grouped options (their defaults are the ``DEFAULT_*`` dicts above).
+AUTOENCODER_CONSTRAINTS: dict[str, Any] = {
+    "hidden_dims": HIDDEN_DIMS,
+    "latent_dim": P.POSITIVE_INT,
+    "activation": P.Options(tuple(ACTIVATIONS)),
+    "norm": P.Options(NORMS),
+    "dropout": P.Interval(float, 0, 1, closed="left"),
+}
+PRETRAIN_CONSTRAINTS: dict[str, Any] = {
+    "epochs": P.NON_NEGATIVE_INT,
+    "min_steps": P.NON_NEGATIVE_INT,
+    "batch_size": P.POSITIVE_INT,
+    "lr": P.POSITIVE_FLOAT,
+    "lr_schedule": P.Options(LR_SCHEDULES),
+    "weight_decay": P.NON_NEGATIVE_FLOAT,
+    "noise": P.Options(NOISE_KINDS),
+    "noise_level": P.NON_NEGATIVE_FLOAT,
+}
+
+
+def _check_group(group: str, opts: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
+    for name, constraint in constraints.items():
+        value = opts[name]
+        ok = constraint.accepts(value) and (name != "hidden_dims" or _hidden_dims_ok(value))
+        if not ok:
+            raise ValueError(
+                f"The {group} option '{name}' must be {constraint.describe()}. "
+                f"Got {value!r} instead."
+            )
+
+
+def check_options(
+    autoencoder: Mapping[str, Any] | None,
+    pretrain: Mapping[str, Any] | None,
+    trainer: Mapping[str, Any] | None,
+    n_samples: int,
+) -> None:
+    """Check the grouped options of a deep estimator before any work.
+
+    Raises:
+        ValueError: an unknown option (naming the valid ones) or a bad value.
+    """
+    _check_group("autoencoder", merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"),
+                 AUTOENCODER_CONSTRAINTS)  # fmt: skip
+    pretrain_epochs(n_samples, pretrain)
+    reserved = sorted(set(trainer or {}) & set(_RESERVED_TRAINER_OPTIONS))
+    if reserved:
+        raise ValueError(
+            f"Trainer option(s) {reserved} are set by deepseg itself (epochs come from the "
+            "method's own options, e.g. pretrain.epochs or epochs); remove them from trainer."
+        )
+
+
+def pretrain_epochs(n_samples: int, pretrain: Mapping[str, Any] | None) -> int:
+    """Epochs of pretraining: ``epochs``, raised so that at least ``min_steps`` steps run.
+
+    Args:
+        n_samples: rows of the training data.
+        pretrain: pretraining options (see DEFAULT_PRETRAIN); checked here.
+    """
+    opts = merged(DEFAULT_PRETRAIN, pretrain, "pretrain")
+    _check_group("pretrain", opts, PRETRAIN_CONSTRAINTS)
+    epochs = int(opts["epochs"])
+    if epochs == 0:
+        return 0
+    steps_per_epoch = -(-n_samples // int(opts["batch_size"]))
+    return max(epochs, -(-int(opts["min_steps"]) // steps_per_epoch))
+
+
+def pretrain_autoencoder(
+    X: np.ndarray,
+    autoencoder: Mapping[str, Any] | None = None,
+    pretrain: Mapping[str, Any] | None = None,
+    trainer: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    timer: EpochTimer | None = None,
+) -> Autoencoder:
+    """Phase 1 of the skeleton: build and train an autoencoder on X by reconstruction.
+
+    Args:
+        X: array of shape (n_samples, n_features).
+        autoencoder: architecture options (see DEFAULT_AUTOENCODER).
+        pretrain: training options (see DEFAULT_PRETRAIN).
+        trainer: lightning.Trainer options.
+        random_state: seed of the initialisation and the batch order.
+        timer: an :class:`EpochTimer` that records the wall time of each pretraining epoch.
+
+    Returns:
+        The trained autoencoder, on the CPU, in eval mode.
+    """
+    opts = merged(DEFAULT_PRETRAIN, pretrain, "pretrain")
+    seed_all(random_state)
+    ae = build_autoencoder(X.shape[1], autoencoder)
+    epochs = pretrain_epochs(X.shape[0], opts)
+    if epochs > 0:
+        module = AutoencoderModule(
+            ae,
+            lr=opts["lr"],
+            weight_decay=opts["weight_decay"],
+            noise=opts["noise"],
+            noise_level=opts["noise_level"],
+            lr_schedule=opts["lr_schedule"],
+        )
+        dm = TensorDataModule(X, batch_size=opts["batch_size"], seed=random_state)
+        make_trainer(epochs, trainer, timer).fit(module, datamodule=dm)
+    return ae.cpu().eval()
+
+
+class EpochTimer(L.Callback):
+    """Wall time of every training epoch, without the Trainer's set-up and tear-down.
+
+    ``epoch_seconds`` lists one entry per finished epoch. An epoch that a method ends early
+    (e.g. DEC's tolerance stop) is still counted, up to the point where it ended.
+    """
+
+    def __init__(self) -> None:
+        self.epoch_seconds: list[float] = []
+        self._start: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch_seconds": list(self.epoch_seconds)}
+
+
+class EpochMeanLogger(L.LightningModule):
+    """Epoch means of per-step losses, logged once per epoch.
+
+    ``self.log`` on every step costs more than a small clustering step's own arithmetic on a
+    CPU; :meth:`accumulate` only adds detached values on the module's device, and
+    ``on_train_epoch_end`` logs their means (``sync_dist``) under the same keys.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def accumulate(self, name: str, value: torch.Tensor) -> None:
+        value = value.detach()
+        if name in self._sums:
+            self._sums[name] += value
+            self._counts[name] += 1
+        else:
+            self._sums[name] = value.clone().float()
+            self._counts[name] = 1
+
+    def on_train_epoch_end(self) -> None:
+        for name, total in self._sums.items():
+            self.log(
+                name, total / self._counts[name], prog_bar=name == "train/loss", sync_dist=True
+            )
+        self._sums, self._counts = {}, {}
+
+
+class AutoencoderModule(EpochMeanLogger):
+    """Pretraining: (denoising) reconstruction.
+
+    Args:
+        autoencoder: the network to train.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        noise: input corruption kind (see :func:`deepseg.nn.corrupt`).
+        noise_level: corruption strength.
+        lr_schedule: "constant", or "cosine" to decay the learning rate to 0 over the run's
+            steps.
+    """
+
+    def __init__(
+        self,
+        autoencoder: Autoencoder,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        noise: str = "none",
+        noise_level: float = 0.0,
+        lr_schedule: str = "constant",
+    ) -> None:
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"The 'lr_schedule' must be 'constant' or 'cosine'. Got {lr_schedule!r}."
+            )
+        self.autoencoder = autoencoder
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.noise = noise
+        self.noise_level = noise_level
+        self.lr_schedule = lr_schedule
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, _ = batch
+        _, x_hat = self.autoencoder(corrupt(x, self.noise, self.noise_level))
+        loss = reconstruction_loss(x_hat, x)
+        self.accumulate("train/rec_loss", loss)
+        self.accumulate("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return optimizer
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+class ClusteringModule(EpochMeanLogger):
+    """Base of the clustering phase. Subclasses implement ``cluster_loss``, ``refresh`` and
+    ``assign``.
+
+    Args:
+        autoencoder: the pretrained network (fine-tuned in this phase).
+        X: the full training matrix of shape (n_samples, n_features), for whole-data passes.
+        shard: the row indices this process trains on; by default the datamodule's
+            ``shard_indices()`` when it has one (data-parallel runs), else every row.
+        lr: learning rate.
+        optimizer: "adam" or "sgd" (momentum 0.9).
+        rec_weight: weight of the reconstruction term (0 trains the encoder alone).
+        update_interval: steps between calls of ``refresh``.
+        eval_batch_size: batch size of the whole-data passes.
+        noise: input corruption in this phase.
+        noise_level: corruption strength.
+    """
+
+    def __init__(
+        self,
+        autoencoder: Autoencoder,
+        X: torch.Tensor,
+        shard: torch.Tensor | None = None,
+        lr: float = 1e-3,
+        optimizer: str = "adam",
+        rec_weight: float = 0.0,
+        update_interval: int = 140,
+        eval_batch_size: int = 4096,
+        noise: str = "none",
+        noise_level: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"The 'optimizer' must be 'adam' or 'sgd'. Got {optimizer!r}.")
+        if update_interval < 1:
+            raise ValueError(f"The 'update_interval' must be >= 1. Got {update_interval!r}.")
+        self.autoencoder = autoencoder
+        self.X = X
+        self.shard = torch.arange(X.shape[0]) if shard is None else shard
+        self.lr = lr
+        self.optimizer = optimizer
+        self.rec_weight = rec_weight
+        self.update_interval = update_interval
+        self.eval_batch_size = eval_batch_size
+        self.noise = noise
+        self.noise_level = noise_level
+        self.stopped_early = False
+        self._dropouts: list[torch.nn.Module] = []  # filled in on_fit_start
+        # Without the reconstruction term the decoder takes no part in the loss: freeze it so
+        # that the optimiser and data-parallel gradient sync leave it alone
+        self.autoencoder.decoder.requires_grad_(rec_weight > 0)
+
+    # -- the method's part ---------------------------------------------------------------------
+
+    def cluster_loss(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def refresh(self) -> bool:
+        """Recompute whole-data statistics; return True to stop training."""
+        return False
+
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        """Soft assignments of shape (n, n_clusters) for embeddings z."""
+        raise NotImplementedError
+
+    # -- the shared skeleton -------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        shard_indices = getattr(getattr(self.trainer, "datamodule", None), "shard_indices", None)
+        if shard_indices is not None:
+            self.shard = shard_indices()
+        # Moved once, so that nothing crosses devices inside the loop
+        self.X = self.X.to(self.device)
+        self.shard = self.shard.to(self.device)
+        self._dropouts = [m for m in self.autoencoder.modules() if isinstance(m, torch.nn.Dropout)]
+
+    @torch.no_grad()
+    def embed_rows(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings of ``rows`` of X (default: this process's shard), batched, no grad."""
+        rows = self.shard if rows is None else rows
+        was_training = self.autoencoder.training
+        self.autoencoder.eval()
+        out = [
+            self.autoencoder.encode(self.X[chunk])
+            for chunk in torch.split(rows, self.eval_batch_size)
+        ]
+        self.autoencoder.train(was_training)
+        return torch.cat(out) if out else self.X.new_zeros((0, self.autoencoder.latent_dim))
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over every process (identity with one process)."""
+        if self.trainer is not None and self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+        return tensor
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        # Dropout regularises pretraining only (as in DEC's stacked autoencoder): the clustering
+        # phase trains towards targets computed without it, so it runs without it too. Lightning
+        # (and the whole-data passes of refresh) put the module back in train mode, hence here,
+        # after refresh, at every step.
+        if self.global_step % self.update_interval == 0 and self.refresh():
+            self.stopped_early = True
+            self.trainer.should_stop = True
+            return -1  # ends the epoch now; should_stop ends the fit
+        for module in self._dropouts:
+            module.training = False
+        return None
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, index = batch
+        x_in = corrupt(x, self.noise, self.noise_level)
+        if self.rec_weight > 0:
+            z, x_hat = self.autoencoder(x_in)
+            rec = reconstruction_loss(x_hat, x)
+            self.accumulate("train/rec_loss", rec)
+        else:
+            z, rec = self.autoencoder.encode(x_in), None
+        cluster = self.cluster_loss(z, index)
+        loss = cluster if rec is None else cluster + self.rec_weight * rec
+        self.accumulate("train/cluster_loss", cluster)
+        self.accumulate("train/loss", loss)
+        return loss
+
+    def on_fit_end(self) -> None:
+        self.autoencoder.decoder.requires_grad_(True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
+        return torch.optim.Adam(params, lr=self.lr)

@@ -1,1 +1,0 @@
-"""LightningModules of deepseg: one training skeleton for every deep clustering method."""

@@ -1,0 +1,229 @@
+"""The run engine that benchmark, train and choose-k share.
+
+Loading a dataset from its config, resolving ``n_clusters``, checking method names,
+instantiating a method from its config, pretraining one autoencoder per seed for the deep methods
+that share it, fitting one (method, seed) into a scored results row, and the leaderboard of
+those rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from deepseg.data.base import Dataset, closest_match
+from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
+from deepseg.metrics import evaluate
+from deepseg.tasks.common import (
+    accepted_kwargs,
+    call_target,
+    dumps,
+    seed_everything,
+)
+
+logger = logging.getLogger(__name__)
+
+# Columns shown in the printed leaderboard (when present)
+LEADERBOARD_METRICS = ["acc", "nmi", "ari", "silhouette", "davies_bouldin", "calinski_harabasz"]
+
+
+def load_dataset(data_cfg: DictConfig | dict[str, Any]) -> Dataset:
+    """Instantiate the dataset described by a ``configs/data`` node."""
+    dataset = call_target(data_cfg)
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"The data loader returned {type(dataset).__name__}, not a Dataset.")
+    return dataset
+
+
+def resolve_n_clusters(requested: Any, dataset: Dataset) -> int:
+    """The number of clusters to use, validated against the data size.
+
+    ``n_clusters=auto`` is resolved later, by :func:`choose_k_auto` on the features.
+    """
+    k = requested if requested is not None else dataset.n_clusters
+    if k is None:
+        raise ValueError(
+            f"Dataset '{dataset.name}' has no default number of segments: set n_clusters=K."
+        )
+    n = len(dataset)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 2 <= k <= n:
+        raise ValueError(
+            f"The 'n_clusters' parameter must be an int in the range [2, n_samples={n}] or "
+            f"'auto'. Got {k!r} instead."
+        )
+    return int(k)
+
+
+def is_auto(requested: Any) -> bool:
+    """Whether ``n_clusters`` asks for choose-k (the string 'auto', in any case)."""
+    return isinstance(requested, str) and requested.strip().lower() == "auto"
+
+
+def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKResult:
+    """Choose k on the feature matrix (label-free) for ``n_clusters=auto``."""
+    opts = dict(options or {})
+    k_range = opts.pop("k_range", (2, 10))
+    result = choose_k(X, as_k_values(k_range), random_state=seed, **opts)
+    logger.info("n_clusters=auto: choose-k recommends k=%d. %s", result.recommended,
+                " ".join(result.reasons))  # fmt: skip
+    return result
+
+
+def check_methods(methods: list[str], available: dict[str, Any]) -> None:
+    """Refuse unknown method names before any work starts."""
+    if not methods:
+        raise ValueError(f"No methods given. Available methods: {sorted(available)}")
+    for m in methods:
+        if m not in available:
+            raise ValueError(
+                f"Unknown method '{m}'.{closest_match(m, list(available))} "
+                f"Available methods: {sorted(available)}"
+            )
+
+
+def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> Any:
+    """Instantiate a method, passing n_clusters and random_state when it takes them."""
+    target = method_cfg["_target_"]
+    extra = accepted_kwargs(target, {"n_clusters": n_clusters, "random_state": seed})
+    return call_target(method_cfg, **extra)
+
+
+def shared_autoencoder(
+    estimator: Any, X: np.ndarray, seed: int, cache: dict[str, tuple[Any, float]]
+) -> tuple[Any, float] | None:
+    """Pretrain once per (autoencoder, pretrain, trainer, seed) and share the network.
+
+    Deep methods with identical pretraining options start from the same pretrained
+    autoencoder, as in the papers, so its cost is paid once per dataset and seed.
+
+    Returns:
+        (autoencoder, pretraining seconds), or None for methods without an autoencoder or that
+        bring their own.
+    """
+    if not getattr(estimator, "uses_autoencoder", False) or estimator.pretrained is not None:
+        return None
+    if getattr(estimator, "encoder_from", None) is not None:  # starts from a bundle's network
+        return None
+    from deepseg.deep.skeleton import pretrain_autoencoder
+
+    key = dumps([estimator.autoencoder, estimator.pretrain, estimator.trainer, seed])
+    if key not in cache:
+        start = time.perf_counter()
+        ae = pretrain_autoencoder(
+            X, estimator.autoencoder, estimator.pretrain, estimator.trainer, random_state=seed
+        )
+        cache[key] = (ae, time.perf_counter() - start)
+        logger.info("Pretrained the autoencoder (seed %d) in %.1fs", seed, cache[key][1])
+    return cache[key]
+
+
+def run_one(
+    X: np.ndarray,
+    dataset: Dataset,
+    method: str,
+    method_cfg: dict[str, Any],
+    n_clusters: int,
+    seed: int,
+    noise_policy: str,
+    pretrained_cache: dict[str, tuple[Any, float]] | None = None,
+    keep: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit one method with one seed and score its own labels.
+
+    When ``keep`` is a dict, the fitted estimator and its labels are stored in it (keys
+    ``estimator`` and ``labels``) for the segment report.
+
+    A method that fails while fitting gives a row with status "failed" and its error, so one
+    method's failure does not lose the others' results. For deep methods ``seconds`` excludes
+    the shared pretraining, reported as ``pretrain_seconds``.
+    """
+    seed_everything(seed)
+    estimator = make_estimator(method_cfg, n_clusters, seed)
+    row: dict[str, Any] = {
+        "dataset": dataset.name,
+        "method": method,
+        "seed": seed,
+        "n_samples": X.shape[0],
+        "n_features": X.shape[1],
+        "n_clusters": n_clusters,
+        "pretrain_seconds": np.nan,
+    }
+    start = time.perf_counter()
+    try:
+        check = getattr(estimator, "check_params", None)
+        if check is not None:  # every parameter is checked before the shared pretraining
+            check(X.shape[0])
+        shared = shared_autoencoder(
+            estimator, X, seed, {} if pretrained_cache is None else pretrained_cache
+        )
+        if shared is not None:
+            estimator.set_params(pretrained=shared[0])
+            row["pretrain_seconds"] = round(shared[1], 4)
+            start = time.perf_counter()
+        labels = np.asarray(estimator.fit_predict(X))
+    except Exception as exc:  # any failure of one method is recorded, not raised
+        logger.warning("%s (seed %d) failed: %s: %s", method, seed, type(exc).__name__, exc)
+        row.update(
+            seconds=round(time.perf_counter() - start, 4),
+            noise_policy=noise_policy,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return row
+    seconds = time.perf_counter() - start
+    if keep is not None:
+        keep.update(estimator=estimator, labels=labels)
+    row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
+    row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
+    return row
+
+
+def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and std when there are several seeds) of the headline metrics per method."""
+    if results.empty:
+        return pd.DataFrame(columns=["dataset", "method", "n_seeds"])
+    metrics = [m for m in LEADERBOARD_METRICS if m in results and results[m].notna().any()]
+    metrics += ["n_clusters_found", "seconds"]
+    grouped = results.groupby(["dataset", "method"], sort=False)
+    board = grouped[metrics].mean()
+    if grouped.size().max() > 1:
+        std = grouped[metrics].std().add_suffix("_std")
+        board = board.join(std)
+    board.insert(0, "n_seeds", grouped.size())
+    key = "acc" if "acc" in metrics else ("silhouette" if "silhouette" in metrics else None)
+    if key is not None:
+        board = board.sort_values(key, ascending=False)
+    return board.reset_index()
+
+
+def format_leaderboard(board: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown table, mean ± std when there are several seeds."""
+    metrics = [
+        c
+        for c in board.columns
+        if c not in ("dataset", "method", "n_seeds") and not c.endswith("_std")
+    ]
+    header = ["dataset", "method", "seeds", *metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in board.iterrows():
+        cells = [str(row["dataset"]), str(row["method"]), str(row["n_seeds"])]
+        for m in metrics:
+            v = row[m]
+            if pd.isna(v):
+                cells.append("")
+                continue
+            digits = 2 if m in ("seconds", "calinski_harabasz", "n_clusters_found") else 3
+            cell = f"{v:.{digits}f}"
+            sd = row.get(f"{m}_std")
+            if sd is not None and not pd.isna(sd):
+                cell += f" ± {sd:.{digits}f}"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
