@@ -189,13 +189,13 @@ def describe_config_error(exc: BaseException) -> str:
         options = _option_names(getattr(cause, "parent_node", None), prefix)
         where = f" of {parent}" if parent else ""
         listed = f" Options{where}: {', '.join(options)}." if options else ""
-        return f"unknown option '{full_key}'{_did_you_mean(full_key, options)}.{listed}"
+        return f"Unknown option '{full_key}'{_did_you_mean(full_key, options)}.{listed}"
     if isinstance(exc, MissingConfigException) and exc.options:
         missing = exc.missing_cfg_file or ""
         group, _, name = str(missing).rpartition("/")
         options = sorted(exc.options)
         return (
-            f"no option '{name}' in the config group '{group}'{_did_you_mean(name, options)}. "
+            f"No option '{name}' in the config group '{group}'{_did_you_mean(name, options)}. "
             f"Options of {group}: {', '.join(options)}."
         )
     if isinstance(exc, KeyError) and exc.args:

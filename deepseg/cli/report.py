@@ -60,7 +60,7 @@ def translate(argv: Sequence[str]) -> list[str]:
             i += 1
         elif arg.startswith("-"):
             hint = " (did you mean '--out'?)" if arg.startswith("--o") else ""
-            raise ValueError(f"unknown option '{arg}'{hint}. Usage: deepseg-report DIR [--out X].")
+            raise ValueError(f"Unknown option '{arg}'{hint}. Usage: deepseg-report DIR [--out X].")
         elif "=" in arg and "/" not in arg.partition("=")[0]:
             out.append(arg)
         elif directory is None:
