@@ -17,6 +17,7 @@ from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.insight.plots import plot_k_selection
 from deepseg.metrics import evaluate
+from deepseg.progress import Progress
 from deepseg.tasks.common import (
     accepted_kwargs,
     atomic_write_bytes,
@@ -275,6 +276,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     commit = git_commit()
     rows = []
     kept: dict[str, Any] = {}
+    jobs = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
     for seed in seeds:
         pretrained_cache: dict[str, tuple[Any, float]] = {}
         for method in methods:
@@ -309,6 +311,8 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                     row["seconds"],
                 )
             rows.append(row)
+            jobs.update()
+    jobs.close()
     results = pd.DataFrame(rows)
     board = leaderboard(results[results["status"] == "ok"])
     atomic_write_csv(output_dir / "results.csv", results)
