@@ -78,6 +78,8 @@ def report_errors(command: str) -> Callable[[Callable[..., Any]], Callable[..., 
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 # The user's HYDRA_FULL_ERROR while a command composes its config (None: no command running)
 _user_full_error: bool | None = None
+# The running command's name, for error lines
+_command = "deepseg"
 
 
 def full_error() -> bool:
@@ -106,6 +108,51 @@ class ConfigComposed(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _restore_full_error()
+        if full_error():
+            return  # the job's composition raises, with its traceback
+        # Hydra turns a callback's exception into a warning: exit here
+        try:
+            check_sweep_keys(config)
+        except ValueError as exc:
+            print(f"{_command}: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+
+def check_sweep_keys(config: DictConfig) -> None:
+    """Refuse, before any job starts, a swept key the config does not have (``-m modle=a,b``).
+
+    Hydra applies sweep overrides only when it composes each job, so without this check a
+    misspelt swept key fails in the launcher, over several lines.
+
+    Raises:
+        ValueError: names the key and the closest valid one.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
+    task = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task") or []]
+    overrides = OverridesParser.create().parse_overrides(task)
+    # the keys under a swept group depend on each job's choice: Hydra checks them per job
+    swept = [
+        o.key_or_group for o in overrides if o.key_or_group in choices and o.is_sweep_override()
+    ]
+    for override in overrides:
+        key = override.key_or_group
+        if override.package is not None or override.is_add() or override.is_force_add():
+            continue
+        if override.is_delete() or key in choices or key.startswith("hydra."):
+            continue
+        if any(key.startswith(f"{group}.") for group in swept):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(config, parent) if parent else config
+        if isinstance(node, DictConfig) and leaf not in node:
+            options = _option_names(node, f"{parent}." if parent else "")
+            where = f" of {parent}" if parent else ""
+            raise ValueError(
+                f"Unknown option '{key}'{_did_you_mean(key, options)}. "
+                f"Options{where}: {', '.join(options)}."
+            )
 
 
 def run_command(command: str, app: Callable[[], Any], argv: Sequence[str] | None = None) -> Any:
@@ -122,7 +169,7 @@ def run_command(command: str, app: Callable[[], Any], argv: Sequence[str] | None
         argv: the arguments (default: ``sys.argv[1:]``); given, they replace ``sys.argv`` for
             the run (in-process calls and tests).
     """
-    global _user_full_error
+    global _command, _user_full_error
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -130,6 +177,7 @@ def run_command(command: str, app: Callable[[], Any], argv: Sequence[str] | None
     saved_argv = sys.argv
     saved_env = os.environ.get(_FULL_ERROR)
     _user_full_error = saved_env == "1"
+    _command = command
     os.environ[_FULL_ERROR] = "1"
     if argv is not None:
         sys.argv = [command, *argv]
@@ -172,7 +220,7 @@ def _option_names(node: Any, prefix: str) -> list[str]:
     root = node._get_root() if prefix == "" else None
     if root is not None and "hydra" in root and OmegaConf.select(root, "hydra.runtime.choices"):
         choices = OmegaConf.select(root, "hydra.runtime.choices")
-        names += [str(g).split("@")[0] for g in choices if not str(g).startswith("hydra/")]
+        names += [str(g).split("@")[0] for g in choices if not str(g).startswith("hydra")]
     return sorted({f"{prefix}{n}" for n in names})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -167,3 +168,41 @@ def test_full_error_keeps_the_traceback_of_a_composition_error(tmp_path):
     assert proc.returncode != 0, describe(proc)
     assert "Traceback" in proc.stderr and "ConfigCompositionException" in proc.stderr
     assert "deepseg-predict: error:" not in proc.stderr, describe(proc)
+
+
+def _train_config(task: list[str]):
+    with initialize_config_module("deepseg.configs", version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra.overrides.task = task
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (["modle=dec,gmm"], "Unknown option 'modle' (did you mean 'model'?)"),
+        (["model.n_inti=1,2"], "Unknown option 'model.n_inti' (did you mean 'model.n_init'?)"),
+        (["model=kmeans,dec", "model.lr=0.1,0.01"], None),  # keys of each job's own model
+        (["model.n_init=1,2", "+extra=1,2", "seed=0,1"], None),
+    ],
+)
+def test_swept_keys_are_checked_before_any_job(task, message):
+    from deepseg.cli.common import check_sweep_keys
+
+    cfg = _train_config(task)
+    if message is None:
+        check_sweep_keys(cfg)
+    else:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_sweep_keys(cfg)
+
+
+def test_a_misspelt_swept_key_exits_2_before_the_sweep(tmp_path):
+    proc = run(
+        "deepseg-train", "-m", "modle=dec,gmm", f"hydra.sweep.dir={tmp_path / 'sw'}", cwd=tmp_path
+    )
+    assert proc.returncode == 2, describe(proc)
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("deepseg-train: error: Unknown option 'modle' (did you mean 'model'?)")
+    assert list(tmp_path.iterdir()) == []
