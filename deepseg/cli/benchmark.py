@@ -18,6 +18,7 @@ CONFIG_NAME = "benchmark"
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
 def app(cfg: DictConfig) -> None:
+    """Run the benchmark of ``cfg`` in Hydra's run directory; print the leaderboard."""
     resolve_seed(cfg)
     from deepseg.tasks.benchmark import format_leaderboard, leaderboard, run_benchmark
 

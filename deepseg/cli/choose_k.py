@@ -17,6 +17,7 @@ CONFIG_NAME = "choose_k"
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
 def app(cfg: DictConfig) -> None:
+    """Score k for every seed of ``cfg``; print the recommendation."""
     resolve_seed(cfg)
     from deepseg.tasks.choose_k import run_choose_k
 

@@ -21,6 +21,7 @@ USAGE = "deepseg-embed bundle=PATH input=FILE output=FILE.csv [chunk_size=N] [th
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
 def app(cfg: DictConfig) -> None:
+    """Embed every row of ``cfg.input`` with the bundle; print the JSON summary."""
     opts = options(cfg, ("bundle", "input", "output"), USAGE)
     from deepseg.tasks.predict import run_predict
 

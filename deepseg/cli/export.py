@@ -21,6 +21,7 @@ USAGE = "deepseg-export bundle=PATH format=onnx|torch_export [output=FILE]"
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
 def app(cfg: DictConfig) -> None:
+    """Export the bundle in ``cfg.format``; print the JSON summary."""
     opts = options(cfg, ("bundle", "format"), USAGE)
     from deepseg.export import export
 

@@ -29,6 +29,7 @@ _notice: str | None = None
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 def app(cfg: DictConfig) -> None:
+    """Aggregate the results under ``cfg.dir`` (error lines under the running name)."""
     report_errors(_command)(_leaderboard)(cfg)
 
 

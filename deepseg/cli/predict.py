@@ -55,6 +55,7 @@ USAGE = (
 @hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
 def app(cfg: DictConfig) -> None:
+    """Assign every row of ``cfg.input`` with the bundle; print the JSON summary."""
     opts = options(cfg, ("bundle", "input", "output"), USAGE)
     opts["embedding"] = to_bool(opts["embedding"], "embedding")
     opts["drift"] = to_bool(opts["drift"], "drift")
