@@ -1,4 +1,5 @@
-"""Export a bundle's encoder plus assignment head to TorchScript or ONNX, with a parity check.
+"""Export a bundle's encoder plus assignment head to ONNX or a torch.export program, with a parity
+check.
 
 The exported graph takes the feature matrix (the pipeline's output, float32 of shape
 (batch, n_features)) and returns ``(z, proba)``: the embedding and the soft assignments (one-hot
@@ -6,6 +7,9 @@ for hard-assignment methods). Bundles that cannot predict (n2d) export the encod
 returning ``z``. The raw-table feature pipeline is not part of the graph: apply it with
 :meth:`deepseg.bundle.Segmenter.prepare` (or reimplement its stored, plain-JSON state).
 
+``format="torch_export"`` writes a ``torch.export`` program (``.pt2``; load it with
+``torch.export.load(path).module()``), the supported successor of TorchScript, whose loader torch
+now deprecates: ``format="torchscript"`` is refused with a message naming ``torch_export``.
 ONNX needs the optional ``export`` extra (onnx, onnxruntime, onnxscript).
 """
 
@@ -21,12 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from deepseg.bundle import Segmenter, load
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torch_export")
+SUFFIXES = {"onnx": ".onnx", "torch_export": ".pt2"}
 PARITY_ATOL = 1e-5
 
 
@@ -78,8 +84,8 @@ def export(
 
     Args:
         bundle: a bundle directory or a loaded :class:`Segmenter`.
-        output: the file to write; default ``<bundle>/model.onnx`` or ``<bundle>/model.pt``.
-        format: "onnx" or "torchscript".
+        output: the file to write; default ``<bundle>/model.onnx`` or ``<bundle>/model.pt2``.
+        format: "onnx" or "torch_export" (a ``torch.export`` program).
         X: feature rows for the parity check (default: :func:`parity_sample`).
         atol: the largest absolute difference accepted.
 
@@ -91,13 +97,18 @@ def export(
             (nothing is written then).
         ImportError: ONNX without the ``export`` extra.
     """
+    if format == "torchscript":
+        raise ValueError(
+            "The export 'format' torchscript is no longer written (torch deprecates TorchScript): "
+            "use format=torch_export for a torch.export program (.pt2), or format=onnx."
+        )
     if format not in FORMATS:
         raise ValueError(f"The export 'format' must be one of {list(FORMATS)}. Got {format!r}.")
     seg = bundle if isinstance(bundle, Segmenter) else load(bundle)
     if output is None:
         if seg.path is None:
             raise ValueError("Give an output path: this segmenter has no bundle directory.")
-        output = seg.path / ("model.onnx" if format == "onnx" else "model.pt")
+        output = seg.path / f"model{SUFFIXES[format]}"
     output = Path(output)
     module, names = _module(seg)
     X = parity_sample(seg) if X is None else np.ascontiguousarray(X, dtype=np.float32)
@@ -105,8 +116,8 @@ def export(
     example = torch.from_numpy(X[: min(len(X), 8)])
     tmp = _atomic_target(output)
     try:
-        if format == "torchscript":
-            got = _torchscript(module, example, tmp, X)
+        if format == "torch_export":
+            got = _torch_export(module, example, tmp, X)
         else:
             got = _onnx(module, example, tmp, X, names)
         diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(expected, got))
@@ -123,14 +134,31 @@ def export(
     return {"output": str(output), "format": format, "outputs": names, "max_abs_diff": diff}
 
 
-def _torchscript(module: nn.Module, example: torch.Tensor, path: Path, X: np.ndarray) -> list:
-    # torch 2.13 deprecates TorchScript in favour of torch.export, but TorchScript files are
-    # still what C++/mobile runtimes load; the parity check below guards the result
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(module, example, check_trace=False)
-        traced.save(str(path))
-        reloaded = torch.jit.load(str(path), map_location="cpu")
+class _ExactCdist(TorchFunctionMode):
+    """``torch.cdist`` without its matrix-product shortcut while exporting.
+
+    cdist picks the shortcut when a side has more than 25 rows, so an export traced on a batch
+    bakes in a guard on the batch size (at most 25, or more than 25). The direct computation
+    has no such branch; the parity check compares it with torch's own outputs.
+    """
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.cdist:
+            kwargs = {**kwargs, "compute_mode": "donot_use_mm_for_euclid_dist"}
+        return func(*args, **kwargs)
+
+
+def _torch_export(module: nn.Module, example: torch.Tensor, path: Path, X: np.ndarray) -> list:
+    """Export with ``torch.export`` (the batch dimension dynamic), save, and run the reloaded
+    program on ``X``."""
+    batch = torch.export.Dim("batch")
+    with torch.no_grad(), _ExactCdist():
+        program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    reloaded = torch.export.load(str(path)).module()
     return _torch_outputs(reloaded, X)
 
 

@@ -1,57 +1,49 @@
 """``deepseg-predict bundle=PATH input=new.csv output=assignments.csv [embedding=true]
-[drift=true] [chunk_size=100000]``: assign new customers with a trained bundle."""
+[drift=true] [chunk_size=100000] [threads=1]``: assign new customers with a trained bundle.
+
+A Hydra app (configs/predict.yaml) without a run directory or log file: it writes the files the
+user names, logs to stderr and prints a JSON summary on stdout.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from deepseg.cli.common import report_errors
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
+from deepseg.cli.common import config_path, report_errors, run_command
+
+COMMAND = "deepseg-predict"
+CONFIG_NAME = "predict"
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
-def to_bool(value: str, name: str) -> bool:
-    if value.lower() in _TRUE:
+def to_bool(value: Any, name: str) -> bool:
+    """``value`` (a bool, or a word such as 'true' or 'off') as a bool; else a ValueError."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in _TRUE:
         return True
-    if value.lower() in _FALSE:
+    if str(value).lower() in _FALSE:
         return False
     raise ValueError(f"The option '{name}' must be true or false. Got {value!r}.")
 
 
-def to_int(value: str, name: str) -> int:
-    try:
-        return int(value.replace("_", ""))
-    except ValueError as exc:
-        raise ValueError(f"The option '{name}' must be an integer. Got {value!r}.") from exc
+def options(cfg: DictConfig, required: Sequence[str], usage: str) -> dict[str, Any]:
+    """The options of a tool's config as a dict, after checking the required ones are set.
 
-
-def parse_options(
-    argv: Sequence[str],
-    options: dict[str, Callable[[str, str], Any] | None],
-    required: Sequence[str],
-    usage: str,
-) -> dict[str, Any]:
-    """``key=value`` arguments (Hydra-style overrides) checked against the known options."""
-    out: dict[str, Any] = {}
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            print(usage)
-            sys.exit(0)
-        key, sep, value = arg.partition("=")
-        if not sep:
-            raise ValueError(f"Arguments are key=value; got {arg!r}. Usage: {usage}")
-        if key not in options:
-            raise ValueError(f"Unknown option '{key}'; valid options: {sorted(options)}.")
-        convert = options[key]
-        out[key] = value if convert is None else convert(value, key)
-    missing = [k for k in required if k not in out]
+    Raises:
+        ValueError: a required option is missing (names it and shows the usage).
+    """
+    missing = [key for key in required if OmegaConf.is_missing(cfg, key)]
     if missing:
         raise ValueError(f"Missing option(s) {missing}. Usage: {usage}")
-    return out
+    out = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(out, dict)
+    return {str(k): v for k, v in out.items()}
 
 
 USAGE = (
@@ -60,31 +52,25 @@ USAGE = (
 )
 
 
-@report_errors("deepseg-predict")
-def run(argv: Sequence[str]) -> None:
-    opts = parse_options(
-        argv,
-        {
-            "bundle": None,
-            "input": None,
-            "output": None,
-            "embedding": to_bool,
-            "drift": to_bool,
-            "chunk_size": to_int,
-            "threads": to_int,
-        },
-        ("bundle", "input", "output"),
-        USAGE,
-    )
+@hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
+@report_errors(COMMAND)
+def app(cfg: DictConfig) -> None:
+    """Assign every row of ``cfg.input`` with the bundle; print the JSON summary."""
+    opts = options(cfg, ("bundle", "input", "output"), USAGE)
+    opts["embedding"] = to_bool(opts["embedding"], "embedding")
+    opts["drift"] = to_bool(opts["drift"], "drift")
     from deepseg.tasks.predict import run_predict
 
-    summary = run_predict(**opts)
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(run_predict(**opts), indent=1))
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """``deepseg-predict`` with ``argv`` (default: the command line)."""
+    run_command(COMMAND, app, argv)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
-    run(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

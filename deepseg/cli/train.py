@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,17 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from deepseg.cli.common import USER_ERRORS, config_dir, config_path, report_errors
+from deepseg.cli.common import (
+    USER_ERRORS,
+    config_dir,
+    config_path,
+    full_error,
+    report_errors,
+    run_command,
+)
 
 COMMAND = "deepseg-train"
+CONFIG_NAME = "train"
 
 
 def _metric_direction(metric: str) -> str:
@@ -84,9 +93,7 @@ class SweepChecks(Callback):
         try:
             check_sweep(config)
         except USER_ERRORS as exc:
-            import os
-
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if full_error():
                 raise
             print(f"{COMMAND}: error: {exc}", file=sys.stderr)
             sys.exit(2)
@@ -98,9 +105,9 @@ class SweepChecks(Callback):
         self._check(config)
 
 
-@hydra.main(version_base="1.3", config_path=config_path(), config_name="train")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name=CONFIG_NAME)
 @report_errors(COMMAND)
-def main(cfg: DictConfig) -> float:
+def app(cfg: DictConfig) -> float:
     """Train one job; returns its objective value (for sweepers such as Optuna)."""
     from deepseg.tasks.train import status_line, train
 
@@ -115,6 +122,15 @@ def main(cfg: DictConfig) -> float:
             sys.exit(1)
     value = row.get("objective_value", math.nan)
     return float(value) if value is not None else math.nan
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """``deepseg-train`` with ``argv`` (default: the command line)."""
+    run_command(COMMAND, app, argv)
+
+
+def main() -> None:
+    run()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from deepseg.progress import progress
+
 __all__ = ["TextBlock"]
 
 logger = logging.getLogger(__name__)
@@ -573,14 +575,22 @@ class TextBlock:
         logger.info("TextBlock(sentence) fitted: model %s, dimension %d.", self.model, dim)
 
     def _encode(self, encoder: Any, docs: list[str]) -> np.ndarray:
-        emb = encoder.encode(
-            docs,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(emb, dtype=np.float32)
+        # Blocks of 64 batches: progress between them (a bar on a terminal, else log lines)
+        block = 64 * self.batch_size
+        starts: Iterable[int] = range(0, max(len(docs), 1), block)
+        if len(docs) > block:
+            starts = progress(starts, desc="sentence encoding", unit="blocks", logger=logger)
+        embs = [
+            encoder.encode(
+                docs[start : start + block],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            for start in starts
+        ]
+        return np.concatenate([np.asarray(e, dtype=np.float32) for e in embs], axis=0)
 
     def _transform_sentence(self, docs: list[str]) -> np.ndarray:
         assert self.embedding_dim_ is not None

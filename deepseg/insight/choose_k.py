@@ -31,6 +31,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from deepseg.baselines import knee_point
 from deepseg.metrics import calinski_harabasz, davies_bouldin, silhouette
+from deepseg.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def choose_k(
     references = [rng.uniform(lo, hi, size=rotated.shape) @ vt for _ in range(n_references)]
 
     rows = []
-    for k in k_values:
+    for k in progress(k_values, desc="choose-k", unit="k", logger=logger):
         km = KMeans(k, n_init=n_init, random_state=random_state).fit(X)
         labels = km.labels_
         # the same fit as above when no sample was drawn

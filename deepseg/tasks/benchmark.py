@@ -15,6 +15,7 @@ import deepseg
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult
 from deepseg.insight.plots import plot_k_selection
+from deepseg.progress import Progress
 from deepseg.tasks.common import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -88,6 +89,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     commit = git_commit()
     rows = []
     kept: dict[str, Any] = {}
+    jobs = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
     for seed in seeds:
         pretrained_cache: dict[str, tuple[Any, float]] = {}
         for method in methods:
@@ -122,6 +124,8 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                     row["seconds"],
                 )
             rows.append(row)
+            jobs.update()
+    jobs.close()
     results = pd.DataFrame(rows)
     board = leaderboard(results[results["status"] == "ok"])
     atomic_write_csv(output_dir / "results.csv", results)

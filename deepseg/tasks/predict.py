@@ -28,6 +28,7 @@ import pandas as pd
 from deepseg.bundle import Segmenter, assignments_frame, load
 from deepseg.drift import DriftAccumulator, drift_markdown
 from deepseg.features.columns import require_columns
+from deepseg.progress import Progress
 from deepseg.tasks.common import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,16 @@ def _read_chunks(
             yield batch.to_pandas()
         return
     yield from pd.read_csv(path, chunksize=chunk_size, usecols=columns, dtype=dtype)
+
+
+def _total_rows(seg: Segmenter, path: Path) -> int | None:
+    """The rows to expect, when cheap to know: Parquet metadata (CSV: unknown, not read twice;
+    a transaction log: its customers are known only once it is read)."""
+    if not _is_parquet(path) or seg.input_kind == "transactions":
+        return None
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def _table_columns(seg: Segmenter, header: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -204,8 +215,9 @@ def _run(
     )
     tmp = Path(tmp_name)
     n_rows = 0
+    bar = Progress(_total_rows(seg, input_path), output_path.name, "rows", logger=logger)
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
+        with bar, os.fdopen(fd, "w", newline="") as fh:
             for chunk in _inputs(seg, input_path, chunk_size):
                 ids, X = seg.prepare(chunk, warn_extra=False)
                 if not (isinstance(chunk, pd.DataFrame) and seg.id_column in chunk.columns):
@@ -231,7 +243,7 @@ def _run(
                     float_format=FLOAT_FORMAT,
                 )
                 n_rows += len(frame)
-                logger.info("%s: %d rows done", output_path.name, n_rows)
+                bar.update(len(frame))
         if n_rows == 0:
             raise ValueError(f"The input '{input_path}' has no rows.")
         summary: dict[str, Any] = {"rows": n_rows, "output": str(output_path)}

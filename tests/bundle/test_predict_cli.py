@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -33,6 +34,36 @@ def test_console_script_writes_id_segment_confidence(trained, new_csv, tmp_path)
     np.testing.assert_array_equal(frame["segment"], trained.estimators["dec"].labels_)
     proba = trained.estimators["dec"].predict_proba(trained.X)
     np.testing.assert_allclose(frame["confidence"], proba.max(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_progress_lines_in_the_log_off_a_terminal(trained, tmp_path, suffix):
+    """stderr is a pipe: log lines instead of a bar, with the total and an ETA when the input
+    says how many rows it has (Parquet metadata), and the rows done otherwise (CSV)."""
+    path = tmp_path / f"new{suffix}"
+    if suffix == ".parquet":
+        trained.frame.to_parquet(path)
+    else:
+        trained.frame.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    result = subprocess.run(
+        ["deepseg-predict", f"bundle={trained.bundle('gmm')}", f"input={path}",
+         f"output={out}", "chunk_size=100"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "out.csv: " in line]
+    if suffix == ".parquet":
+        counts = ["100/300 rows (33%)", "200/300 rows (67%)", "300/300 rows (100%)"]
+        assert [c in line for c, line in zip(counts, lines)] == [True] * 3 and len(lines) == 3
+        assert all("ETA" in line for line in lines)
+    else:
+        assert [line.split("out.csv: ")[1].split(",")[0] for line in lines] == [
+            "100 rows done", "200 rows done", "300 rows done"
+        ]  # fmt: skip
+    assert "\r" not in result.stderr  # no bar
+    assert json.loads(result.stdout)["rows"] == 300  # stdout holds the summary only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new" + suffix, "out.csv"]
 
 
 def test_missing_columns_exit_2_with_their_names(trained, tmp_path):
@@ -105,6 +136,8 @@ def test_embed_writes_embeddings_only(trained, new_csv, tmp_path):
     [
         (["bundle=b", "input=i"], "Missing option(s) ['output']"),
         (["bundle=b", "input=i", "output=o.csv", "colour=red"], "Unknown option 'colour'"),
+        (["bundle=b", "input=i", "output=o.csv", "bundel=x"], "(did you mean 'bundle'?)"),
+        (["bundle=b", "input=i", "output=o.csv", "chunk_size=abc"], "'chunk_size' must be an int"),
         (["bundle=b", "input=i", "output=o.csv", "drift=maybe"], "must be true or false"),
         (["bundle=b", "input=i", "output=o.parquet"], "must be a .csv file"),
     ],

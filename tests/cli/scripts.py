@@ -1,8 +1,16 @@
-"""Finding the installed console scripts that the command-line tests run."""
+"""Finding the console scripts that the command-line tests run."""
 
 import shutil
 import sys
+import tomllib
 from pathlib import Path
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def project_scripts() -> dict[str, str]:
+    """``[project.scripts]`` of pyproject.toml: name -> ``module:function``."""
+    return tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
 
 
 def console_script(name: str) -> str:
@@ -13,3 +21,16 @@ def console_script(name: str) -> str:
     found = shutil.which(name)
     assert found, f"The console script '{name}' is not installed (pip install -e .)."
     return found
+
+
+def script_command(name: str) -> list[str]:
+    """How to run the console script ``name``: the installed script, or, for a script declared
+    in pyproject.toml but not installed yet (the editable install predates it), its entry point
+    run by this interpreter."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found:
+        return [found]
+    module, _, function = project_scripts()[name].partition(":")
+    code = f"import sys; from {module} import {function}; sys.exit({function}())"
+    return [sys.executable, "-c", code]

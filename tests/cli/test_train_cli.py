@@ -1,4 +1,5 @@
-"""``deepseg-train`` multiruns and ``deepseg-report`` end to end, as console scripts.
+"""``deepseg-train`` multiruns and ``deepseg-leaderboard`` (and its old name ``deepseg-report``)
+end to end, as console scripts.
 
 Each scenario is a short sequence of subprocess runs on small data (digits, kmeans/gmm) with its
 outputs under its own tmp dir. The scenarios are started together when the module starts (a
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.cli.scripts import console_script
+from tests.cli.scripts import script_command
 
 TIMEOUT = 300
 Proc = subprocess.CompletedProcess
@@ -27,7 +28,7 @@ def run(tmp: Path, command: str, *args: str) -> Proc:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [console_script(command), *args],
+        [*script_command(command), *args],
         cwd=tmp,
         env=env,
         capture_output=True,
@@ -70,7 +71,7 @@ def rows(sweep: Path) -> pd.DataFrame:
 def grid(tmp: Path) -> list[Proc]:
     """Acceptance 1: 2 methods x 2 datasets x 2 seeds, then the report."""
     first = train(tmp, "sweep", "model=kmeans,gmm", "data=digits,synthetic_customers", "seed=0,1")
-    return [first, run(tmp, "deepseg-report", str(tmp / "sweep"))]
+    return [first, run(tmp, "deepseg-leaderboard", f"dir={tmp / 'sweep'}")]
 
 
 def _records(tmp: Path) -> dict[str, int]:
@@ -260,8 +261,14 @@ def test_user_errors_exit_2_before_any_job(scenarios, scenario):
     assert not list(tmp.rglob("results.csv")) and not (tmp / "outputs" / "train" / "jobs").exists()
 
 
-def test_report_bad_directory_exits_2(tmp_path):
-    proc = run(tmp_path, "deepseg-report", str(tmp_path / "nope"))
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("deepseg-report: error: ") and "nope" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_leaderboard_bad_directory_exits_2(tmp_path):
+    proc = run(tmp_path, "deepseg-leaderboard", f"dir={tmp_path / 'nope'}")
+    assert proc.returncode == 2, describe(proc)
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("deepseg-leaderboard: error: ") and "nope" in line
+    old = run(tmp_path, "deepseg-report", str(tmp_path / "nope"))
+    assert old.returncode == 2, describe(old)
+    notice, error = old.stderr.strip().splitlines()
+    assert "deepseg-report is now deepseg-leaderboard" in notice
+    assert error.startswith("deepseg-report: error: ") and "nope" in error
+    assert "Traceback" not in proc.stderr + old.stderr
