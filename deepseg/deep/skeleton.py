@@ -296,8 +296,15 @@ class EpochMeanLogger(L.LightningModule):
     ``on_train_epoch_end`` logs their means (``sync_dist``) under the same keys.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, autoencoder: Autoencoder, lr: float, noise: str = "none", noise_level: float = 0.0
+    ) -> None:
         super().__init__()
+        # what every phase trains, and how its input is corrupted
+        self.autoencoder = autoencoder
+        self.lr = lr
+        self.noise = noise
+        self.noise_level = noise_level
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
@@ -340,16 +347,12 @@ class AutoencoderModule(EpochMeanLogger):
         noise_level: float = 0.0,
         lr_schedule: str = "constant",
     ) -> None:
-        super().__init__()
+        super().__init__(autoencoder, lr, noise, noise_level)
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(
                 f"The 'lr_schedule' must be 'constant' or 'cosine'. Got {lr_schedule!r}."
             )
-        self.autoencoder = autoencoder
-        self.lr = lr
         self.weight_decay = weight_decay
-        self.noise = noise
-        self.noise_level = noise_level
         self.lr_schedule = lr_schedule
 
     def training_step(
@@ -405,21 +408,17 @@ class ClusteringModule(EpochMeanLogger):
         noise: str = "none",
         noise_level: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(autoencoder, lr, noise, noise_level)
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"The 'optimizer' must be 'adam' or 'sgd'. Got {optimizer!r}.")
         if update_interval < 1:
             raise ValueError(f"The 'update_interval' must be >= 1. Got {update_interval!r}.")
-        self.autoencoder = autoencoder
         self.X = X
         self.shard = torch.arange(X.shape[0]) if shard is None else shard
-        self.lr = lr
         self.optimizer = optimizer
         self.rec_weight = rec_weight
         self.update_interval = update_interval
         self.eval_batch_size = eval_batch_size
-        self.noise = noise
-        self.noise_level = noise_level
         self.stopped_early = False
         self._dropouts: list[torch.nn.Module] = []  # filled in on_fit_start
         # Without the reconstruction term the decoder takes no part in the loss: freeze it so
