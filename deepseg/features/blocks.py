@@ -262,6 +262,11 @@ class CategoricalBlock:
         return np.concatenate(blocks, axis=1)
 
     @property
+    def group_sizes(self) -> list[int]:
+        """Number of output indicators of each column, in column order."""
+        return [len(c) + int(r) for c, r in zip(self.categories_, self.has_rare_)]
+
+    @property
     def feature_names_out(self) -> list[str]:
         names = []
         for col, cats, has_rare in zip(self.columns, self.categories_, self.has_rare_):
