@@ -122,8 +122,15 @@ def segment_report(
     opts = report_options(options)
     labels = np.asarray(labels)
     frame, numeric, categorical, text = raw_table(dataset)
+    reference_date = getattr(pipeline.blocks_.get("numeric"), "reference_date_", None)
     profiles = profile_segments(
-        frame, labels, numeric=numeric, categorical=categorical, text=text, rfm=opts["rfm"]
+        frame,
+        labels,
+        numeric=numeric,
+        categorical=categorical,
+        text=text,
+        rfm=opts["rfm"],
+        reference_date=reference_date,
     )
     text_matrix = None
     if "text" in pipeline.block_slices_:
@@ -135,6 +142,7 @@ def segment_report(
         categorical=categorical,
         text_matrix=text_matrix,
         text_names=text_component_names(pipeline) if text_matrix is not None else None,
+        reference_date=reference_date,
     )
     drivers = surrogate_drivers(
         readable,
@@ -199,8 +207,13 @@ def segment_report(
         images=images,
         notes=[
             CONFIDENCE_NOTE,
-            "Segment names are drawn from the profile statistics: the RFM words go by rank of "
-            "the segment medians (one 'high-spend' segment, one 'lapsed' segment, ...).",
+            "A word enters a segment's name only when the segment differs from the rest of the "
+            "customers materially and beyond noise: for a numeric column (RFM words included) "
+            "the 95% interval of the standardised difference on normal scores must clear 0.5, "
+            "and the segment must stand apart in its numeric columns rather than be a slice of "
+            "one continuous blob; a category needs a share of at least 30%, a lift of 1.5 and "
+            "a lift interval that excludes 1. A segment without such a difference is "
+            "'average'. Every descriptor and its evidence is in profiles.csv (descriptors).",
             "The reported segmentation is the configured method and seed (default: the first "
             "of each), never chosen with ground-truth labels.",
         ],
