@@ -34,7 +34,8 @@ differs from the rest of the customers materially and beyond noise:
   at least ``MIN_CATEGORY_LIFT``, and the lower bound of the share's 95% interval is above the
   population share (the lift's interval excludes 1). Text terms likewise: ``'term'``.
 * A name holds at most ``max_words`` descriptors, RFM words first, then the strongest; a
-  descriptor whose column stem (first word) is already in the name is skipped. A segment with
+  descriptor that shares a content word with one already in the name is skipped
+  ("low total charges" after "low monthly charges"). A segment with
   no material difference is "average" (with its share of customers when several are). Names
   are made unique by adding descriptors, then the segment id. ``profiles.csv`` lists every
   descriptor with its evidence (``descriptors``) and each numeric column's effect
@@ -91,6 +92,7 @@ class SegmentProfiles:
         terms: long table (segment, term, score, share, population_share).
         names: {segment id: name}.
         rfm: {"recency" | "frequency" | "monetary": column} of the RFM columns found.
+        descriptors: {segment id: every descriptor that passed, strongest first}.
     """
 
     summary: pd.DataFrame
@@ -99,6 +101,7 @@ class SegmentProfiles:
     terms: pd.DataFrame
     names: dict[int, str]
     rfm: dict[str, str] = field(default_factory=dict)
+    descriptors: dict[int, list[Descriptor]] = field(default_factory=dict)
 
     def zscores(self) -> pd.DataFrame:
         """Segments x numeric columns: (segment mean - population mean) / population std."""
@@ -394,6 +397,7 @@ def profile_segments(
         terms=term_table,
         names=names,
         rfm=rfm_cols,
+        descriptors=found,
     )
 
 
@@ -490,13 +494,32 @@ def _term_profiles(
 
 @dataclass
 class Descriptor:
-    """One word of a segment's name and the evidence for it."""
+    """One word of a segment's name and the evidence for it.
+
+    Attributes:
+        word: the words in the name ("high-spend", "monthly contract", "'garden'").
+        stem: the content words of the column and category; a name holds no two
+            descriptors that share one ("low monthly charges" keeps out "low total charges").
+        strength: how strong the difference is (|d| for numeric columns).
+        evidence: the statistics behind it, for people.
+        rfm: order among the RFM words (0 monetary, 1 frequency, 2 recency), else -1.
+        column: the source column ("" for text terms).
+        kind: "numeric", "category" or "term".
+        segment_value: the segment's median (numeric) or share (category, term).
+        population_value: the same over all customers.
+        category: the category or term ("" for numeric columns).
+    """
 
     word: str
-    stem: str
+    stem: frozenset[str]
     strength: float
     evidence: str
-    rfm: int = -1  # order among the RFM words (0 monetary, 1 frequency, 2 recency), else -1
+    rfm: int = -1
+    column: str = ""
+    kind: str = "numeric"
+    segment_value: float = float("nan")
+    population_value: float = float("nan")
+    category: str = ""
 
 
 _RFM_WORDS = {
@@ -510,9 +533,13 @@ _RFM_WORDS = {
 _SELF_EVIDENT = {"country", "region", "city", "state", "location", "gender", "sex", "language"}
 
 
-def _stem(column: str) -> str:
-    words = _humanise(column).split()
-    return words[0].lower() if words else str(column)
+_NOT_STEMS = {"high", "low", "no", "yes", "not", "and", "or", "of", "the", "a", "in", "per"}
+
+
+def _stem(*texts: str) -> frozenset[str]:
+    """The content words of a column (and category): what a name should not repeat."""
+    words = re.findall(r"[^\W_]+", " ".join(_humanise(t) for t in texts).lower())
+    return frozenset(w for w in words if w not in _NOT_STEMS and not w.isdigit())
 
 
 def _plain_category(column: str, category: str) -> str:
@@ -566,7 +593,14 @@ def _descriptors(
         )
         found[s].append(
             Descriptor(
-                word, _stem(row.column), abs(row.effect), evidence, order[role] if role else -1
+                word,
+                _stem(row.column),
+                abs(row.effect),
+                evidence,
+                order[role] if role else -1,
+                column=str(row.column),
+                segment_value=float(row.median),
+                population_value=float(row.population_median),
             )
         )
     by_column: dict[tuple[int, str], list[tuple[float, str, float, float]]] = {}
@@ -591,10 +625,15 @@ def _descriptors(
         found[s].append(
             Descriptor(
                 _plain_category(column, category),
-                _stem(column),
+                _stem(column, category),
                 # a share difference of 0.3 reads like an effect of about 0.6
                 2 * strength,
                 f"{column}={category}: {share:.0%} vs {population:.0%}",
+                column=column,
+                kind="category",
+                segment_value=float(share),
+                population_value=float(population),
+                category=category,
             )
         )
     for row in terms.itertuples():
@@ -605,9 +644,13 @@ def _descriptors(
             found[int(row.segment)].append(
                 Descriptor(
                     f"'{row.term}'",
-                    "text",  # one term per name
+                    frozenset({"'text'"}),  # one term per name
                     2 * float(row.share - row.population_share),
                     f"'{row.term}' in {row.share:.0%} vs {row.population_share:.0%}",
+                    kind="term",
+                    segment_value=float(row.share),
+                    population_value=float(row.population_share),
+                    category=str(row.term),
                 )
             )
     for s in segments:
@@ -630,7 +673,7 @@ def _name_segments(
         for d in found[s]:
             if len(chosen) >= max_words:
                 break
-            if d.stem not in {c.stem for c in chosen}:
+            if not any(d.stem & c.stem for c in chosen):
                 chosen.append(d)
         if avoid is not None:
             extra = [
@@ -638,7 +681,7 @@ def _name_segments(
                 for d in sorted(found[s], key=lambda d: -d.strength)
                 if d.word not in avoid
                 and d not in chosen
-                and d.stem not in {c.stem for c in chosen}
+                and not any(d.stem & c.stem for c in chosen)
             ]
             chosen += extra[:1]
         return chosen

@@ -13,6 +13,7 @@ import pandas as pd
 from deepseg.data.base import Dataset
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight import plots
+from deepseg.insight.association import attribute_association
 from deepseg.insight.choose_k import ChooseKResult
 from deepseg.insight.drivers import readable_matrix, surrogate_drivers, text_component_names
 from deepseg.insight.profiles import SegmentProfiles, profile_segments
@@ -152,6 +153,9 @@ def segment_report(
         random_state=seed,
         class_names=profiles.names,
     )
+    association = attribute_association(
+        frame, labels, numeric=numeric, categorical=categorical, reference_date=reference_date
+    )
     confidence, how = confidence_of(estimator, X, labels)
     segments = segments_table(
         dataset.ids, labels, profiles.names, confidence, dataset.roles.id or "customer_id"
@@ -205,6 +209,7 @@ def segment_report(
         drivers=drivers,
         choose_k=choose_k,
         images=images,
+        association=association,
         notes=[
             CONFIDENCE_NOTE,
             "A word enters a segment's name only when the segment differs from the rest of the "
@@ -216,6 +221,8 @@ def segment_report(
             "'average'. Every descriptor and its evidence is in profiles.csv (descriptors).",
             "The reported segmentation is the configured method and seed (default: the first "
             "of each), never chosen with ground-truth labels.",
+            "An attribute is flagged when its Cramér's V against the segments (numeric columns "
+            "cut into quintiles) is 0.8 or more: it almost determines them.",
         ],
     )
     return render_report(content), segments, profiles

@@ -136,11 +136,18 @@ def test_online_retail_profiles_agree_with_rfm(tmp_path):
     profiles = pd.read_csv(tmp_path / "profiles.csv")
     assert len(profiles) >= 4
     assert profiles["name"].is_unique
+    # RFM words go to material differences (not to ranks): every "high-spend" segment spends
+    # more than the rest by a medium effect or more, the top spender is one of them, ...
     spenders = profiles[profiles["name"].str.contains("high-spend")]
     lapsed = profiles[profiles["name"].str.contains("lapsed")]
-    assert len(spenders) == 1 and len(lapsed) == 1
-    assert spenders["monetary_median"].iloc[0] == profiles["monetary_median"].max()
-    assert lapsed["recency_median"].iloc[0] == profiles["recency_median"].max()
+    assert len(spenders) >= 1 and len(lapsed) >= 1
+    assert (spenders["monetary_effect"] >= 0.5).all()
+    assert profiles["monetary_median"].idxmax() in spenders.index
+    assert (lapsed["recency_effect"] >= 0.5).all()
+    assert profiles["recency_median"].idxmax() in lapsed.index
+    # ... and a segment without such a difference gets no RFM word
+    quiet = profiles[profiles["monetary_effect"].abs() < 0.5]
+    assert not quiet["name"].str.contains("spend").any()
     segments = pd.read_csv(tmp_path / "segments.csv", dtype={"CustomerID": str})
     dataset = load_dataset(cfg.data)
     assert segments["CustomerID"].tolist() == list(dataset.ids)
