@@ -38,7 +38,7 @@ pre { background: #f7f7f7; padding: .8em; white-space: pre-wrap; font-size: 12px
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: .5em 0; }
 .plots figure { margin: 0 0 1.5em; }
 figcaption { font-size: 13px; color: #555; }
-.segments td:nth-child(2) { text-align: left; min-width: 14em; }
+.segments td:nth-child(2), .segments th:nth-child(2) { text-align: left; min-width: 14em; }
 summary { cursor: pointer; color: #2a6; }
 .meta { color: #666; font-size: 13px; }
 .segment { border-left: 4px solid #2a6; padding-left: 1em; margin: 1em 0; }
@@ -160,6 +160,7 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
     numeric: list[str] = []
     categories: list[str] = []
     terms: list[str] = []
+    used: frozenset[str] = frozenset()  # one category sentence per theme
     for d in profiles.descriptors.get(segment, []):
         if d.kind == "numeric" and len(numeric) < 4:
             higher = d.word.startswith("high") or d.word in ("frequent", "lapsed")
@@ -171,7 +172,8 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
             numeric.append(
                 f"{what} (median {human(d.segment_value)} against {human(d.population_value)})"
             )
-        elif d.kind == "category" and len(categories) < 2:
+        elif d.kind == "category" and len(categories) < 2 and not (d.stem & used):
+            used |= d.stem
             categories.append(
                 f"{d.word}: {d.segment_value:.0%} of them (against {d.population_value:.0%} of "
                 "all customers)"
