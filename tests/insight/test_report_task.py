@@ -189,6 +189,19 @@ def test_report_renders_in_headless_chromium(small_run, tmp_path):
     assert run.returncode == 1
     assert "external reference" not in run.stdout
     assert "the page made a network request: http://127.0.0.1:9/z" in run.stdout
+    # ... and a page wider than the 1280 px window
+    wide = pd.DataFrame({f"a_long_column_name_{i}": ["x" * 30] for i in range(30)})
+    page = render_report(ReportContent(title="wide", leaderboard=wide))
+    (tmp_path / "wide.html").write_text(
+        page.replace("<table", '<table style="white-space:nowrap"')
+    )
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "render_report.py"),
+         str(tmp_path / "wide.html"), "--screenshot", str(tmp_path / "wide.png")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert "the page scrolls sideways" in run.stdout
 
 
 def test_choose_k_command_line(tmp_path):
