@@ -28,7 +28,8 @@ differs from the rest of the customers materially and beyond noise:
   (``gap``; measured: at most 2.8 on blobs, 6.2 on two groups of spend).
 * RFM words for the RFM columns: "high-spend" / "low-spend", "frequent" / "infrequent" (or
   "one-time" when the segment's median frequency is 1 or less), "lapsed" / "recent"; other
-  columns give "high <column>" / "low <column>" in plain words.
+  columns give "high <column>" / "low <column>" in plain words ("earlier <column>" /
+  "later <column>" for date columns, profiled as days since the reference date).
 * **Categories**: ``<category> <column>`` (or ``<column> <category>`` for codes and yes/no)
   when the category's share in the segment is at least ``MIN_CATEGORY_SHARE`` with a lift of
   at least ``MIN_CATEGORY_LIFT``, and the lower bound of the share's 95% interval is above the
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from deepseg.features.columns import numeric_values
+from deepseg.features.columns import date_format, numeric_values
 
 logger = logging.getLogger(__name__)
 
@@ -382,8 +383,9 @@ def profile_segments(
     category_table = _category_profiles(frame, labels, segments, categorical, top_categories)
     term_table = _term_profiles(frame, labels, segments, text, top_terms)
     sizes = dict(zip(segments, summary["size"]))
+    dates = frozenset(c for c in numeric if date_format(frame[c]) is not None)
     found = _descriptors(
-        segments, numeric_table, category_table, term_table, rfm_cols, separated, sizes
+        segments, numeric_table, category_table, term_table, rfm_cols, separated, sizes, dates
     )
     names = _name_segments(segments, found, summary, max_words)
     summary.insert(1, "name", [names[s] for s in segments])
@@ -568,6 +570,7 @@ def _descriptors(
     rfm: dict[str, str],
     separated: Mapping[int, bool],
     sizes: Mapping[int, int],
+    dates: frozenset[str] = frozenset(),
 ) -> dict[int, list[Descriptor]]:
     """Every descriptor that passes the rules of the module docstring, strongest first."""
     role_of = {column: role for role, column in rfm.items()}
@@ -585,6 +588,8 @@ def _descriptors(
             word = _RFM_WORDS[role][0 if high else 1]
             if role == "frequency" and not high and row.median <= 1:
                 word = "one-time"
+        elif row.column in dates:  # days since the date: more days, an earlier date
+            word = ("earlier " if high else "later ") + _humanise(row.column)
         else:
             word = ("high " if high else "low ") + _humanise(row.column)
         evidence = (

@@ -165,12 +165,16 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
         if d.kind == "numeric" and len(numeric) < 4:
             higher = d.word.startswith("high") or d.word in ("frequent", "lapsed")
             role = roles.get(d.column)
+            unit = ""
             if role is not None:
                 what = _RFM_PHRASES[(role, higher)]
+            elif d.word.startswith(("earlier ", "later ")):  # a date column, in days since
+                what, unit = f"have {d.word} dates", " days ago"
             else:
                 what = f"have {'higher' if higher else 'lower'} {d.word.split(' ', 1)[-1]}"
             numeric.append(
-                f"{what} (median {human(d.segment_value)} against {human(d.population_value)})"
+                f"{what} (median {human(d.segment_value)}{unit} against "
+                f"{human(d.population_value)})"
             )
         elif d.kind == "category" and len(categories) < 2 and not (d.stem & used):
             used |= d.stem

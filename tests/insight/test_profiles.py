@@ -191,3 +191,23 @@ def test_a_small_difference_gives_no_word():
     assert p.names == {0: "low-spend", 1: "high-spend"}
     effect = p.numeric.set_index(["segment", "column"])["effect"]
     assert abs(effect[(1, "recency")]) < 0.5
+
+
+def test_date_columns_are_profiled_as_days_since():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.repeat([0, 1], n // 2)
+    days = np.r_[rng.normal(900, 60, n // 2), rng.normal(100, 30, n // 2)].clip(0)
+    since = pd.Timestamp("2015-01-01") - pd.to_timedelta(days.round(), unit="D")
+    frame = pd.DataFrame({"customer_since": since.strftime("%Y-%m-%d"), "x": rng.normal(size=n)})
+    p = profile_segments(
+        frame, labels, numeric=["customer_since", "x"], reference_date="2015-01-01"
+    )
+    assert p.names == {0: "earlier customer since", 1: "later customer since"}
+    medians = p.summary.set_index("segment")["customer_since_median"]
+    assert medians[0] == pytest.approx(np.median(days[:200].round()), abs=1)
+
+    from deepseg.insight.report import segment_summary
+
+    assert "have earlier customer since dates (median" in segment_summary(p, 0)
+    assert "days ago" in segment_summary(p, 0)
