@@ -164,6 +164,9 @@ class NumericBlock:
             self.mean_ = values.mean(axis=0)
             std = values.std(axis=0)
             self.std_ = np.where(std > 0, std, 1.0)
+            constant = [c for c, sd in zip(self.columns, std) if not sd > 0]
+            if constant:  # all zeros after centring; column balancing gives them no budget
+                logger.warning("Numeric column(s) %s are constant: they carry nothing", constant)
         else:
             self.mean_ = np.zeros(len(self.columns))
             self.std_ = np.ones(len(self.columns))

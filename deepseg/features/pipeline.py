@@ -184,7 +184,7 @@ class FeaturePipeline:
                 raw["categorical"], self.blocks_["categorical"].group_sizes
             )
         n_out = sum(r.shape[1] for r in raw.values())
-        budgets = {b: self._budget(b, mode, roles) for b in raw}
+        budgets = {b: self._budget(b, mode, roles, v) for b, v in raw.items()}
         total_budget = sum(budgets.values())
         self.factors_: dict[str, float] = {}
         for block, values in raw.items():
@@ -215,7 +215,7 @@ class FeaturePipeline:
         )
         return out
 
-    def _budget(self, block: str, mode: str, roles: ColumnRoles) -> float:
+    def _budget(self, block: str, mode: str, roles: ColumnRoles, values: np.ndarray) -> float:
         """The block's share of the variance before normalisation: its weight, times its number
         of source columns when balancing columns."""
         weight = self.weights_[block]
@@ -223,8 +223,7 @@ class FeaturePipeline:
             return weight
         obj = self.blocks_[block]
         if block == "numeric":
-            return weight * float((np.asarray(obj.std_) > 0).sum() if obj.scale == "standard"
-                                  else len(obj.columns))  # fmt: skip
+            return weight * float((values.var(axis=0) > 0).sum())  # constant columns: none
         if block == "categorical":
             return weight * len(obj.columns)
         if block == "text":

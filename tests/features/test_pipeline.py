@@ -176,3 +176,18 @@ def test_pipeline_on_matrix_and_frame_with_roles():
     assert out.shape == (10, 3)
     with pytest.raises(ValueError, match="no input"):
         FeaturePipeline().fit(frame, ColumnRoles())
+
+
+def test_a_constant_numeric_column_takes_no_variance_budget(caplog):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=200), "flat": 3.0, "c": rng.choice(["x", "y"], 200)}
+    )
+    roles = ColumnRoles(numeric=["a", "flat"], categorical=["c"])
+    with caplog.at_level(logging.WARNING):
+        pipe = FeaturePipeline()
+        X = pipe.fit_transform(frame, roles)
+    assert "['flat'] are constant" in caplog.text
+    a, b = pipe.block_slices_["categorical"]
+    # one informative numeric column and one categorical: half the variance each
+    assert X[:, a:b].var(axis=0).sum() == pytest.approx(X[:, 0].var(), rel=1e-3)
