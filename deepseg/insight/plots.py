@@ -297,7 +297,8 @@ def plot_profile_heatmap(profiles: SegmentProfiles, max_columns: int = 20) -> by
         for j in range(z.shape[1]):
             value = z.iat[i, j]
             if np.isfinite(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=MIN_FONT_SIZE)
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=MIN_FONT_SIZE,
+                        color="white" if abs(value) > 0.6 * lim else "black")  # fmt: skip
     fig.colorbar(image, ax=ax, label="z-score of segment mean")
     ax.set_title("Profile heatmap: segment means in population standard deviations")
     return _png(fig)
