@@ -31,14 +31,16 @@ body { font-family: FONTS; margin: 2em auto; max-width: 1180px; color: #222; lin
 h1 { border-bottom: 2px solid #2a6; padding-bottom: .2em; overflow-wrap: anywhere; }
 h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; max-width: 100%; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; overflow-wrap: anywhere; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; overflow-wrap: break-word; }
+td { white-space: nowrap; }
 th { background: #f3f6f4; vertical-align: bottom; font-weight: 600; }
 td:first-child, th:first-child { text-align: left; }
 pre { background: #f7f7f7; padding: .8em; white-space: pre-wrap; font-size: 12px; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; margin: .5em 0; }
 .plots figure { margin: 0 0 1.5em; }
 figcaption { font-size: 13px; color: #555; }
-.segments td:nth-child(2), .segments th:nth-child(2) { text-align: left; min-width: 14em; }
+.segments td:nth-child(2), .segments th:nth-child(2) { text-align: left; min-width: 14em;
+                                                       white-space: normal; }
 summary { cursor: pointer; color: #2a6; }
 .meta { color: #666; font-size: 13px; }
 .segment { border-left: 4px solid #2a6; padding-left: 1em; margin: 1em 0; }
