@@ -375,8 +375,11 @@ def profile_segments(
         for stat in ("mean", "median", "lift", "effect"):
             summary[f"{column}_{stat}"] = part.loc[segments, stat].to_numpy()
 
-    joint = segment_separation(scores.to_numpy(), labels, segments)
-    marginal = segment_separation(separation_space(num), labels, segments)
+    rows = np.arange(n)  # the separation tests read a seeded sample of large tables
+    if n > SEPARATION_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(n, SEPARATION_SAMPLE, replace=False))
+    joint = segment_separation(scores.to_numpy()[rows], labels[rows], segments)
+    marginal = segment_separation(separation_space(num.iloc[rows]), labels[rows], segments)
     summary["separation"] = [joint[s][0] for s in segments]
     summary["gap"] = [marginal[s][1] for s in segments]
     separated = {s: bool(joint[s][0] > 0 or marginal[s][1] >= MIN_GAP) for s in segments}
