@@ -10,6 +10,9 @@ Checks that:
     Chromium's own background requests (update checks) are not the page's and are ignored;
   * Chromium's log shows no failed request (net::ERR_...) and no uncaught console error;
   * Chromium loads the page and its DOM holds the leaderboard table and every image;
+  * the page fits the window: no horizontal scroll at the window width (1280 px by default),
+    neither of the page nor inside any element, and every plot is shown at (nearly) its own
+    size, so that its labels keep their point size;
   * the screenshot is written.
 
 Exit status 0 when every check passes, 1 otherwise (each problem on one line).
@@ -85,6 +88,51 @@ def page_requests(net_log: Path) -> list[str]:
     return urls
 
 
+# Measures the layout after load and writes it into the DOM, where --dump-dom reads it
+_LAYOUT_SCRIPT = """<script>
+window.addEventListener("load", () => {
+  const doc = document.documentElement;
+  const wide = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const ox = getComputedStyle(el).overflowX;
+    if ((ox === "auto" || ox === "scroll") && el.scrollWidth > el.clientWidth + 1) {
+      wide.push(el.tagName.toLowerCase() + "." + el.className + " " + el.scrollWidth + ">" +
+                el.clientWidth);
+    }
+  }
+  const shrunk = [];
+  for (const img of document.querySelectorAll("img")) {
+    if (img.naturalWidth && img.clientWidth < 0.95 * img.naturalWidth) {
+      shrunk.push((img.alt || "image") + " at " +
+                  Math.round(100 * img.clientWidth / img.naturalWidth) + "%");
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "deepseg-layout";
+  out.textContent = JSON.stringify({page: doc.scrollWidth, window: window.innerWidth,
+                                    wide: wide, shrunk: shrunk});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def layout_problems(dom: str) -> list[str]:
+    """Problems in the layout measured by ``_LAYOUT_SCRIPT`` (from the dumped DOM)."""
+    match = re.search(r'<pre id="deepseg-layout">(.*?)</pre>', dom, re.S)
+    if match is None:
+        return ["the layout could not be measured (no result in the DOM)"]
+    layout = json.loads(match.group(1).replace("&gt;", ">").replace("&amp;", "&"))
+    problems = []
+    if layout["page"] > layout["window"]:
+        problems.append(
+            f"the page scrolls sideways: {layout['page']} px wide in a {layout['window']} px "
+            "window"
+        )
+    problems += [f"an element scrolls sideways: {w}" for w in layout["wide"]]
+    problems += [f"a plot is shrunk (its labels with it): {s}" for s in layout["shrunk"]]
+    return problems
+
+
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -115,6 +163,13 @@ def render(
             timeout=180,
         )
         dom = _run([*base, "--dump-dom", url], timeout=180)
+        measured = Path(tmp) / "measured.html"
+        measured.write_text(html.replace("</body>", _LAYOUT_SCRIPT + "</body>"), "utf-8")
+        layout = _run(
+            [*base, f"--window-size={width},{height}", "--dump-dom", measured.as_uri()],
+            timeout=180,
+        )
+        problems += layout_problems(layout.stdout)
         if net_log.exists():
             problems += [f"the page made a network request: {u}" for u in page_requests(net_log)]
         else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.data.base import ColumnRoles, Dataset, require_columns
+from deepseg.features.columns import infer_roles  # codes, dates, constants, ids (issue 15)
 
 logger = logging.getLogger(__name__)
 
@@ -70,100 +70,6 @@ def read_table(
         "Read %d rows x %d columns from %d file(s)", len(table), table.shape[1], len(frames)
     )
     return table
-
-
-def _numeric_share(series: pd.Series) -> float:
-    """Share of the non-blank values of a text column that parse as numbers."""
-    text = series.dropna().astype(str).str.strip()
-    text = text[text != ""]
-    if text.empty:
-        return 0.0
-    return float(pd.to_numeric(text, errors="coerce").notna().mean())
-
-
-def infer_roles(
-    frame: pd.DataFrame,
-    given: ColumnRoles,
-    exclude: Sequence[str] = (),
-    text_min_words: float = 4.0,
-) -> tuple[ColumnRoles, list[str]]:
-    """Fill in the roles that were not given.
-
-    Rules: numeric and boolean dtypes, and text columns whose non-blank values all parse as
-    numbers, are numeric; string columns whose values average ``text_min_words`` words or more
-    are text; other string or categorical columns are categorical, unless nearly every value is
-    distinct (an identifier or a name), which are ignored. An id column is inferred from a name
-    ending in "id" with unique values.
-
-    Args:
-        frame: the table.
-        given: roles from the config; lists that are empty are inferred.
-        exclude: columns never used as features.
-        text_min_words: average word count from which a string column is text.
-
-    Returns:
-        The completed roles, and the columns that were ignored.
-    """
-    roles = ColumnRoles(
-        id=given.id,
-        label=given.label,
-        numeric=list(given.numeric),
-        categorical=list(given.categorical),
-        text=list(given.text),
-    )
-    taken = {roles.id, roles.label, *roles.feature_columns(), *exclude}
-    if roles.id is None:
-        for col in frame.columns:
-            if (
-                col not in taken
-                and re.search(r"id$", str(col), flags=re.IGNORECASE)
-                and frame[col].notna().all()
-                and frame[col].is_unique
-            ):
-                roles.id = str(col)
-                taken.add(col)
-                break
-    infer = {
-        "numeric": not given.numeric,
-        "categorical": not given.categorical,
-        "text": not given.text,
-    }
-    ignored: list[str] = []
-    n = len(frame)
-    for col in frame.columns:
-        if col in taken:
-            continue
-        s = frame[col]
-        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-            role = "numeric"
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            role = None
-        elif _numeric_share(s) >= 0.99:
-            role = "numeric"
-        else:
-            text = s.dropna().astype(str)
-            words = text.str.split().str.len().mean() if len(text) else 0.0
-            if words >= text_min_words:
-                role = "text"
-            elif n >= 50 and s.nunique(dropna=True) > 0.9 * n:
-                role = None
-            else:
-                role = "categorical"
-        if role is None:
-            ignored.append(str(col))
-        elif infer[role]:
-            getattr(roles, role).append(str(col))
-    logger.info(
-        "Column roles (inferred where not given): id=%s label=%s numeric=%s categorical=%s "
-        "text=%s ignored=%s",
-        roles.id,
-        roles.label,
-        roles.numeric,
-        roles.categorical,
-        roles.text,
-        ignored,
-    )
-    return roles, ignored
 
 
 def dataset_from_frame(

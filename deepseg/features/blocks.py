@@ -8,10 +8,12 @@ pickled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from deepseg.features.columns import date_format, days_since, parse_dates
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +21,20 @@ RARE = "__rare__"
 MISSING = "__missing__"
 
 
-def coerce_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+def coerce_numeric(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    dates: Mapping[str, str] | None = None,
+    reference: str | None = None,
+) -> np.ndarray:
     """Columns of ``frame`` as a float64 matrix, refusing text in numeric columns.
 
     Args:
         frame: table holding ``columns``.
         columns: names of the numeric columns.
+        dates: {column: date format} of the date columns (see
+            :func:`deepseg.features.columns.date_format`); they become days since ``reference``.
+        reference: the reference date (ISO) of the date columns.
 
     Returns:
         Array of shape (n_samples, len(columns)), NaN where values are missing.
@@ -33,8 +43,12 @@ def coerce_numeric(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         ValueError: when a column holds values that are not numbers.
     """
     out = np.empty((len(frame), len(columns)), dtype=np.float64)
+    dates = dict(dates or {})
     for j, col in enumerate(columns):
         series = frame[col]
+        if col in dates:
+            out[:, j] = days_since(series, pd.Timestamp(reference), dates[col])
+            continue
         if pd.api.types.is_bool_dtype(series):
             series = series.astype(np.float64)
         if pd.api.types.is_numeric_dtype(series):
@@ -64,6 +78,9 @@ class NumericBlock:
         skew_threshold: skewness above which "auto" applies log1p.
         clip_quantiles: (low, high) quantiles to clip at after the log, or None.
         scale: "standard" (zero mean, unit variance) or "none".
+        reference_date: date (ISO, e.g. "2011-12-10") from which the date columns count days;
+            None takes the latest date in the training data. Date columns (datetime dtype, or
+            text that parses as dates) become "days since": positive for earlier dates.
     """
 
     def __init__(
@@ -73,6 +90,7 @@ class NumericBlock:
         skew_threshold: float = 1.0,
         clip_quantiles: Sequence[float] | None = (0.005, 0.995),
         scale: str = "standard",
+        reference_date: str | None = None,
     ) -> None:
         if scale not in ("standard", "none"):
             raise ValueError(
@@ -92,9 +110,35 @@ class NumericBlock:
             None if clip_quantiles is None else [float(q) for q in clip_quantiles]
         )
         self.scale = scale
+        self.reference_date = None if reference_date is None else str(reference_date)
 
     def fit(self, frame: pd.DataFrame) -> NumericBlock:
-        values = coerce_numeric(frame, self.columns)
+        self.date_formats_: dict[str, str] = {}
+        for col in self.columns:
+            fmt = date_format(frame[col])
+            if fmt is not None:
+                self.date_formats_[col] = fmt
+        self.reference_date_: str | None = None
+        if self.date_formats_:
+            if self.reference_date is not None:
+                try:
+                    reference = pd.Timestamp(self.reference_date)
+                except ValueError as exc:
+                    raise ValueError(
+                        "The 'reference_date' of the numeric block must be a date such as "
+                        f"'2011-12-10'. Got {self.reference_date!r} instead."
+                    ) from exc
+            else:
+                reference = max(
+                    parse_dates(frame[c], f).max() for c, f in self.date_formats_.items()
+                )
+            self.reference_date_ = pd.Timestamp(reference).isoformat()
+            logger.info(
+                "Date columns %s: days since %s",
+                list(self.date_formats_),
+                self.reference_date_,
+            )
+        values = self._values(frame)
         all_nan = [c for c, ok in zip(self.columns, np.isfinite(values).any(axis=0)) if not ok]
         if all_nan:
             raise ValueError(
@@ -120,6 +164,9 @@ class NumericBlock:
             self.mean_ = values.mean(axis=0)
             std = values.std(axis=0)
             self.std_ = np.where(std > 0, std, 1.0)
+            constant = [c for c, sd in zip(self.columns, std) if not sd > 0]
+            if constant:  # all zeros after centring; column balancing gives them no budget
+                logger.warning("Numeric column(s) %s are constant: they carry nothing", constant)
         else:
             self.mean_ = np.zeros(len(self.columns))
             self.std_ = np.ones(len(self.columns))
@@ -155,8 +202,13 @@ class NumericBlock:
             values[:, self.log_mask_] = np.log1p(np.maximum(values[:, self.log_mask_], 0.0))
         return values
 
+    def _values(self, frame: pd.DataFrame) -> np.ndarray:
+        return coerce_numeric(
+            frame, self.columns, getattr(self, "date_formats_", {}), self.reference_date_
+        )
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        values = self._impute(coerce_numeric(frame, self.columns))
+        values = self._impute(self._values(frame))
         values = np.clip(self._log(values), self.clip_low_, self.clip_high_)
         return (values - self.mean_) / self.std_
 
@@ -171,6 +223,9 @@ class NumericBlock:
             "skew_threshold": self.skew_threshold,
             "clip_quantiles": self.clip_quantiles,
             "scale": self.scale,
+            "reference_date": self.reference_date,
+            "date_formats": self.date_formats_,
+            "fitted_reference_date": self.reference_date_,
         }
         arrays = {
             "medians": self.medians_,
@@ -190,7 +245,10 @@ class NumericBlock:
             skew_threshold=state["skew_threshold"],
             clip_quantiles=state["clip_quantiles"],
             scale=state["scale"],
+            reference_date=state.get("reference_date"),
         )
+        block.date_formats_ = dict(state.get("date_formats") or {})
+        block.reference_date_ = state.get("fitted_reference_date")
         block.medians_ = np.asarray(arrays["medians"], dtype=np.float64)
         block.log_mask_ = np.asarray(arrays["log_mask"]).astype(bool)
         block.clip_low_ = np.asarray(arrays["clip_low"], dtype=np.float64)
@@ -228,6 +286,12 @@ class CategoricalBlock:
 
     @staticmethod
     def _as_str(series: pd.Series) -> pd.Series:
+        if pd.api.types.is_float_dtype(series):
+            # an integer code column with missing values is float in pandas: read 1.0 as "1",
+            # as it reads in a file parsed as text (deepseg-predict reads categories as text)
+            finite = series.dropna()
+            if len(finite) and bool((finite == np.round(finite)).all()):
+                series = series.astype("Int64")
         out = series.astype(object).where(series.notna(), MISSING)
         return out.map(str)
 
@@ -260,6 +324,11 @@ class CategoricalBlock:
         if not blocks:
             return np.zeros((len(frame), 0))
         return np.concatenate(blocks, axis=1)
+
+    @property
+    def group_sizes(self) -> list[int]:
+        """Number of output indicators of each column, in column order."""
+        return [len(c) + int(r) for c, r in zip(self.categories_, self.has_rare_)]
 
     @property
     def feature_names_out(self) -> list[str]:

@@ -1,11 +1,18 @@
-"""Column specs: which column of a raw table plays which part, and column checks."""
+"""Column specs: which column of a raw table plays which part, column checks, and reading a
+column for what it is (codes, dates, constants, identifiers)."""
 
 from __future__ import annotations
 
 import difflib
+import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,3 +77,232 @@ def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
         f"{what}: column(s) {missing} not found.{hints} Available columns: {available[:30]}"
         + (" ..." if len(available) > 30 else "")
     )
+
+
+#: An integer column with at most this many distinct values is read as a code (categorical),
+#: unless its name says it counts something.
+MAX_CODE_LEVELS = 10
+#: Names of integer columns that count or measure, and stay numeric however few their values.
+QUANTITY_NAME = re.compile(
+    r"count|num|^n_|_n$|qty|quantity|visit|order|purchase|frequen|recen|monetary|spend|amount|"
+    r"total|price|cost|charge|income|revenue|sales|tenure|days|weeks|months|years|age|size|"
+    r"sessions|score|rating|minutes|hours|kid|teen|child|member|items|units|clicks",
+    re.IGNORECASE,
+)
+#: Names of identifier columns.
+ID_NAME = re.compile(r"(^|_|\b)(id|key|uuid|code|number|no)$|id$|^id", re.IGNORECASE)
+#: A column whose most frequent value (missing counted as a value) covers this share of the
+#: rows is near-constant and dropped.
+NEAR_CONSTANT = 0.99
+#: Share of the non-blank values of a text column that must parse as dates for a date column.
+DATE_SHARE = 0.95
+
+
+def numeric_share(series: pd.Series) -> float:
+    """Share of the non-blank values of a text column that parse as numbers."""
+    text = _non_blank(series)
+    if text.empty:
+        return 0.0
+    return float(pd.to_numeric(text, errors="coerce").notna().mean())
+
+
+#: Date formats tried in order; the first that reads (nearly) every value of a column wins, so
+#: that 04-09-2012 is read the same way in every row of a column.
+DATE_FORMATS = (
+    "ISO8601",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%d-%m-%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M",
+)
+
+
+def _non_blank(series: pd.Series) -> pd.Series:
+    text = series.dropna().astype(str).str.strip()
+    return text[text != ""]
+
+
+def date_format(series: pd.Series) -> str | None:
+    """The format of a date column: "datetime" for a datetime dtype, else the first of
+    ``DATE_FORMATS`` that parses at least ``DATE_SHARE`` of its non-blank values; None when the
+    column is not dates (numbers, or text that is not dates)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return None
+    text = _non_blank(series)
+    if text.empty or not text.str.contains(r"\d").all():
+        return None
+    sample = text.sample(500, random_state=0) if len(text) > 500 else text
+    if numeric_share(sample) > 0.5:
+        return None
+    for fmt in DATE_FORMATS:
+        parsed = pd.to_datetime(sample, errors="coerce", format=fmt)
+        if float(parsed.notna().mean()) >= DATE_SHARE:
+            return fmt
+    return None
+
+
+def parse_dates(series: pd.Series, fmt: str) -> pd.Series:
+    """``series`` as naive datetimes in format ``fmt`` (see :func:`date_format`); NaT where a
+    value is blank or not a date."""
+    if fmt == "datetime" or pd.api.types.is_datetime64_any_dtype(series):
+        out = pd.to_datetime(series, errors="coerce")
+    else:
+        text = series.astype("string").str.strip()
+        out = pd.to_datetime(text, errors="coerce", format=fmt)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(None)
+    return out
+
+
+def days_since(series: pd.Series, reference: pd.Timestamp, fmt: str) -> np.ndarray:
+    """Days from each date of ``series`` to ``reference`` (positive for earlier dates), float,
+    NaN where the value is missing or not a date."""
+    delta = pd.Timestamp(reference) - parse_dates(series, fmt)
+    return (delta.dt.total_seconds() / 86400.0).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def numeric_values(series: pd.Series, reference: pd.Timestamp | str | None = None) -> pd.Series:
+    """A numeric or date column as floats: numbers as they are (text that is not a number is
+    NaN), dates as days since ``reference`` (default: the latest date in the column)."""
+    fmt = date_format(series)
+    if fmt is not None:
+        ref = parse_dates(series, fmt).max() if reference is None else pd.Timestamp(reference)
+        return pd.Series(days_since(series, ref, fmt), index=series.index)
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(np.float64)
+    return pd.to_numeric(series, errors="coerce").astype(np.float64)
+
+
+def _integer_valued(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return False
+    values = series.dropna().to_numpy(dtype=np.float64)
+    return len(values) > 0 and bool(np.all(np.isfinite(values) & (values == np.round(values))))
+
+
+def infer_roles(
+    frame: pd.DataFrame,
+    given: ColumnRoles,
+    exclude: Sequence[str] = (),
+    text_min_words: float = 4.0,
+) -> tuple[ColumnRoles, list[str]]:
+    """Fill in the roles that were not given, reading each column for what it is.
+
+    Rules, in order, for every column not given a role (nor excluded):
+
+    * empty, constant and near-constant columns (one value, missing counted as a value, in at
+      least ``NEAR_CONSTANT`` of the rows) are dropped;
+    * date and datetime columns (datetime dtype, or text that parses as dates) are numeric:
+      the feature pipeline turns them into days since a reference date
+      (``features.numeric.reference_date``; default the latest date in the training data);
+    * id-like columns are never features: integers unique per row whose name looks like an id
+      or whose values are nearly consecutive, and text unique (> 90%) per row;
+    * integers with at most ``MAX_CODE_LEVELS`` distinct values whose name does not say they
+      count or measure something (``QUANTITY_NAME``) are codes: categorical. Boolean columns are
+      categorical too. Override by declaring the column in ``numeric``;
+    * other numeric dtypes, and text whose non-blank values all parse as numbers, are numeric;
+    * text averaging ``text_min_words`` words or more is text; other text is categorical.
+
+    An id column is inferred from a name ending in "id" with unique values. Every decision is
+    logged, so a user can copy the roles into the config and adjust.
+
+    Args:
+        frame: the table.
+        given: roles from the config; lists that are empty are inferred.
+        exclude: columns never used as features.
+        text_min_words: average word count from which a string column is text.
+
+    Returns:
+        The completed roles, and the columns that were ignored.
+    """
+    roles = ColumnRoles(
+        id=given.id,
+        label=given.label,
+        numeric=list(given.numeric),
+        categorical=list(given.categorical),
+        text=list(given.text),
+    )
+    taken = {roles.id, roles.label, *roles.feature_columns(), *exclude}
+    if roles.id is None:
+        for col in frame.columns:
+            if (
+                col not in taken
+                and re.search(r"id$", str(col), flags=re.IGNORECASE)
+                and frame[col].notna().all()
+                and frame[col].is_unique
+            ):
+                roles.id = str(col)
+                taken.add(col)
+                break
+    infer = {
+        "numeric": not given.numeric,
+        "categorical": not given.categorical,
+        "text": not given.text,
+    }
+    ignored: list[str] = []
+    reasons: dict[str, list[str]] = {}
+    n = len(frame)
+    for col in frame.columns:
+        if col in taken:
+            continue
+        role, why = _role_of(frame[col], str(col), n, text_min_words)
+        if why:
+            reasons.setdefault(why, []).append(str(col))
+        if role is None:
+            ignored.append(str(col))
+        elif infer[role]:
+            getattr(roles, role).append(str(col))
+    for why, columns in reasons.items():
+        logger.info("Columns read as %s: %s", why, columns)
+    logger.info(
+        "Column roles (inferred where not given): id=%s label=%s numeric=%s categorical=%s "
+        "text=%s ignored=%s",
+        roles.id,
+        roles.label,
+        roles.numeric,
+        roles.categorical,
+        roles.text,
+        ignored,
+    )
+    return roles, ignored
+
+
+def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[str | None, str]:
+    """(role or None for ignored, the reason worth logging or '')."""
+    counts = s.value_counts(dropna=False)
+    if s.notna().sum() == 0:
+        return None, "empty (dropped)"
+    if len(counts) == 1:
+        return None, "constant (dropped)"
+    if n >= 20 and counts.iloc[0] >= NEAR_CONSTANT * n:
+        return None, f"near-constant, one value in >= {NEAR_CONSTANT:.0%} of rows (dropped)"
+    if pd.api.types.is_bool_dtype(s):
+        return "categorical", ""
+    if date_format(s) is not None:
+        return "numeric", "dates (numeric: days since the reference date)"
+    if pd.api.types.is_numeric_dtype(s):
+        if _integer_valued(s):
+            values = s.dropna()
+            if n >= 20 and values.is_unique and len(values) == n:
+                span = float(values.max() - values.min()) + 1
+                if ID_NAME.search(name) or span <= 2 * n:
+                    return None, "identifiers, unique per row (dropped)"
+            if values.nunique() <= MAX_CODE_LEVELS and not QUANTITY_NAME.search(name):
+                return "categorical", f"codes, integers with <= {MAX_CODE_LEVELS} values"
+        return "numeric", ""
+    if numeric_share(s) >= 0.99:
+        return "numeric", ""
+    text = s.dropna().astype(str)
+    words = text.str.split().str.len().mean() if len(text) else 0.0
+    if words >= text_min_words:
+        return "text", ""
+    if n >= 50 and s.nunique(dropna=True) > 0.9 * n:
+        return None, "identifiers or names, nearly unique per row (dropped)"
+    return "categorical", ""

@@ -20,6 +20,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier, export_text
 
+from deepseg.features.columns import numeric_values
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,6 +57,7 @@ def readable_matrix(
     text_matrix: np.ndarray | None = None,
     text_names: list[str] | None = None,
     max_categories: int = 10,
+    reference_date: str | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The raw columns as a readable float matrix and its column names.
 
@@ -62,12 +65,13 @@ def readable_matrix(
     column gives indicators ``column=category`` for its ``max_categories`` most frequent
     categories. Free text has no raw numeric form, so the text block of the feature matrix is
     appended as it is (``text_matrix``), named by ``text_names`` (see
-    :func:`text_component_names`).
+    :func:`text_component_names`). Date columns count the days since ``reference_date``
+    (default: their latest date).
     """
     parts: list[np.ndarray] = []
     names: list[str] = []
     for column in numeric or []:
-        values = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+        values = numeric_values(frame[column], reference_date)
         median = values.median()
         parts.append(values.fillna(0.0 if pd.isna(median) else median).to_numpy()[:, None])
         names.append(column)

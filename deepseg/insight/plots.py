@@ -2,10 +2,18 @@
 
 Every function returns the PNG as ``bytes``; the report inlines them and the tasks write them
 into the run directory.
+
+Readability: every text is at least ``MIN_FONT_SIZE`` (9) points at 100 dpi, and figures are at
+most 11.5 inches wide so that the report shows them at full size; legends sit outside the axes;
+the fonts are DejaVu Sans with a fallback to whichever CJK font is installed (Noto Sans CJK,
+Source Han Sans, WenQuanYi, Droid Sans Fallback, ...). A label with characters that no
+installed font covers is replaced by a plain one ("column 3", "segment 2") instead of showing
+boxes, and a warning says which font package to install.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Mapping
@@ -23,19 +31,123 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The smallest font size of any text in a plot, in points.
+MIN_FONT_SIZE = 9
+#: Preferred fonts, in order; matplotlib falls back along the list glyph by glyph.
+FONT_FALLBACKS = (
+    "DejaVu Sans",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "Arial Unicode MS",
+    "Noto Sans",
+)
+
+
+@functools.cache
+def font_families() -> tuple[str, ...]:
+    """The installed fonts of ``FONT_FALLBACKS``, in order (at least DejaVu Sans)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = tuple(f for f in FONT_FALLBACKS if f in installed)
+    return found or ("DejaVu Sans",)
+
+
+@functools.cache
+def _covered() -> frozenset[int]:
+    """Code points that some font of :func:`font_families` can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    points: set[int] = set()
+    for family in font_families():
+        path = font_manager.findfont(
+            font_manager.FontProperties(family=family), fallback_to_default=False
+        )
+        try:
+            points.update(FT2Font(path).get_charmap())
+        except (OSError, RuntimeError):  # an unreadable font file: skip it
+            continue
+    return frozenset(points)
+
+
+def drawable(text: str) -> bool:
+    """True when every character of ``text`` is in an installed font."""
+    covered = _covered()
+    return all(ord(ch) in covered or ch.isspace() for ch in text)
+
+
+def safe_label(text: str, fallback: str) -> str:
+    """``text`` when the installed fonts can draw it, else ``fallback`` (with a warning)."""
+    if drawable(text):
+        return text
+    _warn_missing_font(text)
+    return fallback
+
+
+@functools.cache
+def _warn_missing_font(text: str) -> None:
+    logger.warning(
+        "No installed font draws the characters of %r; plots label it plainly instead. "
+        "Install a font that covers them (e.g. Debian 'fonts-noto-cjk').",
+        text,
+    )
+
+
+def _short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip(", ") + "…"
+
 
 def _figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    with _style():
+        fig = Figure(figsize=(min(width, 11.5), height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
+def _style() -> Any:
+    """Matplotlib settings of every report plot: readable sizes and the font fallbacks."""
+    import matplotlib as mpl
+
+    size = MIN_FONT_SIZE
+    return mpl.rc_context(
+        {
+            "font.family": list(font_families()),
+            "font.size": size + 1,
+            "axes.titlesize": size + 2,
+            "axes.labelsize": size + 1,
+            "xtick.labelsize": size,
+            "ytick.labelsize": size,
+            "legend.fontsize": size,
+            "figure.titlesize": size + 3,
+        }
+    )
+
+
+def _styled(func: Any) -> Any:
+    """Run a plot function inside :func:`_style` (text takes its size when it is created)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _style():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    with _style():
+        fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -53,7 +165,9 @@ def _sample(n: int, size: int, random_state: int) -> np.ndarray:
 
 
 def _label_of(names: Mapping[int, str] | None, s: int) -> str:
-    return f"{s}: {names[s]}" if names and s in names else str(s)
+    if not names or s not in names:
+        return str(s)
+    return safe_label(f"{s}: {_short(names[s])}", f"segment {s}")
 
 
 def map_2d(
@@ -99,6 +213,7 @@ def map_2d(
     return np.asarray(coords), idx, used
 
 
+@_styled
 def plot_map(
     X: np.ndarray,
     labels: np.ndarray,
@@ -111,7 +226,7 @@ def plot_map(
     coords, idx, used = map_2d(X, labels, method, random_state, sample_size)
     lab = np.asarray(labels)[idx]
     segments = sorted(int(s) for s in np.unique(lab))
-    fig = _figure(8, 6)
+    fig = _figure(7.5, 5.5)
     ax = fig.add_subplot()
     for colour, s in zip(_colours(len(segments)), segments):
         mask = lab == s
@@ -120,10 +235,13 @@ def plot_map(
     ax.set_title(f"Segments on a 2-D map ({used.upper()}, {len(idx)} points)")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(markerscale=3, fontsize=8, loc="best", frameon=True)
+    # outside the data: to the right of the axes, one entry per segment
+    ax.legend(markerscale=3, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              frameon=False, title="segment")  # fmt: skip
     return _png(fig)
 
 
+@_styled
 def plot_silhouette(
     X: np.ndarray,
     labels: np.ndarray,
@@ -149,7 +267,7 @@ def plot_silhouette(
     for colour, s in zip(_colours(len(segments)), segments):
         v = np.sort(values[lab == s])
         ax.fill_betweenx(np.arange(y, y + len(v)), 0, v, color=colour, alpha=0.8)
-        ax.text(-0.02, y + len(v) / 2, _label_of(names, s), ha="right", va="center", fontsize=8)
+        ax.text(-0.02, y + len(v) / 2, _label_of(names, s), ha="right", va="center")
         y += len(v) + 10
     mean = float(values.mean())
     ax.axvline(mean, color="k", linestyle="--", linewidth=1)
@@ -159,10 +277,11 @@ def plot_silhouette(
     return _png(fig)
 
 
-def plot_profile_heatmap(profiles: SegmentProfiles, max_columns: int = 25) -> bytes:
+@_styled
+def plot_profile_heatmap(profiles: SegmentProfiles, max_columns: int = 20) -> bytes:
     """Z-scores of the segment means (rows: segments, columns: numeric features)."""
     z = profiles.zscores()
-    fig = _figure(min(2 + 0.55 * max(len(z.columns), 1), 16), 1.5 + 0.5 * max(len(z), 1))
+    fig = _figure(3.5 + 0.45 * min(max(len(z.columns), 1), max_columns), 2 + 0.45 * max(len(z), 1))
     ax = fig.add_subplot()
     if z.empty:
         ax.text(0.5, 0.5, "No numeric columns to profile", ha="center")
@@ -171,19 +290,21 @@ def plot_profile_heatmap(profiles: SegmentProfiles, max_columns: int = 25) -> by
     z = z[order]
     lim = float(max(np.nanmax(np.abs(z.to_numpy())), 0.5))
     image = ax.imshow(z.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(len(z.columns)), [str(c) for c in z.columns], rotation=60, ha="right",
-                  fontsize=8)  # fmt: skip
-    ax.set_yticks(range(len(z)), [_label_of(profiles.names, int(s)) for s in z.index], fontsize=8)
+    columns = [safe_label(str(c), f"column {j + 1}") for j, c in enumerate(z.columns)]
+    ax.set_xticks(range(len(z.columns)), columns, rotation=60, ha="right")
+    ax.set_yticks(range(len(z)), [_label_of(profiles.names, int(s)) for s in z.index])
     for i in range(z.shape[0]):
         for j in range(z.shape[1]):
             value = z.iat[i, j]
             if np.isfinite(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7)
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=MIN_FONT_SIZE,
+                        color="white" if abs(value) > 0.6 * lim else "black")  # fmt: skip
     fig.colorbar(image, ax=ax, label="z-score of segment mean")
     ax.set_title("Profile heatmap: segment means in population standard deviations")
     return _png(fig)
 
 
+@_styled
 def plot_k_selection(result: ChooseKResult) -> bytes:
     """Every choose-k curve, with the knee and the recommended k marked."""
     t = result.table
@@ -206,7 +327,7 @@ def plot_k_selection(result: ChooseKResult) -> bytes:
         if column == "inertia":
             knee_value = t.loc[t["k"] == result.knee, "inertia"]
             ax.plot([result.knee], knee_value, marker="s", color="tab:orange", markersize=10)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=MIN_FONT_SIZE + 1)
         ax.set_xlabel("k")
         ax.set_xticks(list(t["k"]))
     fig.suptitle(f"Choosing k: recommended k = {result.recommended} (dashed line)")
@@ -214,6 +335,7 @@ def plot_k_selection(result: ChooseKResult) -> bytes:
     return _png(fig)
 
 
+@_styled
 def plot_dendrogram(
     X: np.ndarray, n_clusters: int, random_state: int = 0, sample_size: int = 2000
 ) -> bytes:
@@ -233,6 +355,7 @@ def plot_dendrogram(
     return _png(fig)
 
 
+@_styled
 def plot_training_curves(metrics_csv: str | Path) -> bytes | None:
     """Loss curves from a Lightning ``CSVLogger`` file (``metrics.csv``); None when it has none."""
     frame = pd.read_csv(metrics_csv)
@@ -250,10 +373,11 @@ def plot_training_curves(metrics_csv: str | Path) -> bytes | None:
     ax.set_xlabel(x)
     ax.set_ylabel("loss")
     ax.set_title(f"Training curves ({Path(metrics_csv).parent.name})")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     return _png(fig)
 
 
+@_styled
 def plot_metric_by_method(board: pd.DataFrame, metric: str) -> bytes:
     """Mean of ``metric`` per method with error bars (std over seeds), one panel per dataset.
 

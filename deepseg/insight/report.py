@@ -20,27 +20,68 @@ if TYPE_CHECKING:
     from deepseg.insight.drivers import Drivers
     from deepseg.insight.profiles import SegmentProfiles
 
+_FONTS = (
+    "system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', 'Noto Sans', 'Noto Sans CJK JP', "
+    "'Noto Sans CJK SC', 'Source Han Sans', 'Microsoft YaHei', 'PingFang SC', 'Hiragino Sans', "
+    "'Apple SD Gothic Neo', 'Noto Sans Arabic', 'Noto Sans Devanagari', sans-serif"
+)
 _STYLE = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1200px; color: #222; line-height: 1.4; padding: 0 1em; }
-h1 { border-bottom: 2px solid #2a6; padding-bottom: .2em; }
+body { font-family: FONTS; margin: 2em auto; max-width: 1180px; color: #222; line-height: 1.45;
+       padding: 0 1em; }
+h1 { border-bottom: 2px solid #2a6; padding-bottom: .2em; overflow-wrap: anywhere; }
 h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th { background: #f3f6f4; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; overflow-wrap: break-word; }
+td { white-space: nowrap; }
+th { background: #f3f6f4; vertical-align: bottom; font-weight: 600; }
 td:first-child, th:first-child { text-align: left; }
-pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: 12px; }
-img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
-.plots { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; align-items: start; }
-.plots figure { margin: 0; }
-.plots figure.wide { grid-column: 1 / span 2; }
+pre { background: #f7f7f7; padding: .8em; white-space: pre-wrap; font-size: 12px; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; margin: .5em 0; }
+.plots figure { margin: 0 0 1.5em; }
 figcaption { font-size: 13px; color: #555; }
-.scroll { overflow-x: auto; }
-.segments td:nth-child(2) { text-align: left; }
+.segments td:nth-child(2), .segments th:nth-child(2) { text-align: left; min-width: 14em;
+                                                       white-space: normal; }
 summary { cursor: pointer; color: #2a6; }
 .meta { color: #666; font-size: 13px; }
 .segment { border-left: 4px solid #2a6; padding-left: 1em; margin: 1em 0; }
-"""
+.glance p { margin: .5em 0; max-width: 70em; }
+.warning { background: #fff4e5; border-left: 4px solid #e67e22; padding: .5em 1em; margin: 1em 0; }
+""".replace("FONTS", _FONTS)
+
+
+def human(value: Any, share: bool = False) -> str:
+    """A number as people write it: 3,880; 12.5% (``share``); 0.101; 2.35; '' for NaN.
+
+    >>> human(3880.0), human(0.125, share=True), human(12.345), human(0.1014), human(float("nan"))
+    ('3,880', '12.5%', '12.3', '0.101', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not np.isfinite(v):
+        return ""
+    if share:
+        return f"{v:.1%}"
+    if v == round(v) and abs(v) < 1e15:
+        return f"{round(v):,}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:,.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _is_share(column: str) -> bool:
+    return column == "share" or column.endswith(("_share", "_fraction"))
 
 
 @dataclass
@@ -56,6 +97,9 @@ class ReportContent:
         choose_k: the choose-k result, when k was chosen automatically.
         images: [(caption, PNG bytes)].
         notes: sentences shown at the end (e.g. how confidence is defined).
+        association: Cramér's V of every attribute against the segments (see
+            :func:`deepseg.insight.association.attribute_association`); dominant ones are
+            flagged at the top of the page.
     """
 
     title: str
@@ -66,25 +110,123 @@ class ReportContent:
     choose_k: ChooseKResult | None = None
     images: list[tuple[str, bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    association: pd.DataFrame | None = None
 
 
-def _table(frame: pd.DataFrame, digits: int = 3, css_class: str = "") -> str:
+def _table(frame: pd.DataFrame, css_class: str = "") -> str:
+    """An HTML table with human numbers and headers that wrap (``total spend median``)."""
     formatted = frame.copy()
     for column in formatted.columns:
-        if pd.api.types.is_float_dtype(formatted[column]):
-            formatted[column] = formatted[column].map(
-                lambda v: "" if pd.isna(v) else f"{v:,.{digits}f}"
-            )
+        if pd.api.types.is_numeric_dtype(formatted[column]) or formatted[column].dtype == object:
+            share = _is_share(str(column))
+            formatted[column] = formatted[column].map(lambda v, sh=share: human(v, sh))
+    formatted.columns = [str(c).replace("_", " ") for c in formatted.columns]
     table = formatted.to_html(index=False, escape=True, border=0)
-    return f'<div class="scroll {css_class}">{table}</div>'
+    return f'<div class="{css_class}">{table}</div>' if css_class else f"<div>{table}</div>"
 
 
-def _img(caption: str, png: bytes, wide: bool = False) -> str:
+def _img(caption: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption)
     return (
-        f'<figure class="{"wide" if wide else ""}"><img alt="{alt}" '
-        f'src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
+        f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{alt}</figcaption></figure>"
+    )
+
+
+_RFM_PHRASES = {
+    ("monetary", True): "spend more",
+    ("monetary", False): "spend less",
+    ("frequency", True): "buy more often",
+    ("frequency", False): "buy less often",
+    ("recency", True): "last bought longer ago",
+    ("recency", False): "bought more recently",
+}
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
+    """One paragraph in plain words: who the segment's customers are, against all customers.
+
+    Built from the descriptors that passed (see :mod:`deepseg.insight.profiles`), so it says
+    nothing that the evidence does not support.
+    """
+    row = profiles.summary[profiles.summary["segment"] == segment].iloc[0]
+    size = f"{int(row['size']):,} customers ({row['share']:.1%} of all)"
+    if segment == -1:
+        return f"{size} that the method left unassigned (noise)."
+    roles = {column: role for role, column in profiles.rfm.items()}
+    numeric: list[str] = []
+    categories: list[str] = []
+    terms: list[str] = []
+    used: frozenset[str] = frozenset()  # one category sentence per theme
+    for d in profiles.descriptors.get(segment, []):
+        if d.kind == "numeric" and len(numeric) < 4:
+            higher = d.word.startswith("high") or d.word in ("frequent", "lapsed")
+            role = roles.get(d.column)
+            unit = ""
+            if role is not None:
+                what = _RFM_PHRASES[(role, higher)]
+            elif d.word.startswith(("earlier ", "later ")):  # a date column, in days since
+                what, unit = f"have {d.word} dates", " days ago"
+            else:
+                what = f"have {'higher' if higher else 'lower'} {d.word.split(' ', 1)[-1]}"
+            numeric.append(
+                f"{what} (median {human(d.segment_value)}{unit} against "
+                f"{human(d.population_value)})"
+            )
+        elif d.kind == "category" and len(categories) < 2 and not (d.stem & used):
+            used |= d.stem
+            categories.append(
+                f"{d.word}: {d.segment_value:.0%} of them (against {d.population_value:.0%} of "
+                "all customers)"
+            )
+        elif d.kind == "term" and len(terms) < 3:
+            terms.append(f"'{d.category}'")
+    if not (numeric or categories or terms):
+        return (
+            f"{size}. Nothing sets them apart from the other customers by a material margin: "
+            "an average group."
+        )
+    sentences = [f"{size}."]
+    if numeric:
+        sentences.append(f"Compared with all customers they {_join(numeric)}.")
+    if categories:
+        text = "; ".join(categories)
+        sentences.append(f"{text[0].upper()}{text[1:]}.")
+    if terms:
+        sentences.append(f"Their texts often mention {_join(terms)}.")
+    return " ".join(sentences)
+
+
+def _glance(profiles: SegmentProfiles) -> str:
+    parts = ['<div class="glance">']
+    for s, name in profiles.names.items():
+        parts.append(
+            f"<p><b>Segment {s}: {html.escape(name)}.</b> "
+            f"{html.escape(segment_summary(profiles, s))}</p>"
+        )
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _warnings(association: pd.DataFrame | None) -> str:
+    """A warning box for every attribute that almost determines the segments ('' if none)."""
+    if association is None or association.empty or not association["dominant"].any():
+        return ""
+    items = [
+        f"<li><b>{html.escape(str(r.column))}</b> almost determines the segments (Cramér's V "
+        f"{r.cramers_v:.2f}): the segments mostly restate it. Drop it from the features or "
+        f"lower its weight (<code>features.{r.kind}.weight</code>), then segment again.</li>"
+        for r in association[association["dominant"]].itertuples()
+    ]
+    return (
+        '<div class="warning"><b>One attribute runs the show</b><ul>'
+        + "".join(items)
+        + "</ul></div>"
     )
 
 
@@ -97,10 +239,10 @@ def _segment_details(profiles: SegmentProfiles) -> str:
             if score in row:
                 items.append(f"{score[0]} score {row[score]:.1f}")
         num = profiles.numeric[profiles.numeric["segment"] == s]
-        num = num.reindex(num["rank_deviation"].abs().sort_values(ascending=False).index).head(5)
+        num = num.reindex(num["effect"].abs().sort_values(ascending=False).index).head(5)
         deviations = ", ".join(
-            f"{html.escape(str(r.column))}: median {r.median:,.3g} (population "
-            f"{r.population_median:,.3g}, lift {r.lift:.2f})"
+            f"{html.escape(str(r.column))}: median {human(r.median)} (all customers "
+            f"{human(r.population_median)}; d {r.effect:+.2f})"
             for r in num.itertuples()
         )
         cats = profiles.categories[profiles.categories["segment"] == s]
@@ -115,12 +257,25 @@ def _segment_details(profiles: SegmentProfiles) -> str:
         parts.append(
             f'<div class="segment"><h3>Segment {s}: {html.escape(name)}</h3>'
             f"<p>{'; '.join(items)}</p>"
-            + (f"<p>Strongest numeric deviations: {deviations}</p>" if deviations else "")
+            + (f"<p>Largest numeric differences: {deviations}</p>" if deviations else "")
             + (f"<p>Over-represented categories: {categories}</p>" if categories else "")
             + (f"<p>Distinctive terms (class-based TF-IDF): {term_text}</p>" if term_text else "")
             + "</div>"
         )
     return "\n".join(parts)
+
+
+def _segment_columns(profiles: SegmentProfiles, max_numeric: int = 5) -> list[str]:
+    """segment, name, size, share, the RFM score, and the medians of the numeric columns that
+    differ most between segments."""
+    p = profiles
+    columns = ["segment", "name", "size", "share"]
+    columns += [c for c in ("RFM_score",) if c in p.summary]
+    if not p.numeric.empty:
+        spread = p.numeric.groupby("column")["effect"].apply(lambda e: e.abs().max())
+        top = spread.sort_values(ascending=False).index[:max_numeric]
+        columns += [f"{c}_median" for c in top if f"{c}_median" in p.summary]
+    return columns
 
 
 def render_report(content: ReportContent) -> str:
@@ -137,6 +292,9 @@ def render_report(content: ReportContent) -> str:
             f"{html.escape(str(k))}: <b>{html.escape(str(v))}</b>" for k, v in content.meta.items()
         )
         out.append(f'<p class="meta">{meta}</p>')
+    if content.profiles is not None:
+        out += ["<h2>The segments at a glance</h2>", _glance(content.profiles)]
+    out.append(_warnings(content.association))
     if content.leaderboard is not None:
         out += ["<h2>Leaderboard</h2>", _table(content.leaderboard)]
     if content.choose_k is not None:
@@ -149,21 +307,22 @@ def render_report(content: ReportContent) -> str:
         ]
     if content.images:
         out.append('<h2>Plots</h2><div class="plots">')
-        wide = ("heatmap", "k-selection", "dendrogram", "training")
-        out += [
-            _img(caption, png, wide=any(w in caption.lower() for w in wide))
-            for caption, png in content.images
-        ]
+        out += [_img(caption, png) for caption, png in content.images]
         out.append("</div>")
     if content.profiles is not None:
         p = content.profiles
-        columns = ["segment", "name", "size", "share"]
-        columns += [c for c in ("R_score", "F_score", "M_score", "RFM_score") if c in p.summary]
-        columns += [c for c in p.summary.columns if c.endswith("_median")][:8]
         out += [
             "<h2>Segments</h2>",
-            _table(p.summary[columns], digits=2, css_class="segments"),
+            _table(p.summary[_segment_columns(p)], css_class="segments"),
+            '<p class="meta">Every statistic and the evidence behind each name: profiles.csv</p>',
             _segment_details(p),
+        ]
+    if content.association is not None and not content.association.empty:
+        out += [
+            "<details><summary>How strongly each attribute goes with the segments "
+            "(Cramér's V)</summary>",
+            _table(content.association),
+            "</details>",
         ]
     if content.drivers is not None:
         d = content.drivers

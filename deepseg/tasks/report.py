@@ -13,6 +13,7 @@ import pandas as pd
 from deepseg.data.base import Dataset
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight import plots
+from deepseg.insight.association import attribute_association
 from deepseg.insight.choose_k import ChooseKResult
 from deepseg.insight.drivers import readable_matrix, surrogate_drivers, text_component_names
 from deepseg.insight.profiles import SegmentProfiles, profile_segments
@@ -122,8 +123,15 @@ def segment_report(
     opts = report_options(options)
     labels = np.asarray(labels)
     frame, numeric, categorical, text = raw_table(dataset)
+    reference_date = getattr(pipeline.blocks_.get("numeric"), "reference_date_", None)
     profiles = profile_segments(
-        frame, labels, numeric=numeric, categorical=categorical, text=text, rfm=opts["rfm"]
+        frame,
+        labels,
+        numeric=numeric,
+        categorical=categorical,
+        text=text,
+        rfm=opts["rfm"],
+        reference_date=reference_date,
     )
     text_matrix = None
     if "text" in pipeline.block_slices_:
@@ -135,6 +143,7 @@ def segment_report(
         categorical=categorical,
         text_matrix=text_matrix,
         text_names=text_component_names(pipeline) if text_matrix is not None else None,
+        reference_date=reference_date,
     )
     drivers = surrogate_drivers(
         readable,
@@ -143,6 +152,9 @@ def segment_report(
         max_depth=int(opts["max_depth"]),
         random_state=seed,
         class_names=profiles.names,
+    )
+    association = attribute_association(
+        frame, labels, numeric=numeric, categorical=categorical, reference_date=reference_date
     )
     confidence, how = confidence_of(estimator, X, labels)
     segments = segments_table(
@@ -197,12 +209,20 @@ def segment_report(
         drivers=drivers,
         choose_k=choose_k,
         images=images,
+        association=association,
         notes=[
             CONFIDENCE_NOTE,
-            "Segment names are drawn from the profile statistics: the RFM words go by rank of "
-            "the segment medians (one 'high-spend' segment, one 'lapsed' segment, ...).",
+            "A word enters a segment's name only when the segment differs from the rest of the "
+            "customers materially and beyond noise: for a numeric column (RFM words included) "
+            "the 95% interval of the standardised difference on normal scores must clear 0.5, "
+            "and the segment must stand apart in its numeric columns rather than be a slice of "
+            "one continuous blob; a category needs a share of at least 30%, a lift of 1.5 and "
+            "a lift interval that excludes 1. A segment without such a difference is "
+            "'average'. Every descriptor and its evidence is in profiles.csv (descriptors).",
             "The reported segmentation is the configured method and seed (default: the first "
             "of each), never chosen with ground-truth labels.",
+            "An attribute is flagged when its Cramér's V against the segments (numeric columns "
+            "cut into quintiles) is 0.8 or more: it almost determines them.",
         ],
     )
     return render_report(content), segments, profiles

@@ -85,10 +85,41 @@ def test_pipeline_output_is_float32_with_names(customers):
     assert set(pipe.block_slices_) == {"numeric", "categorical", "text"}
     assert pipe.feature_names_[0] == "total_spend"
     assert any(n.startswith("channel=") for n in pipe.feature_names_)
-    # balanced blocks: equal total variance per block at equal weights, mean variance 1 overall
-    variances = [X[:, a:b].var(axis=0).sum() for a, b in pipe.block_slices_.values()]
-    np.testing.assert_allclose(variances, variances[0], rtol=1e-3)
+    # balanced columns: 10 numeric, 5 categorical columns, one text column counting as 5
+    var = {b: X[:, s[0] : s[1]].var(axis=0).sum() for b, s in pipe.block_slices_.items()}
+    assert var["numeric"] / var["categorical"] == pytest.approx(10 / 5, rel=1e-3)
+    assert var["text"] / var["categorical"] == pytest.approx(5 / 5, rel=1e-3)
     np.testing.assert_allclose(X.var(axis=0).mean(), 1.0, rtol=1e-3)
+    # every categorical column's indicators together carry the variance of one numeric column
+    a, _ = pipe.block_slices_["categorical"]
+    start = a
+    for size in pipe.blocks_["categorical"].group_sizes:
+        group = X[:, start : start + size].var(axis=0).sum()
+        assert group == pytest.approx(X[:, 0].var(), rel=1e-3)
+        start += size
+    # the former behaviour: equal total variance per block at equal weights
+    blocks = FeaturePipeline(text={"n_components": 8}, balance="blocks")
+    Xb = blocks.fit_transform(customers)
+    variances = [Xb[:, a:b].var(axis=0).sum() for a, b in blocks.block_slices_.values()]
+    np.testing.assert_allclose(variances, variances[0], rtol=1e-3)
+    legacy = FeaturePipeline(text={"n_components": 8}, balance_blocks=True)
+    np.testing.assert_allclose(legacy.fit_transform(customers), Xb, atol=1e-5)
+    with pytest.raises(ValueError, match="'balance' parameter of FeaturePipeline"):
+        FeaturePipeline(balance="equal").fit(customers)
+
+
+def test_one_binary_categorical_weighs_as_one_column():
+    """Three numeric columns beside one binary categorical: the categorical gets a quarter of
+    the variance (under block balancing it had half)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    frame["sex"] = rng.choice(["f", "m"], 400)
+    roles = ColumnRoles(numeric=["a", "b", "c"], categorical=["sex"])
+    for balance, share in (("columns", 1 / 4), ("blocks", 1 / 2)):
+        pipe = FeaturePipeline(balance=balance)
+        X = pipe.fit_transform(frame, roles)
+        a, b = pipe.block_slices_["categorical"]
+        assert X[:, a:b].var(axis=0).sum() / X.var(axis=0).sum() == pytest.approx(share, 1e-3)
 
 
 def test_pipeline_block_weights(customers):
@@ -96,7 +127,7 @@ def test_pipeline_block_weights(customers):
     heavy = FeaturePipeline(numeric={"weight": 3.0}, text={"n_components": 8})
     X = heavy.fit_transform(customers)
     var = {b: X[:, s[0] : s[1]].var(axis=0).sum() for b, s in heavy.block_slices_.items()}
-    assert var["numeric"] / var["categorical"] == pytest.approx(3.0, rel=1e-3)
+    assert var["numeric"] / var["categorical"] == pytest.approx(3.0 * 10 / 5, rel=1e-3)
     no_text = FeaturePipeline(text={"weight": 0}).fit(customers)
     assert "text" not in no_text.block_slices_
     assert len(no_text.feature_names_) < len(base.feature_names_)
@@ -145,3 +176,18 @@ def test_pipeline_on_matrix_and_frame_with_roles():
     assert out.shape == (10, 3)
     with pytest.raises(ValueError, match="no input"):
         FeaturePipeline().fit(frame, ColumnRoles())
+
+
+def test_a_constant_numeric_column_takes_no_variance_budget(caplog):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=200), "flat": 3.0, "c": rng.choice(["x", "y"], 200)}
+    )
+    roles = ColumnRoles(numeric=["a", "flat"], categorical=["c"])
+    with caplog.at_level(logging.WARNING):
+        pipe = FeaturePipeline()
+        X = pipe.fit_transform(frame, roles)
+    assert "['flat'] are constant" in caplog.text
+    a, b = pipe.block_slices_["categorical"]
+    # one informative numeric column and one categorical: half the variance each
+    assert X[:, a:b].var(axis=0).sum() == pytest.approx(X[:, 0].var(), rel=1e-3)

@@ -21,7 +21,9 @@ def test_recovers_the_six_synthetic_segments(seed):
     _, _, X = synthetic(seed)
     result = choose_k(X, (2, 10), random_state=seed)
     assert result.recommended == 6, result.summary()
-    assert result.knee == 6
+    # with column balancing (the default since issue 15) seed 1's inertia knee is at 5; the
+    # recommendation (the best silhouette among the knee and its neighbours) is 6 for every seed
+    assert result.knee in (5, 6)
     assert list(result.table.columns) == COLUMNS
     assert list(result.table["k"]) == list(range(2, 11))
     assert set(result.choices) == {

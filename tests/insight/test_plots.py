@@ -65,3 +65,44 @@ def test_training_curves_from_a_lightning_csv(tmp_path):
     no_loss = tmp_path / "other.csv"
     pd.DataFrame({"epoch": [0], "lr": [0.1]}).to_csv(no_loss, index=False)
     assert plots.plot_training_curves(no_loss) is None
+
+
+def test_every_text_is_at_least_9_points_and_legends_sit_outside(blobs, monkeypatch):
+    """Acceptance 4: readable labels; the map's legend covers no point."""
+    from matplotlib.text import Text
+
+    X, labels = blobs
+    frame = pd.DataFrame(X, columns=[f"feature_{j}" for j in range(5)])
+    profiles = profile_segments(frame, labels)
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    plots.plot_map(X, labels, profiles.names, method="pca")
+    plots.plot_silhouette(X, labels, profiles.names)
+    plots.plot_profile_heatmap(profiles)
+    plots.plot_k_selection(choose_k(X, (2, 5), n_bootstrap=2, n_references=2))
+    plots.plot_dendrogram(X, 3)
+    board = pd.DataFrame({"dataset": ["d", "d"], "method": ["kmeans", "gmm"], "acc": [0.9, 0.8]})
+    plots.plot_metric_by_method(board, "acc")
+    assert len(figures) == 6
+    for fig in figures:
+        fig.canvas.draw()
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        assert texts
+        small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 9]
+        assert not small, small
+        assert fig.get_size_inches()[0] <= 11.5  # shown at full size in the report
+    fig = figures[0]
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent())
+
+
+def test_labels_no_font_can_draw_fall_back_to_plain_ones(caplog):
+    assert plots.safe_label("total spend", "column 1") == "total spend"
+    private_use = "\ue000\ue001"  # in no font
+    assert not plots.drawable(private_use)
+    with caplog.at_level("WARNING"):
+        assert plots.safe_label(private_use, "column 1") == "column 1"
+    assert "fonts-noto-cjk" in caplog.text
+    if any("CJK" in f for f in plots.font_families()):  # a CJK font is installed: it is used
+        assert plots.drawable("客户消费")

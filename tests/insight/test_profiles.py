@@ -64,7 +64,9 @@ def test_statistics_lift_and_names():
     cats = p.categories[(p.categories["segment"] == 2) & (p.categories["category"] == "Germany")]
     assert cats["share"].iloc[0] == pytest.approx(35 / 40)
     assert cats["lift"].iloc[0] == pytest.approx((35 / 40) / (35 / 120))
-    assert "country=Germany" in p.names[2]
+    assert "Germany" in p.names[2]
+    assert "'cake'" in p.names[2] and "'mug'" not in p.names[2]  # one text term per name
+    assert "age" not in " ".join(p.names.values())  # no real difference in age
     # class-based TF-IDF: words unique to a segment outrank the shared 'gift'
     top = p.terms.groupby("segment")["term"].apply(list)
     assert set(top[0][:3]) == {"garden", "pot", "seed"}
@@ -98,3 +100,114 @@ def test_bad_labels():
         profile_segments(frame, labels[:-1])
     with pytest.raises(ValueError, match="not in the table"):
         profile_segments(frame, labels, numeric=["spend"])
+
+
+def _descriptor_words(summary: pd.DataFrame, segment: int) -> list[str]:
+    text = summary.set_index("segment").loc[segment, "descriptors"]
+    return [d.split(" (")[0] for d in text.split("; ")] if text else []
+
+
+def test_synthetic_descriptors_are_real_generating_differences():
+    """Every descriptor of a K-Means segmentation of the synthetic customers (in its name or in
+    the evidence) is a difference the generator put there; noise columns never appear."""
+    from sklearn.cluster import KMeans
+
+    from deepseg.data.synthetic import (
+        _CATEGORICAL_GROUPS,
+        _TEXT_VOCABULARIES,
+        _groups,
+    )
+    from tests.insight.conftest import synthetic
+
+    dataset, _, X = synthetic()
+    labels = KMeans(6, n_init=10, random_state=0).fit_predict(X)
+    p = profile_segments(
+        dataset.frame,
+        labels,
+        numeric=dataset.roles.numeric,
+        categorical=dataset.roles.categorical,
+        text=dataset.roles.text,
+    )
+    high = {"high-spend", "frequent", "recent", "high avg basket value", "low return rate",
+            "high tenure months", "high web sessions"}  # fmt: skip
+    low = {"low-spend", "infrequent", "one-time", "lapsed", "low avg basket value",
+           "high return rate", "low tenure months", "low web sessions"}  # fmt: skip
+    for s in range(6):
+        truth = np.bincount(dataset.labels[labels == s]).argmax()  # the segment it recovers
+        g_num, g_cat, g_txt = (int(g[0]) for g in _groups(np.array([truth])))
+        allowed = {0: high, 1: set(), 2: low}[g_num]
+        channel, contract, payment = _CATEGORICAL_GROUPS[g_cat]
+        allowed |= {f"{channel} channel", f"{payment} payment"}
+        allowed |= {"no contract" if contract == "none" else f"{contract} contract"}
+        allowed |= {f"'{w}'" for w in _TEXT_VOCABULARIES[g_txt].split()}
+        words = _descriptor_words(p.summary, s)
+        assert words, f"segment {s} has no descriptor"
+        assert set(words) <= allowed, (s, set(words) - allowed)
+        name_words = p.names[s].split(", ")
+        assert set(name_words) <= allowed and len(name_words) <= 4
+        assert not any(w in p.names[s] for w in ("age", "noise", "country", "newsletter"))
+    assert len(set(p.names.values())) == 6
+
+
+def test_a_single_gaussian_blob_gets_no_rfm_or_high_low_words():
+    """K-Means cuts a structureless blob into 4 slices with large per-column differences; none of
+    them may be sold as a segment trait."""
+    from sklearn.cluster import KMeans
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        blob = pd.DataFrame(
+            rng.normal(size=(2000, 5)), columns=["recency", "frequency", "monetary", "x", "y"]
+        )
+        blob["monetary"] = np.exp(blob["monetary"])  # skewed, like real amounts
+        blob["frequency"] = np.round(np.exp(blob["frequency"]) * 3)
+        labels = KMeans(4, n_init=3, random_state=seed).fit_predict(
+            (blob - blob.mean()) / blob.std()
+        )
+        p = profile_segments(blob, labels)
+        assert p.rfm.keys() == {"recency", "frequency", "monetary"}
+        # the slices do differ: up to |d| of 1 or more ...
+        assert p.numeric["effect"].abs().max() > 1.0
+        # ... but they are slices of one Gaussian, so no descriptor is material
+        assert (p.summary["separation"] < 0).all()
+        assert all(name.startswith("average") for name in p.names.values()), p.names
+        assert (p.summary["descriptors"] == "").all()
+        assert len(set(p.names.values())) == 4
+
+
+def test_a_small_difference_gives_no_word():
+    """The issue's case: median recency 45 against 51 days (sd 29) in two otherwise well
+    separated segments: no recency word, while the real spend difference is named."""
+    rng = np.random.default_rng(0)
+    n = 600
+    labels = np.repeat([0, 1], n // 2)
+    frame = pd.DataFrame(
+        {
+            "recency": np.r_[rng.normal(45, 29, n // 2), rng.normal(51, 29, n // 2)].clip(0),
+            "monetary": np.r_[rng.lognormal(4, 0.3, n // 2), rng.lognormal(6, 0.3, n // 2)],
+        }
+    )
+    p = profile_segments(frame, labels)
+    assert p.names == {0: "low-spend", 1: "high-spend"}
+    effect = p.numeric.set_index(["segment", "column"])["effect"]
+    assert abs(effect[(1, "recency")]) < 0.5
+
+
+def test_date_columns_are_profiled_as_days_since():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.repeat([0, 1], n // 2)
+    days = np.r_[rng.normal(900, 60, n // 2), rng.normal(100, 30, n // 2)].clip(0)
+    since = pd.Timestamp("2015-01-01") - pd.to_timedelta(days.round(), unit="D")
+    frame = pd.DataFrame({"customer_since": since.strftime("%Y-%m-%d"), "x": rng.normal(size=n)})
+    p = profile_segments(
+        frame, labels, numeric=["customer_since", "x"], reference_date="2015-01-01"
+    )
+    assert p.names == {0: "earlier customer since", 1: "later customer since"}
+    medians = p.summary.set_index("segment")["customer_since_median"]
+    assert medians[0] == pytest.approx(np.median(days[:200].round()), abs=1)
+
+    from deepseg.insight.report import segment_summary
+
+    assert "have earlier customer since dates (median" in segment_summary(p, 0)
+    assert "days ago" in segment_summary(p, 0)
