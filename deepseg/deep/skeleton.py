@@ -64,6 +64,9 @@ DEFAULT_PRETRAIN: dict[str, Any] = {
     # Small tables give few steps per epoch: pretraining runs at least this many steps, so that
     # 1,800 rows get as many updates as 20,000 (more epochs, never a smaller batch)
     "min_steps": 600,
+    # ... but the raise stops at this many passes over the data: a table of a few hundred rows
+    # (one batch an epoch) pretrains in seconds, not in 600 one-step epochs
+    "max_budget_epochs": 200,
     "batch_size": 256,
     "lr": 1e-3,
     "lr_schedule": "constant",  # constant | cosine (decays to 0 over the run)
@@ -168,6 +171,7 @@ AUTOENCODER_CONSTRAINTS: dict[str, Any] = {
 PRETRAIN_CONSTRAINTS: dict[str, Any] = {
     "epochs": P.NON_NEGATIVE_INT,
     "min_steps": P.NON_NEGATIVE_INT,
+    "max_budget_epochs": P.NON_NEGATIVE_INT,
     "batch_size": P.POSITIVE_INT,
     "lr": P.POSITIVE_FLOAT,
     "lr_schedule": P.Options(LR_SCHEDULES),
@@ -211,7 +215,8 @@ def check_options(
 
 
 def pretrain_epochs(n_samples: int, pretrain: Mapping[str, Any] | None) -> int:
-    """Epochs of pretraining: ``epochs``, raised so that at least ``min_steps`` steps run.
+    """Epochs of pretraining: ``epochs``, raised so that at least ``min_steps`` steps run, but
+    by the raise to no more than ``max_budget_epochs`` epochs (``epochs`` itself is never cut).
 
     Args:
         n_samples: rows of the training data.
@@ -223,7 +228,8 @@ def pretrain_epochs(n_samples: int, pretrain: Mapping[str, Any] | None) -> int:
     if epochs == 0:
         return 0
     steps_per_epoch = -(-n_samples // int(opts["batch_size"]))
-    return max(epochs, -(-int(opts["min_steps"]) // steps_per_epoch))
+    budget = min(-(-int(opts["min_steps"]) // steps_per_epoch), int(opts["max_budget_epochs"]))
+    return max(epochs, budget)
 
 
 def pretrain_autoencoder(

@@ -42,6 +42,9 @@ def adam_lrs(monkeypatch):
         (1001, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 19),  # 11 steps an epoch
         (100_000, {"epochs": 5, "batch_size": 100, "min_steps": 200}, 5),  # budget already met
         (1000, {"epochs": 0, "min_steps": 200}, 0),  # epochs=0 still means no pretraining
+        (200, {"epochs": 5}, 200),  # one batch an epoch: the raise stops at max_budget_epochs
+        (200, {"epochs": 300}, 300),  # ... which never cuts the epochs asked for
+        (200, {"epochs": 5, "max_budget_epochs": 0}, 5),
     ],
 )
 def test_min_steps_raises_the_epochs_of_small_data(n_samples, options, expected):
