@@ -67,7 +67,7 @@ def main() -> None:
             {
                 "seconds": round(seconds, 2),
                 "report": (out / "report.html").is_file(),
-                "segments_rows": int(len(pd.read_csv(out / "segments.csv"))),
+                "segments_rows": len(pd.read_csv(out / "segments.csv")),
                 "methods": sorted(set(results["method"])),
                 "failed": int((results["status"] != "ok").sum()),
                 "n_clusters": int(results["n_clusters"].iloc[0]),
@@ -75,7 +75,9 @@ def main() -> None:
         )
     numbers = {
         "rows": args.rows,
-        "command": " ".join(command[:1] + ["data=table", "data.path=customers.csv", *command[3:]]),
+        "command": " ".join(
+            ["deepseg-benchmark", "data=table", "data.path=customers.csv", *command[3:]]
+        ),
         "pretrain_epochs": pretrain_epochs(args.rows, DEFAULT_PRETRAIN),
         "median_seconds": sorted(r["seconds"] for r in runs)[len(runs) // 2],
         "runs": runs,
