@@ -42,7 +42,8 @@ def main() -> None:
     from deepseg.deep.skeleton import DEFAULT_PRETRAIN, pretrain_epochs
 
     work = Path(tempfile.mkdtemp(prefix="deepseg-first-report-"))
-    frame = make_synthetic_customers(n_samples=args.rows, random_state=0).frame
+    frame = make_synthetic_customers(n_samples=args.rows, random_state=0).frame.copy()
+    frame.insert(0, "customer_id", [f"C{i:05d}" for i in range(len(frame))])
     frame.to_csv(work / "customers.csv", index=False)
     command = [
         _script("deepseg-benchmark"),
