@@ -13,10 +13,7 @@ first; the customer table is then processed in chunks.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ import pandas as pd
 from deepseg.bundle import Segmenter, assignments_frame, load
 from deepseg.drift import DriftAccumulator, drift_markdown
 from deepseg.features.columns import require_columns
-from deepseg.tasks.common import atomic_write_text
+from deepseg.io import atomic_open, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -198,55 +195,42 @@ def _run(
         roles = seg.pipeline.roles_
         numeric = list(seg.fingerprint["columns"]) if seg.input_kind == "matrix" else roles.numeric
         accumulator = DriftAccumulator(seg.fingerprint, numeric, roles.categorical)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp"
-    )
-    tmp = Path(tmp_name)
     n_rows = 0
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            for chunk in _inputs(seg, input_path, chunk_size):
-                ids, X = seg.prepare(chunk, warn_extra=False)
-                if not (isinstance(chunk, pd.DataFrame) and seg.id_column in chunk.columns):
-                    ids = ids + n_rows  # row numbers run on across chunks
-                if embed_only:
-                    z = seg.embed_features(X)
-                    frame = pd.DataFrame({"id": ids})
-                    frame = pd.concat(
-                        [frame, pd.DataFrame(z, columns=[f"z_{j}" for j in range(z.shape[1])])],
-                        axis=1,
-                    )
-                    labels = None
-                else:
-                    z, proba = seg.assign_features(X)
-                    labels = proba.argmax(axis=1)
-                    frame = assignments_frame(ids, labels, proba, z if embedding else None)
-                if accumulator is not None:
-                    accumulator.update(chunk, labels)
-                frame.to_csv(
-                    fh,
-                    header=n_rows == 0,
-                    index=False,
-                    float_format=FLOAT_FORMAT,
+    # the output replaces an earlier one only once every chunk is written; a killed run's
+    # temporary file is removed by the next run (deepseg.io)
+    with atomic_open(output_path, "w", newline="") as fh:
+        for chunk in _inputs(seg, input_path, chunk_size):
+            ids, X = seg.prepare(chunk, warn_extra=False)
+            if not (isinstance(chunk, pd.DataFrame) and seg.id_column in chunk.columns):
+                ids = ids + n_rows  # row numbers run on across chunks
+            if embed_only:
+                z = seg.embed_features(X)
+                frame = pd.DataFrame({"id": ids})
+                frame = pd.concat(
+                    [frame, pd.DataFrame(z, columns=[f"z_{j}" for j in range(z.shape[1])])],
+                    axis=1,
                 )
-                n_rows += len(frame)
-                logger.info("%s: %d rows done", output_path.name, n_rows)
+                labels = None
+            else:
+                z, proba = seg.assign_features(X)
+                labels = proba.argmax(axis=1)
+                frame = assignments_frame(ids, labels, proba, z if embedding else None)
+            if accumulator is not None:
+                accumulator.update(chunk, labels)
+            frame.to_csv(fh, header=n_rows == 0, index=False, float_format=FLOAT_FORMAT)
+            n_rows += len(frame)
+            logger.info("%s: %d rows done", output_path.name, n_rows)
         if n_rows == 0:
             raise ValueError(f"The input '{input_path}' has no rows.")
         summary: dict[str, Any] = {"rows": n_rows, "output": str(output_path)}
         if accumulator is not None:
             report = accumulator.report()
             base = output_path.with_name(output_path.name[: -len(".csv")])
-            atomic_write_text(f"{base}.drift.json", json.dumps(report, indent=1) + "\n")
+            atomic_write_json(f"{base}.drift.json", report)
             atomic_write_text(f"{base}.drift.md", drift_markdown(report))
             summary["drift_report"] = f"{base}.drift.json"
             summary["resegment_advised"] = report["resegment_advised"]
             summary["drifted_columns"] = report["drifted_columns"]
-        os.replace(tmp, output_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     seconds = time.perf_counter() - start
     summary.update(seconds=round(seconds, 3), rows_per_second=round(n_rows / seconds, 1))
     return summary
