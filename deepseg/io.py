@@ -72,6 +72,67 @@ def json_dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(_finite(obj), allow_nan=False, **kwargs)
 
 
+# -- what is on disk -----------------------------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files_of(path: str | Path) -> list[Path]:
+    p = Path(path)
+    if p.is_file():  # an existing file is that file, glob characters in its name or not
+        return [p]
+    if p.is_dir():
+        return sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        )
+    import glob
+
+    return sorted(Path(f) for f in glob.glob(str(path)) if Path(f).is_file())
+
+
+def content_fingerprint(path: str | Path | list[str | Path] | tuple[str | Path, ...]) -> dict:
+    """What the file(s) behind a data path hold: per file the size, modification time and
+    SHA-256 of the contents, and one SHA-256 over all of them.
+
+    ``path`` is a file, a directory (every non-hidden file under it), a glob or a list of
+    these. Only the contents enter ``sha256``: the same bytes under another modification time
+    (a copy, a ``touch``) are the same data.
+
+    Returns:
+        ``{"sha256", "n_files", "bytes", "files": [{"path", "bytes", "mtime", "sha256"}]}``;
+        ``n_files`` 0 when nothing exists at ``path`` (the loader then says what is missing).
+    """
+    import hashlib
+
+    items = list(path) if isinstance(path, list | tuple) else [path]
+    files = [f for item in items for f in _files_of(item)]
+    entries = []
+    total = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        sha = _sha256_file(f)
+        entries.append(
+            {"path": str(f), "bytes": st.st_size, "mtime": st.st_mtime_ns / 1e9, "sha256": sha}
+        )
+        total.update(f"{st.st_size}:{sha}\n".encode())
+    return {
+        "sha256": total.hexdigest(),
+        "n_files": len(entries),
+        "bytes": sum(e["bytes"] for e in entries),
+        "files": entries,
+    }
+
+
 # -- temporary files -----------------------------------------------------------------------------
 
 
