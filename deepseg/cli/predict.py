@@ -56,7 +56,7 @@ def parse_options(
 
 USAGE = (
     "deepseg-predict bundle=PATH input=FILE output=FILE.csv [embedding=true] [drift=true] "
-    "[chunk_size=N] [threads=1]"
+    "[chunk_size=N] [threads=1] [encoding=cp1252] [sep=';'] [sheet=NAME]"
 )
 
 
@@ -72,6 +72,9 @@ def run(argv: Sequence[str]) -> None:
             "drift": to_bool,
             "chunk_size": to_int,
             "threads": to_int,
+            "encoding": None,
+            "sep": None,
+            "sheet": None,
         },
         ("bundle", "input", "output"),
         USAGE,
