@@ -22,6 +22,7 @@ def reduction_length(trained, method: str) -> int:
     n = trained.X.shape[1]
     return n + sum(AE["hidden_dims"]) + AE["latent_dim"] if method in DEEP else n
 
+
 # Run in a fresh interpreter: nothing of the fitting process (modules, estimator classes) is
 # there, only the bundle directories, the raw training table and the saved references.
 FRESH = """

@@ -83,17 +83,19 @@ def test_two_sweeps_started_together_run_every_job_once(tmp_path):
     env.pop("HYDRA_FULL_ERROR", None)
     store = tmp_path / "jobs"
     seeds = [0, 1, 2, 3]
-    procs = [
-        subprocess.Popen(
-            [
-                console_script("deepseg-train"), "-m", "model=kmeans", "data.n_samples=200",
-                f"seed={','.join(map(str, seeds))}", f"resume_dir={store}",
-                f"paths.output_dir={tmp_path / 'out'}", f"hydra.sweep.dir={tmp_path / name}",
-            ],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+
+    def sweep(name: str) -> subprocess.Popen:
+        args = [
+            "-m", "model=kmeans", "data.n_samples=200", f"seed={','.join(map(str, seeds))}",
+            f"resume_dir={store}", f"paths.output_dir={tmp_path / 'out'}",
+            f"hydra.sweep.dir={tmp_path / name}",
+        ]  # fmt: skip
+        return subprocess.Popen(
+            [console_script("deepseg-train"), *args], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        for name in ("a", "b")
-    ]
+
+    procs = [sweep("a"), sweep("b")]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     rows = pd.concat(pd.read_csv(f) for f in tmp_path.glob("[ab]/*/results.csv"))
