@@ -123,3 +123,35 @@ def test_a_glob_still_matches_parts_and_an_existing_name_is_literal(reference, t
 )
 def test_sniff_separator(text, sep):
     assert sniff_separator(text) == sep
+
+
+def test_duplicate_ids_and_infinities_are_refused_by_the_loader(reference, tmp_path):
+    dup = reference.copy()
+    dup.loc[3, "customer_id"] = dup.loc[2, "customer_id"]
+    dup.to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(ValueError, match=r"dup.csv.*'customer_id' has 1 duplicate id\(s\) over 2 "
+                       r"rows, e.g. \['C002'\]"):  # fmt: skip
+        load_table(tmp_path / "dup.csv", id_column="customer_id")
+    kept = load_table(tmp_path / "dup.csv", id_column="customer_id", duplicate_ids="last")
+    assert len(kept) == len(reference) - 1 and kept.ids.tolist().count("C002") == 1
+    assert kept.frame.loc[2, "age"] == reference.loc[3, "age"]  # the last row of C002
+    with pytest.raises(ValueError, match="duplicate_ids must be one of"):
+        load_table(tmp_path / "dup.csv", id_column="customer_id", duplicate_ids="any")
+    inf = reference.assign(spend=reference["spend"].astype(object))
+    inf.loc[11, "spend"] = "inf"  # as a spreadsheet exports it
+    inf.to_csv(tmp_path / "inf.csv", index=False)
+    with pytest.raises(ValueError, match=r"inf.csv': column 'spend' holds 1 infinite value\(s\) "
+                       r"\(first at row 11"):  # fmt: skip
+        load_table(tmp_path / "inf.csv", id_column="customer_id")
+
+
+def test_infinities_in_a_matrix_name_column_and_row():
+    from deepseg.features.blocks import MatrixBlock
+
+    X = np.ones((5, 3))
+    block = MatrixBlock().fit(X)
+    X[3, 2] = np.inf
+    with pytest.raises(ValueError, match=r"the first, infinite, in column 2 at row 3"):
+        block.transform(X)
+    with pytest.raises(ValueError, match=r"in column 2 at row 3"):
+        MatrixBlock().fit(X)
