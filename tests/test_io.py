@@ -122,3 +122,27 @@ def test_a_reader_sees_the_old_or_the_new_directory_never_a_mix(tmp_path):
     reader.join()
     assert seen and all(len(set(s)) == 1 for s in seen), [s for s in seen if len(set(s)) > 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_exclusive_lock_excludes_waits_and_leaves_no_file(tmp_path):
+    from deepseg.io import exclusive_lock
+
+    lock = tmp_path / "jobs" / "k.lock"
+    order: list[str] = []
+    waited = threading.Event()
+    holding = threading.Event()
+
+    def second() -> None:
+        holding.wait()
+        with exclusive_lock(lock, on_wait=waited.set):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with exclusive_lock(lock):
+        holding.set()
+        assert waited.wait(timeout=30)  # the other one is blocked on our lock
+        order.append("first")
+    thread.join(timeout=30)
+    assert order == ["first", "second"]
+    assert list((tmp_path / "jobs").iterdir()) == []

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
-from deepseg.io import atomic_write_json, content_fingerprint
+from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock
 from deepseg.metrics import METRICS, evaluate, get_metric
 from deepseg.tasks.benchmark import (
     choose_k_auto,
@@ -258,24 +258,24 @@ def _store_record(
 @contextlib.contextmanager
 def _job_lock(cfg: DictConfig, key: str) -> Iterator[None]:
     """Hold ``<resume_dir>/<key>.lock`` (none without a resume dir): one process at a time
-    looks up, runs and records a job; the lock dies with its process."""
+    looks up, runs and records a job. The lock dies with its process and its file is removed
+    when the job ends; a job that stored nothing (bad input) leaves no new resume dir behind."""
     path = _record_path(cfg, key)
     if path is None:
         yield
         return
-    from filelock import FileLock, Timeout
+    created = not path.parent.exists()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path.with_suffix(".lock")))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    def waiting() -> None:
         logger.info("Job %s is being run by another process; waiting for it to finish.", key)
-        lock.acquire()
+
     try:
-        yield
+        with exclusive_lock(path.with_suffix(".lock"), on_wait=waiting):
+            yield
     finally:
-        lock.release()
+        if created and not path.exists():
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only when empty: another job's records stay
 
 
 def _logger_factory(cfg: DictConfig, output_dir: Path) -> Callable[[], Any] | None:
