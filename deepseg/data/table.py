@@ -147,11 +147,10 @@ def sniff_separator(text: str, default: str = ",") -> str:
         if len(counts) == 1 and (n := counts.pop()) > best_columns:
             best, best_columns = sep, n
     if best_columns == 1 and lines:  # ragged lines: the separator of the header
-        header = lines[0]
-        counts = {sep: header.count(sep) for sep in SEPARATORS}
-        sep = max(counts, key=lambda k: counts[k])
-        if counts[sep] > 0:
-            best = sep
+        in_header = {c: lines[0].count(c) for c in SEPARATORS}
+        most = max(in_header, key=lambda c: in_header[c])
+        if in_header[most] > 0:
+            best = most
     return best
 
 
