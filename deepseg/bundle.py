@@ -26,9 +26,8 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import deepseg
 from deepseg.drift import fingerprint as make_fingerprint
 from deepseg.features.columns import require_columns
 from deepseg.features.pipeline import FeaturePipeline, _jsonable
+from deepseg.io import atomic_directory, atomic_write_csv, json_dumps
 from deepseg.nn.heads import ENCODERS, HEADS, AssignmentNet, Head
 from deepseg.nn.modules import Autoencoder, embed
 
@@ -63,6 +63,7 @@ REQUIRED_FIELDS = (
     "fingerprint",
     "files",
 )
+_LOAD_ATTEMPTS = 5  # reads of a bundle that keeps being replaced under the reader
 INFERENCE_BATCH = 4096  # the batch the estimators embed with: identical embeddings
 _TRANSACTION_OPTIONS = (
     "id_column",
@@ -128,6 +129,11 @@ def model_state(estimator: Any, method: str) -> tuple[dict[str, Any], dict[str, 
     if isinstance(head, Head):
         spec["head"] = {"type": head.kind, **head.config}
         tensors.update(_state("head", head))
+        # numeric constructor arguments (e.g. DEC's alpha) go into the weights too, under their
+        # checksum: load checks the manifest against them
+        for key, value in head.config.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                tensors[f"head.{key}"] = torch.tensor([float(value)], dtype=torch.float64)
         k: Any = head.n_clusters
     else:
         spec["head"] = {"type": "none", "reason": reason or ""}
@@ -167,6 +173,14 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """SHA-256 of a manifest's canonical JSON (sorted keys, no spaces), without the
+    ``manifest_sha256`` field that stores it."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    text = json_dumps(body, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _input_spec(dataset: Any, data_config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -235,7 +249,7 @@ def save_bundle(
     Raises:
         ValueError: when the method cannot assign new rows (agglomerative, dbscan, ...).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_weights
 
     directory = Path(directory)
     spec, tensors = model_state(estimator, method)
@@ -275,23 +289,14 @@ def save_bundle(
         "fingerprint": fp,
         "metrics": _jsonable(dict(metrics or {})),
     }
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+    with atomic_directory(directory) as tmp:
+        # bytes, not save_file: safetensors creates its files 0600 whatever the umask
+        (tmp / WEIGHTS).write_bytes(save_weights({k: v.contiguous() for k, v in tensors.items()}))
         np.savez(tmp / PIPELINE_ARRAYS, **pipe_arrays)  # type: ignore[arg-type]
         manifest["files"] = {name: _sha256(tmp / name) for name in (WEIGHTS, PIPELINE_ARRAYS)}
-        (tmp / MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=1, default=repr))
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        manifest = json.loads(json_dumps(_jsonable(manifest), default=repr))
+        manifest["manifest_sha256"] = manifest_digest(manifest)
+        (tmp / MANIFEST).write_text(json_dumps(manifest, indent=1) + "\n", encoding="utf-8")
     logger.info("Wrote the %s bundle to %s", method, directory)
     return directory
 
@@ -308,17 +313,7 @@ def write_assignments(
 
     ``confidence`` is the largest soft assignment, or 1.0 without ``proba``.
     """
-    frame = assignments_frame(ids, labels, proba, embedding)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_csv(path, assignments_frame(ids, labels, proba, embedding))
 
 
 def assignments_frame(
@@ -386,7 +381,70 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"with this deepseg {deepseg.__version__} (it reads bundles of the same major "
             "version, not newer than itself)."
         )
+    stored = manifest.get("manifest_sha256")
+    if stored is None:
+        raise BundleError(
+            f"{file}: no manifest checksum (manifest_sha256); written by an older deepseg or "
+            "edited by hand. Retrain to get a bundle whose manifest can be verified."
+        )
+    if stored != manifest_digest(manifest):
+        raise BundleError(
+            f"{file}: manifest checksum mismatch: the manifest was edited or damaged after it "
+            "was written; refusing to load it (retrain, or restore the original manifest)."
+        )
     return manifest
+
+
+_HEAD_CENTRES = {
+    "student_t": "head.centers",
+    "nearest_center": "head.centers",
+    "gmm": "head.means",
+    "vade": "head.mu_c",
+}
+
+
+def check_manifest_against_weights(
+    manifest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], file: Path
+) -> None:
+    """Refuse a manifest whose model description disagrees with the weights.
+
+    Checks ``n_clusters`` (the model's and the estimator parameters') against the rows of the
+    stored centres / means, and the Student-t head's ``alpha`` against the value stored in the
+    weights. The weights are covered by their checksum, so an edited manifest cannot silently
+    change the assignments.
+
+    Raises:
+        BundleError: naming the field, the manifest value and the weights' value.
+    """
+    where = f"{file.parent / MANIFEST}"
+    model = manifest["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("head") or {}, dict):
+        raise BundleError(f"{where}: the 'model' field is not an object with a 'head'.")
+    head = model.get("head") or {}
+    name = _HEAD_CENTRES.get(str(head.get("type")))
+    if name is not None:
+        if name not in tensors:
+            raise BundleError(f"{file}: tensor '{name}' is missing.")
+        rows = int(tensors[name].shape[0])
+        claims = {"model.n_clusters": model.get("n_clusters")}
+        if "n_clusters" in (manifest.get("params") or {}):
+            claims["params.n_clusters"] = manifest["params"]["n_clusters"]
+        for field, value in claims.items():
+            if value != rows:
+                raise BundleError(
+                    f"{where}: {field}={value!r} does not match the weights, which hold {rows} "
+                    "centres; the manifest was edited. Refusing to load it."
+                )
+    if head.get("type") == "student_t":
+        if "head.alpha" not in tensors:
+            raise BundleError(f"{file}: tensor 'head.alpha' is missing.")
+        stored = float(tensors["head.alpha"].reshape(-1)[0])
+        alpha = head.get("alpha")
+        if not isinstance(alpha, int | float) or not math.isclose(alpha, stored, rel_tol=1e-12):
+            raise BundleError(
+                f"{where}: model.head.alpha={alpha!r} does not match the weights' alpha "
+                f"{stored!r}; the manifest was edited. Refusing to load it."
+            )
 
 
 def _check_file(directory: Path, name: str, manifest: Mapping[str, Any]) -> Path:
@@ -625,19 +683,44 @@ class Segmenter:
         return self.predict_proba(data).argmax(axis=1)
 
 
+def _inode(directory: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def load(path: str | Path) -> Segmenter:
     """Load a bundle written by :func:`save_bundle`. Never unpickles or runs bundle code.
+
+    A bundle replaced while it is being read (``save_bundle`` swaps the whole directory) is
+    read again, so the result is the old bundle or the new one, never a mix of their files.
 
     Raises:
         FileNotFoundError: when ``path`` is not a directory.
         BundleError (a ValueError): incompatible version, missing manifest field, corrupt or
-            truncated files; the message names the file and the problem.
+            truncated files, a manifest edited after it was written; the message names the file
+            and the problem.
     """
     directory = Path(path)
+    for attempt in range(_LOAD_ATTEMPTS):
+        before = _inode(directory)
+        try:
+            return _load(directory)
+        except (BundleError, FileNotFoundError):
+            if attempt + 1 == _LOAD_ATTEMPTS or _inode(directory) == before:
+                raise
+            logger.info("The bundle %s was replaced while being read; reading it again", path)
+    raise AssertionError("unreachable")
+
+
+def _load(directory: Path) -> Segmenter:
     manifest = read_manifest(directory)
     weights_file = _check_file(directory, WEIGHTS, manifest)
     arrays_file = _check_file(directory, PIPELINE_ARRAYS, manifest)
     tensors = _read_weights(weights_file)
+    check_manifest_against_weights(manifest, tensors, weights_file)
     try:
         with np.load(arrays_file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

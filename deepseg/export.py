@@ -16,8 +16,6 @@ ONNX needs the optional ``export`` extra (onnx, onnxruntime, onnxscript).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from deepseg.bundle import Segmenter, load
+from deepseg.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +62,6 @@ def _torch_outputs(module: nn.Module, X: np.ndarray) -> list[np.ndarray]:
         out = module(torch.from_numpy(X))
     outs = out if isinstance(out, tuple) else (out,)
     return [o.float().numpy() for o in outs]
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
 
 
 def export(
@@ -114,8 +106,7 @@ def export(
     X = parity_sample(seg) if X is None else np.ascontiguousarray(X, dtype=np.float32)
     expected = _torch_outputs(module, X)
     example = torch.from_numpy(X[: min(len(X), 8)])
-    tmp = _atomic_target(output)
-    try:
+    with atomic_path(output) as tmp:
         if format == "torch_export":
             got = _torch_export(module, example, tmp, X)
         else:
@@ -126,10 +117,6 @@ def export(
                 f"The {format} export of the {seg.method} bundle differs from torch by {diff:.3g} "
                 f"(> {atol:g}); nothing was written."
             )
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     logger.info("Exported %s to %s (max |diff| %.3g)", seg.method, output, diff)
     return {"output": str(output), "format": format, "outputs": names, "max_abs_diff": diff}
 

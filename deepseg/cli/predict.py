@@ -48,7 +48,7 @@ def options(cfg: DictConfig, required: Sequence[str], usage: str) -> dict[str, A
 
 USAGE = (
     "deepseg-predict bundle=PATH input=FILE output=FILE.csv [embedding=true] [drift=true] "
-    "[chunk_size=N] [threads=1]"
+    "[chunk_size=N] [threads=1] [encoding=cp1252] [sep=';'] [sheet=NAME]"
 )
 
 

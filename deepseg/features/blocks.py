@@ -40,7 +40,9 @@ def coerce_numeric(
         Array of shape (n_samples, len(columns)), NaN where values are missing.
 
     Raises:
-        ValueError: when a column holds values that are not numbers.
+        ValueError: when a column holds values that are not numbers, or infinite values
+            (which would otherwise pass as missing); the message names the column and the first
+            row (the frame's integer index label, else the position, from 0).
     """
     out = np.empty((len(frame), len(columns)), dtype=np.float64)
     dates = dict(dates or {})
@@ -53,19 +55,44 @@ def coerce_numeric(
             series = series.astype(np.float64)
         if pd.api.types.is_numeric_dtype(series):
             out[:, j] = series.to_numpy(dtype=np.float64, na_value=np.nan)
-            continue
-        converted = pd.to_numeric(series, errors="coerce")
-        bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            examples = series[bad].astype(str).unique()[:3].tolist()
+        else:
+            converted = pd.to_numeric(series, errors="coerce")
+            bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
+            if bad.any():
+                examples = series[bad].astype(str).unique()[:3].tolist()
+                raise ValueError(
+                    f"Column '{col}' is used as numeric but holds text: {int(bad.sum())} "
+                    f"value(s) such as {examples} (first at row {_row(frame, bad.to_numpy())}). "
+                    "Clean the column, or declare it categorical or text."
+                )
+            out[:, j] = converted.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(out[:, j])
+        if infinite.any():
             raise ValueError(
-                f"Column '{col}' is used as numeric but holds text: {int(bad.sum())} value(s) "
-                f"such as {examples} (first at row {first}). Clean the column, or declare it "
-                "categorical or text."
+                f"Column '{col}' holds {int(infinite.sum())} infinite value(s) (first at row "
+                f"{_row(frame, infinite)}). Replace them with numbers, or leave the cells blank "
+                "(missing)."
             )
-        out[:, j] = converted.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def _row(frame: pd.DataFrame, mask: np.ndarray) -> int:
+    """The row of the first True in ``mask``: its integer index label, else its position."""
+    first = int(np.flatnonzero(mask)[0])
+    label = frame.index[first]
+    return int(label) if isinstance(label, int | np.integer) else first
+
+
+def check_finite_matrix(X: np.ndarray) -> None:
+    """Refuse NaN and infinite values in a numeric matrix, naming the column and first row."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        kind = "infinite" if np.isinf(X[row, col]) else "NaN"
+        raise ValueError(
+            f"The input matrix holds {int(bad.sum())} NaN or infinite value(s): the first, "
+            f"{kind}, in column {col} at row {row}. Impute them first."
+        )
 
 
 class NumericBlock:
@@ -377,8 +404,7 @@ class MatrixBlock:
 
     def fit(self, X: np.ndarray) -> MatrixBlock:
         X = np.asarray(X, dtype=np.float64)
-        if not np.isfinite(X).all():
-            raise ValueError("The input matrix holds NaN or infinite values; impute them first.")
+        check_finite_matrix(X)
         d = X.shape[1]
         self.offset_ = np.zeros(d)
         self.divisor_ = np.ones(d)
@@ -402,6 +428,7 @@ class MatrixBlock:
             raise ValueError(
                 f"Expected a matrix with {self.n_features_in_} columns; got shape {X.shape}."
             )
+        check_finite_matrix(X)
         if self.scale == "max":  # one scalar: cheap on large image matrices
             return X.astype(np.float32) / np.float32(self.divisor_[0])
         return ((X - self.offset_) / self.divisor_).astype(np.float32)

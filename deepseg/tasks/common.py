@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
-import os
 import random
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import deepseg
+from deepseg.io import (  # noqa: F401 - re-exported: the tasks' writers live in deepseg.io
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    json_dumps,
+)
 
 
 def to_container(node: Any) -> Any:
@@ -99,29 +103,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file, so a failure leaves no
-    partial file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so a failure leaves no partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_csv(path: str | Path, frame: pd.DataFrame) -> None:
-    atomic_write_text(path, frame.to_csv(index=False))
-
-
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
+    """Sorted, strict JSON (NaN and infinities as null) for config strings, hashes and files."""
+    return json_dumps(obj, sort_keys=True, default=str)

@@ -7,20 +7,27 @@ train-specific columns ``job_hash``, ``objective``, ``objective_value``, ``objec
 ``allow_label_objective`` and ``resumed_from``.
 
 Resume: a finished job stores its row in ``<resume_dir>/<job_hash>.json``, keyed by a hash of the
-parts of the resolved config that determine the result (:func:`job_hash`). A later job with the
-same hash (e.g. the re-run of an interrupted multirun) is not run again: it writes the stored row
-into its own run dir, with ``resumed_from`` naming the run dir that produced it. Failed jobs store
-nothing, so they run again.
+parts of the resolved config that determine the result and of the *contents* of its input files
+(:func:`job_hash`: the data path's files, a starting bundle's files). A later job with the same
+hash (e.g. the re-run of an interrupted multirun) is not run again: it writes the stored row into
+its own run dir, with ``resumed_from`` naming the run dir that produced it. The same command on a
+file whose contents changed (next month's customers under the same name) trains again, and the
+log says why. Failed jobs store nothing, so they run again.
+
+The store is shared safely: a job holds ``<resume_dir>/<job_hash>.lock`` (an OS file lock, freed
+when its process dies) from the look-up to the stored record, so two sweeps started together on
+one store run every job once; records are written atomically as strict JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
+from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock
 from deepseg.metrics import METRICS, evaluate, get_metric
 from deepseg.tasks.common import (
     atomic_write_csv,
@@ -135,8 +143,41 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def job_hash(cfg: DictConfig) -> str:
-    """A short stable hash of :func:`job_config`: equal configs give equal hashes."""
+# Config keys that name input files, whose contents (not only names) decide a job's result.
+_INPUT_KEYS = (("data", "path"), ("model", "encoder_from"))
+
+
+def job_inputs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Content fingerprints (:func:`deepseg.io.content_fingerprint`) of the job's input files:
+    ``data.path`` and a starting bundle (``model.encoder_from``), where set."""
+    out = {}
+    for group, key in _INPUT_KEYS:
+        node = cfg.get(group)
+        value = to_container(node.get(key)) if node is not None and key in node else None
+        if value:
+            out[f"{group}.{key}"] = content_fingerprint(value)
+    return out
+
+
+def _content_key(inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    return {name: fp["sha256"] for name, fp in inputs.items()}
+
+
+def job_hash(cfg: DictConfig, inputs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """A short stable hash of :func:`job_config` and of the contents of the input files
+    (:func:`job_inputs`): equal configs on equal data give equal hashes.
+
+    Args:
+        cfg: the train config.
+        inputs: the fingerprints when already computed (they read every input byte).
+    """
+    inputs = job_inputs(cfg) if inputs is None else inputs
+    payload = {"config": job_config(cfg), "inputs": _content_key(inputs)}
+    return hashlib.sha256(dumps(payload).encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """The hash of :func:`job_config` alone: equal for the same command on other data."""
     return hashlib.sha256(dumps(job_config(cfg)).encode()).hexdigest()[:16]
 
 
@@ -159,12 +200,82 @@ def load_record(cfg: DictConfig, key: str) -> dict[str, Any] | None:
     return record if isinstance(row, dict) and row.get("status") == "ok" else None
 
 
-def _store_record(cfg: DictConfig, key: str, row: dict[str, Any], output_dir: Path) -> None:
+def _describe(inputs: Mapping[str, Mapping[str, Any]]) -> str:
+    parts = [
+        f"{name}: {fp['n_files']} file(s), {fp['bytes']} bytes, sha256 {fp['sha256'][:12]}"
+        for name, fp in inputs.items()
+    ]
+    return "; ".join(parts) or "no input files (generated data)"
+
+
+def _why_not_done(cfg: DictConfig, key: str, inputs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Why job ``key`` has no finished record: new, or the same config on changed input."""
+    resume_dir = cfg.get("resume_dir")
+    ours = config_hash(cfg)
+    if resume_dir and Path(resume_dir).is_dir():
+        for path in sorted(Path(resume_dir).glob("*.json"), key=lambda p: -p.stat().st_mtime):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if not isinstance(record, dict) or record.get("config_hash") != ours:
+                continue
+            before = record.get("inputs") or {}
+            changed = [
+                f"{name} (was {before.get(name, {}).get('bytes')} bytes, sha256 "
+                f"{str(before.get(name, {}).get('sha256'))[:12]}; now {fp['bytes']} bytes, "
+                f"sha256 {fp['sha256'][:12]})"
+                for name, fp in inputs.items()
+                if (before.get(name) or {}).get("sha256") != fp["sha256"]
+            ]
+            if changed:
+                where = record.get("run_dir")
+                return f"the input changed since the run in {where}: {', '.join(changed)}"
+    return f"no finished record of this config on this input ({_describe(inputs)})"
+
+
+def _store_record(
+    cfg: DictConfig,
+    key: str,
+    row: dict[str, Any],
+    output_dir: Path,
+    inputs: Mapping[str, Mapping[str, Any]],
+) -> None:
     path = _record_path(cfg, key)
     if path is None:
         return
-    record = {"job_hash": key, "run_dir": str(output_dir), "finished": time.time(), "row": row}
-    atomic_write_text(path, json.dumps(record, default=str, indent=1) + "\n")
+    record = {
+        "job_hash": key,
+        "config_hash": config_hash(cfg),
+        "inputs": dict(inputs),
+        "run_dir": str(output_dir),
+        "finished": time.time(),
+        "row": row,
+    }
+    atomic_write_json(path, record, default=str)
+
+
+@contextlib.contextmanager
+def _job_lock(cfg: DictConfig, key: str) -> Iterator[None]:
+    """Hold ``<resume_dir>/<key>.lock`` (none without a resume dir): one process at a time
+    looks up, runs and records a job. The lock dies with its process and its file is removed
+    when the job ends; a job that stored nothing (bad input) leaves no new resume dir behind."""
+    path = _record_path(cfg, key)
+    if path is None:
+        yield
+        return
+    created = not path.parent.exists()
+
+    def waiting() -> None:
+        logger.info("Job %s is being run by another process; waiting for it to finish.", key)
+
+    try:
+        with exclusive_lock(path.with_suffix(".lock"), on_wait=waiting):
+            yield
+    finally:
+        if created and not path.exists():
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only when empty: another job's records stay
 
 
 def _logger_factory(cfg: DictConfig, output_dir: Path) -> Callable[[], Any] | None:
@@ -361,18 +472,35 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
     """
     output_dir = Path(output_dir)
     check_train_config(cfg)
-    key = job_hash(cfg)
+    inputs = job_inputs(cfg)
+    key = job_hash(cfg, inputs)
+    with _job_lock(cfg, key):
+        return _train_job(cfg, output_dir, key, inputs, raise_errors)
+
+
+def _train_job(
+    cfg: DictConfig,
+    output_dir: Path,
+    key: str,
+    inputs: Mapping[str, Mapping[str, Any]],
+    raise_errors: bool,
+) -> dict[str, Any]:
     if cfg.get("resume", False):
         record = load_record(cfg, key)
         if record is not None:
             row = dict(record["row"])
             row["resumed_from"] = record.get("run_dir", "")
             logger.info(
-                "%s on %s (seed %s): already done in %s (job %s); not run again.",
+                "%s on %s (seed %s): already done in %s (job %s: same config, same input: "
+                "%s); not run again.",
                 row["method"], row["dataset"], row["seed"], row["resumed_from"], key,
+                _describe(inputs),
             )  # fmt: skip
             _write_results(cfg, output_dir, row)
             return row
+        logger.info("Running job %s: %s.", key, _why_not_done(cfg, key, inputs))
+    else:
+        logger.info("Running job %s: resume=false.", key)
     row = _base_row(cfg, key)
     start = time.perf_counter()
     try:
@@ -390,7 +518,7 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
     _provenance(cfg, row)
     _write_results(cfg, output_dir, row)
     if row["status"] == "ok":
-        _store_record(cfg, key, row, output_dir)
+        _store_record(cfg, key, row, output_dir, inputs)
     return row
 
 

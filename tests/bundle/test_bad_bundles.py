@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deepseg.bundle import MANIFEST, WEIGHTS, BundleError, _sha256, load
+from deepseg.bundle import MANIFEST, WEIGHTS, BundleError, _sha256, load, manifest_digest
 
 
 class _Payload:
@@ -32,10 +32,14 @@ def bundle(trained, tmp_path) -> Path:
     return copy
 
 
-def _edit_manifest(bundle: Path, edit) -> None:
+def _edit_manifest(bundle: Path, edit, reseal: bool = True) -> None:
+    """Edit the manifest; ``reseal``: as a forger would, also recompute its own checksum (so
+    the checks behind the manifest checksum are exercised)."""
     path = bundle / MANIFEST
     manifest = json.loads(path.read_text())
     edit(manifest)
+    if reseal:
+        manifest["manifest_sha256"] = manifest_digest(manifest)
     path.write_text(json.dumps(manifest))
 
 
@@ -129,3 +133,33 @@ def test_not_a_bundle(tmp_path):
         load(tmp_path / "nothing")
     with pytest.raises(BundleError, match=f"{MANIFEST}: missing"):
         load(tmp_path)
+
+
+def _set_alpha(m, value):
+    m["model"]["head"]["alpha"] = value
+
+
+@pytest.mark.parametrize("reseal", [False, True])
+def test_an_edited_alpha_or_n_clusters_is_refused(bundle, reseal):
+    # the issue's case: alpha 1 -> 5 moved every confidence (mean 0.78 -> 0.99) unnoticed
+    assert load(bundle).manifest["model"]["head"]["alpha"] == 1.0
+    expected = "manifest checksum mismatch" if not reseal else "does not match the weights"
+    _edit_manifest(bundle, lambda m: _set_alpha(m, 5.0), reseal=reseal)
+    with pytest.raises(BundleError, match=expected):
+        load(bundle)
+    _edit_manifest(bundle, lambda m: _set_alpha(m, 1.0), reseal=True)
+    load(bundle)  # restored: accepted again
+    _edit_manifest(bundle, lambda m: m["model"].update(n_clusters=3), reseal=reseal)
+    with pytest.raises(BundleError, match=expected):
+        load(bundle)
+    _edit_manifest(
+        bundle, lambda m: (m["model"].update(n_clusters=4), m["params"].update(n_clusters=5))
+    )
+    with pytest.raises(BundleError, match=r"params.n_clusters=5 does not match the weights"):
+        load(bundle)
+
+
+def test_a_manifest_without_its_checksum_is_refused(bundle):
+    _edit_manifest(bundle, lambda m: m.pop("manifest_sha256"), reseal=False)
+    with pytest.raises(BundleError, match="no manifest checksum"):
+        load(bundle)
