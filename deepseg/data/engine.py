@@ -180,6 +180,9 @@ class DuckDBEngine:
             raise ValueError(
                 f"DuckDB rejected the engine settings {settings}: {_one_line(exc)}"
             ) from exc
+        # progress is tracked for the log (see _progress), never drawn on the terminal
+        self.con.execute("SET enable_progress_bar = true")
+        self.con.execute("SET enable_progress_bar_print = false")
         for macro in _DUCKDB_MACROS:
             self.con.execute(macro)
 

@@ -36,12 +36,9 @@ WITH typed AS (
     TRY_CAST(quantity_raw AS DOUBLE) AS quantity,
     TRY_CAST(price_raw AS DOUBLE) AS price,
     unix_micros(TRY_CAST(date_raw AS TIMESTAMP)) AS ts_us,
-    CASE WHEN quantity_raw IS NOT NULL AND TRY_CAST(quantity_raw AS DOUBLE) IS NULL
-      THEN 1 ELSE 0 END AS bad_quantity,
-    CASE WHEN price_raw IS NOT NULL AND TRY_CAST(price_raw AS DOUBLE) IS NULL
-      THEN 1 ELSE 0 END AS bad_price,
-    CASE WHEN date_raw IS NOT NULL AND TRY_CAST(date_raw AS TIMESTAMP) IS NULL
-      THEN 1 ELSE 0 END AS bad_date
+    quantity_raw IS NOT NULL AS has_quantity,
+    price_raw IS NOT NULL AS has_price,
+    date_raw IS NOT NULL AS has_date
   FROM deepseg_log
 ),
 
@@ -49,9 +46,10 @@ totals AS (
   SELECT
     COUNT(*) AS n_rows,
     COUNT(customer_id) AS n_rows_with_id,
-    SUM(bad_quantity) AS n_bad_quantity,
-    SUM(bad_price) AS n_bad_price,
-    SUM(bad_date) AS n_bad_date,
+    -- values present but not parsed
+    SUM(CASE WHEN has_quantity AND quantity IS NULL THEN 1 ELSE 0 END) AS n_bad_quantity,
+    SUM(CASE WHEN has_price AND price IS NULL THEN 1 ELSE 0 END) AS n_bad_price,
+    SUM(CASE WHEN has_date AND ts_us IS NULL THEN 1 ELSE 0 END) AS n_bad_date,
     MAX(ts_us) AS last_us
   FROM typed
 ),
@@ -92,9 +90,21 @@ per_customer AS (
     SUM(line_value) AS monetary,
     SUM(CASE WHEN is_cancel THEN CAST(0 AS DOUBLE) ELSE line_value END) AS gross,
     SUM(CASE WHEN is_cancel THEN CAST(0 AS DOUBLE) ELSE COALESCE(quantity, CAST(0 AS DOUBLE)) END)
-      AS bought_items,
-    COUNT(DISTINCT CASE WHEN is_cancel THEN NULL ELSE product END) AS distinct_products
+      AS bought_items
   FROM lines
+  GROUP BY customer_id
+),
+
+-- Distinct (product, description) pairs per customer over purchase rows.
+purchases AS (
+  SELECT DISTINCT customer_id, product, description
+  FROM lines
+  WHERE NOT is_cancel
+),
+
+per_product AS (
+  SELECT customer_id, COUNT(DISTINCT product) AS distinct_products
+  FROM purchases
   GROUP BY customer_id
 ),
 
@@ -160,29 +170,34 @@ top_country AS (
 ),
 
 -- Distinct purchased descriptions with whitespace runs collapsed (Python's str.split
--- whitespace) and lowercased, sorted and joined with spaces.
+-- whitespace) and lowercased, sorted and joined with spaces. A catalogue has far fewer distinct
+-- descriptions than a log has lines: each is normalised once, then joined back.
 descriptions AS (
   SELECT DISTINCT customer_id, description
-  FROM lines
-  WHERE NOT is_cancel AND description IS NOT NULL
+  FROM purchases
+  WHERE description IS NOT NULL
 ),
 
-texts AS (
-  SELECT DISTINCT
-    customer_id,
+normalised AS (
+  SELECT
+    description,
     lower(array_join(regexp_extract_all(
       description,
       '[^\t\n\x0B\f\r\x1C-\x1F \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]+',
       0
     ), ' ')) AS text
-  FROM descriptions
+  FROM (SELECT DISTINCT description FROM descriptions) catalogue
 ),
 
+-- Empty texts become NULL, which array_join skips: a filter on the text would be pushed below
+-- the join by DuckDB's optimizer, normalising every (customer, description) pair instead.
 per_text AS (
-  SELECT customer_id, array_join(array_sort(array_agg(text)), ' ') AS products_text
-  FROM texts
-  WHERE text <> ''
-  GROUP BY customer_id
+  SELECT
+    d.customer_id,
+    array_join(array_sort(array_distinct(array_agg(NULLIF(n.text, '')))), ' ') AS products_text
+  FROM descriptions d
+  JOIN normalised n ON n.description = d.description
+  GROUP BY d.customer_id
 ),
 
 customers AS (
@@ -193,7 +208,7 @@ customers AS (
     c.monetary,
     CASE WHEN i.frequency > 0 THEN c.gross / i.frequency END AS avg_basket_value,
     CASE WHEN i.frequency > 0 THEN c.bought_items / i.frequency END AS items_per_invoice,
-    CAST(c.distinct_products AS BIGINT) AS distinct_products,
+    CAST(COALESCE(pp.distinct_products, 0) AS BIGINT) AS distinct_products,
     CASE WHEN i.frequency + i.n_cancel > 0
       THEN i.n_cancel / CAST(i.frequency + i.n_cancel AS DOUBLE) END AS cancellation_rate,
     CAST(FLOOR((i.last_us - i.first_us) / 8.64e10) AS DOUBLE) AS tenure_days,
@@ -225,6 +240,7 @@ customers AS (
   FROM per_customer c
   CROSS JOIN reference r
   LEFT JOIN per_invoice i ON i.customer_id = c.customer_id
+  LEFT JOIN per_product pp ON pp.customer_id = c.customer_id
   LEFT JOIN top_country tc ON tc.customer_id = c.customer_id
   LEFT JOIN per_text t ON t.customer_id = c.customer_id
 )
