@@ -306,7 +306,7 @@ class SparkEngine:
 
     quote = "`"
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, spark: Any = None) -> None:
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:
@@ -314,7 +314,7 @@ class SparkEngine:
                 "engine=spark needs pyspark: pip install 'deepseg[spark]' (and Java 17+)."
             ) from exc
         self.config = config
-        active = SparkSession.getActiveSession()
+        active = spark if spark is not None else SparkSession.getActiveSession()
         if active is not None:
             self.spark = active
         else:
@@ -332,7 +332,19 @@ class SparkEngine:
 
     def _frames(self, source: Source) -> list[Any]:
         if source.frame is not None:
-            return [self.spark.createDataFrame(source.frame.astype(object))]
+            # text for every column (as CSV is read), None for missing; dates as ISO strings
+            from pyspark.sql.types import StringType, StructField, StructType
+
+            frame = source.frame.copy()
+            for name in frame.columns:
+                if pd.api.types.is_datetime64_any_dtype(frame[name].dtype):
+                    frame[name] = frame[name].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            schema = StructType([StructField(str(c), StringType(), True) for c in frame.columns])
+            rows = [
+                tuple(None if pd.isna(v) else str(v) for v in row)
+                for row in frame.itertuples(index=False, name=None)
+            ]
+            return [self.spark.createDataFrame(rows, schema)]
         assert source.files is not None
         parquet = [str(f) for f in source.files if f.name.lower().endswith(_PARQUET_SUFFIXES)]
         csv = [str(f) for f in source.files if str(f) not in parquet]

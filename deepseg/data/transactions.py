@@ -97,7 +97,10 @@ def read_transaction_log(
     invoice_column: str = "InvoiceNo",
     product_column: str = "StockCode",
 ) -> pd.DataFrame:
-    """Read a transaction log from one or more CSV / Parquet files.
+    """Read a transaction log from one or more CSV / Parquet files into memory (pandas).
+
+    For features, pass the path to :func:`customer_features` instead: the engine streams the
+    files and never holds the whole log.
 
     Args:
         path: a CSV (optionally gzip-compressed) or Parquet file; a directory (all its
