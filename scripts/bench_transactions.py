@@ -6,6 +6,7 @@ subprocess so that peak resident memory is that run's alone:
 
 * 4,068,290 rows (10 replicas, 43,720 customers): the former pandas implementation
   (``tests/data/reference_transactions.py``, reading the parts with pandas) and DuckDB;
+* the same 4,068,290 rows as plain CSV parts (the issue's setting), both again;
 * 50,000,000 rows (123 replicas, the last one cut short): DuckDB only, with a memory limit.
 
 Writes the numbers (rows, customers, seconds, peak RSS) to a JSON file.
@@ -13,7 +14,7 @@ Writes the numbers (rows, customers, seconds, peak RSS) to a JSON file.
 Usage (from the repository root; data from ../shared/data or $DEEPSEG_DATA_DIR)::
 
     python scripts/bench_transactions.py [--work-dir DIR] [--out results.json]
-        [--large-rows 50000000] [--memory-limit 2GB] [--threads N] [--skip-large]
+        [--large-rows 50000000] [--memory-limit 1500MB] [--threads N] [--skip-large] [--skip-csv]
 """
 
 from __future__ import annotations
@@ -86,6 +87,32 @@ def generate(work_dir: Path, n_rows: int) -> list[Path]:
     return paths
 
 
+def write_csv(parts: list[Path], work_dir: Path) -> list[Path]:
+    """The same parts as plain CSV files (InvoiceDate as ISO text), as the issue's user had."""
+    import pandas as pd
+
+    csv_dir = work_dir / "csv"
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for part in parts:
+        target = csv_dir / (part.stem + ".csv")
+        if not target.exists():
+            frame = pd.read_parquet(part)
+            frame["InvoiceDate"] = frame["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M:%S")
+            frame.to_csv(target.with_suffix(".tmp"), index=False)
+            target.with_suffix(".tmp").rename(target)
+        out.append(target)
+    return out
+
+
+def _rows(files: list[Path]) -> int:
+    import pyarrow.parquet as pq
+
+    if all(f.suffix == ".parquet" for f in files):
+        return sum(pq.read_metadata(f).num_rows for f in files)
+    return sum(sum(1 for _ in f.open()) - 1 for f in files)
+
+
 def measure(method: str, files: list[str], engine: dict[str, object]) -> dict[str, object]:
     """Build the customer table from ``files`` in this process; time and peak RSS."""
     start = time.perf_counter()
@@ -132,9 +159,8 @@ def run_measure(method: str, files: list[Path], engine: dict[str, object]) -> di
         raise RuntimeError(f"{method} on {len(files)} parts failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if result["rows"] is None:
-        import pyarrow.parquet as pq
-
-        result["rows"] = sum(pq.read_metadata(f).num_rows for f in files)
+        result["rows"] = _rows(files)
+    result["format"] = files[0].suffix.lstrip(".")
     logger.info("%s", result)
     return result
 
@@ -152,9 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, default=None, help="results JSON (default: in work dir)"
     )
     parser.add_argument("--large-rows", type=int, default=50_000_000)
-    parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit (large run)")
+    parser.add_argument("--memory-limit", default="1500MB", help="DuckDB memory_limit (large run)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default all)")
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-csv", action="store_true", help="skip the 4M-row CSV runs")
     args = parser.parse_args(argv)
 
     if args.measure:
@@ -191,6 +218,16 @@ def main(argv: list[str] | None = None) -> None:
     small_runs["speedup"] = round(
         small_runs["pandas"]["seconds"] / small_runs["duckdb"]["seconds"], 2
     )
+    if not args.skip_csv:
+        csv_parts = write_csv(small, work_dir)
+        pandas_csv = run_measure("pandas", csv_parts, {})
+        duckdb_csv = run_measure("duckdb", csv_parts, engine)
+        results["small_csv"] = {
+            "rows": n_small,
+            "pandas": pandas_csv,
+            "duckdb": duckdb_csv,
+            "speedup": round(pandas_csv["seconds"] / duckdb_csv["seconds"], 2),
+        }
     if n_large:
         results["large"] = {"rows": n_large, "duckdb": run_measure("duckdb", paths, engine)}
     out = args.out or work_dir / "bench_transactions.json"

@@ -57,6 +57,22 @@ _DUCKDB_MACROS = (
 )
 
 
+_BATCH_ROWS = 65_536
+
+
+def _arrow_strings(arrow_type: Any) -> Any:
+    """pandas' string dtype, Arrow-backed, for Arrow string columns (``types_mapper``)."""
+    import pyarrow as pa
+
+    if (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or (pa.types.is_string_view(arrow_type))
+    ):
+        return pd.StringDtype("pyarrow", na_value=float("nan"))
+    return None
+
+
 def read_sql(name: str) -> str:
     """The text of the packaged query ``deepseg/data/sql/<name>.sql``."""
     return (resources.files("deepseg.data") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
@@ -265,7 +281,11 @@ class DuckDBEngine:
         """Run ``sql`` and return its result as pandas; ``what`` names the step in logs."""
         try:
             with _progress(self.con, what):
-                return self.con.execute(sql).df()
+                # streamed as Arrow batches and kept as Arrow-backed strings: the result never
+                # exists twice, and its text (~1 GB for 500,000 customers) is not split into
+                # one Python object per value
+                result = self.con.sql(sql).to_arrow_reader(_BATCH_ROWS).read_all()
+            return result.to_pandas(types_mapper=_arrow_strings, self_destruct=True)
         except (self._duckdb.OutOfMemoryException, self._duckdb.IOException) as exc:
             raise self._user_error(exc, what) from exc
         except self._duckdb.InvalidInputException as exc:  # e.g. a malformed CSV line

@@ -322,6 +322,8 @@ def customer_features(
         id_column,
     )
     table = table.loc[table["customer_id"].notna()].drop(columns=list(_TOTALS))
+    # the engines may hand the ordered rows back in batches out of order: order by id here
+    table = table.sort_values("customer_id", kind="stable")
     table = table.rename(columns={"customer_id": id_column}).reset_index(drop=True)
     logger.info(
         "Built %d customers from %d transaction rows in %.1f s (engine %s)",
@@ -334,8 +336,10 @@ def customer_features(
 
 
 def _typed(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """The engine's result with the dtypes of the pandas reference (object text, NaN)."""
-    out: dict[str, Any] = {id_column: table[id_column].astype(object).to_numpy()}
+    """The engine's result with fixed dtypes: int64 counts, float64 (NaN) features, and text
+    (id, country, products_text) as pandas' string dtype with NaN for missing values."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    out: dict[str, Any] = {id_column: table[id_column].astype(text)}
     for name in NUMERIC_FEATURES:
         values = table[name]
         if name in _INT_FEATURES:
@@ -343,8 +347,7 @@ def _typed(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
         else:
             out[name] = values.to_numpy(dtype=float, na_value=np.nan)
     for name in (*CATEGORICAL_FEATURES, *TEXT_FEATURES):
-        values = table[name].astype(object)
-        out[name] = values.where(values.notna(), np.nan).to_numpy(dtype=object)
+        out[name] = table[name].astype(text)
     return pd.DataFrame(out)
 
 
