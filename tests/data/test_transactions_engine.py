@@ -194,3 +194,40 @@ def test_memory_limit_below_duckdb_needs(small_log: pd.DataFrame, tmp_path: Path
         customer_features(tmp_path / "log.csv", engine={"memory_limit": "1MB"})
     with pytest.raises(ValueError, match="memory_limit"):
         customer_features(tmp_path / "log.csv", engine={"memory_limit": "lots"})
+
+
+def test_bad_input_is_one_line_and_exit_2_on_the_command_line(
+    small_log: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Acceptance 4 through ``deepseg-benchmark data=transactions``: exit 2, one error line."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.cli.scripts import console_script
+
+    small_log.to_csv(tmp_path / "log.csv", index=False)
+    bad_dates = small_log.copy()
+    bad_dates.loc[5, "InvoiceDate"] = "5th of May"
+    bad_dates.to_csv(tmp_path / "bad_dates.csv", index=False)
+    cases = {
+        "missing column": (["data.path=" + str(tmp_path / "log.csv"), "data.id_column=Cust"],
+                           "column 'Cust' (data.id_column) not found"),
+        "bad dates": (["data.path=" + str(tmp_path / "bad_dates.csv")],
+                      "Column 'InvoiceDate' must hold parseable"),
+        "empty glob": ([f"data.path='{tmp_path / 'nothing*.parquet'}'"], "No file matches"),
+        "memory limit": (["data.path=" + str(tmp_path / "log.csv"),
+                          "data.engine.memory_limit=1MB"], "engine.memory_limit='1MB' is below"),
+    }  # fmt: skip
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        cmd = [console_script("deepseg-benchmark"), "data=transactions", "methods=[kmeans]",
+               *cases[name][0], f"hydra.run.dir={tmp_path / name.replace(' ', '_')}"]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        procs = dict(zip(cases, pool.map(run, cases)))
+    for name, proc in procs.items():
+        lines = [x for x in proc.stderr.splitlines() if x.startswith("deepseg-benchmark: error:")]
+        assert proc.returncode == 2, (name, proc.stderr[-2000:])
+        assert len(lines) == 1 and cases[name][1] in lines[0], (name, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, name
