@@ -1,8 +1,10 @@
 """Transaction logs (e.g. UCI Online Retail) turned into one feature row per customer.
 
 A transaction log has one row per invoice line: invoice number, product, quantity, unit price,
-invoice timestamp, customer id and country. :func:`build_customer_table` aggregates it into
-RFM-style behavioural features per customer; :func:`load_transactions` wraps reading and
+invoice timestamp, customer id and country. :func:`customer_features` (alias
+:func:`build_customer_table`) aggregates it into RFM-style behavioural features per customer, on
+a query engine (DuckDB in-process by default, Spark on request; see :mod:`deepseg.data.engine`),
+so the log may be far larger than memory; :func:`load_transactions` wraps reading and
 aggregation into a :class:`~deepseg.data.base.Dataset`.
 
 Conventions:
@@ -19,13 +21,25 @@ Conventions:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from deepseg.data.base import ColumnRoles, Dataset, require_columns
+from deepseg.data.base import ColumnRoles, Dataset, closest_match, require_columns
+from deepseg.data.engine import (
+    SOURCE_FILE,
+    DuckDBEngine,
+    EngineConfig,
+    Source,
+    SparkEngine,
+    as_files,
+    make_engine,
+    read_sql,
+)
 from deepseg.data.table import read_table
 
 logger = logging.getLogger(__name__)
@@ -83,7 +97,10 @@ def read_transaction_log(
     invoice_column: str = "InvoiceNo",
     product_column: str = "StockCode",
 ) -> pd.DataFrame:
-    """Read a transaction log from one or more CSV / Parquet files.
+    """Read a transaction log from one or more CSV / Parquet files into memory (pandas).
+
+    For features, pass the path to :func:`customer_features` instead: the engine streams the
+    files and never holds the whole log.
 
     Args:
         path: a CSV (optionally gzip-compressed) or Parquet file; a directory (all its
@@ -110,64 +127,63 @@ def read_transaction_log(
     return log
 
 
-def _parse_dates(values: pd.Series, column: str) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values
+#: Log fields of :data:`deepseg.data.engine.LOG_FIELDS` -> the keyword naming their column.
+_FIELD_OPTIONS: dict[str, str] = {
+    "customer_raw": "id_column",
+    "invoice": "invoice_column",
+    "product": "product_column",
+    "description": "description_column",
+    "quantity_raw": "quantity_column",
+    "price_raw": "price_column",
+    "date_raw": "date_column",
+    "country": "country_column",
+}
+_BAD_VALUES = {  # totals column -> (log field, what its values must be)
+    "n_bad_quantity": ("quantity_raw", "numbers"),
+    "n_bad_price": ("price_raw", "numbers"),
+    "n_bad_date": ("date_raw", "parseable ISO 8601 dates (e.g. 2011-12-09 12:50:00)"),
+}
+_TOTALS = ("n_rows", "n_rows_with_id", *_BAD_VALUES)
+_INT_FEATURES = ("frequency", "distinct_products")
+
+
+def _reference_us(reference_date: str | None) -> int | None:
+    if reference_date is None:
+        return None
     try:
-        return pd.to_datetime(values, format="ISO8601")
-    except (ValueError, TypeError):
-        pass
-    try:
-        return pd.to_datetime(values)
+        reference = pd.Timestamp(reference_date)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"Column '{column}' does not hold parseable dates: {exc}") from exc
+        raise ValueError(f"reference_date {reference_date!r} is not a date: {exc}") from exc
+    if pd.isna(reference):
+        raise ValueError(f"reference_date {reference_date!r} is not a date.")
+    if reference.tzinfo is not None:
+        reference = reference.tz_localize(None)
+    return int(reference.value // 1000)  # nanoseconds -> microseconds since the epoch
 
 
-def _to_numeric(values: pd.Series, column: str) -> np.ndarray:
-    try:
-        return pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"Column '{column}' is not numeric: {exc}") from exc
+def _plain_frame(log: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The used columns of ``log``, timezone-aware dates as their wall-clock time."""
+    frame = log[list(dict.fromkeys(columns))]
+    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if aware:
+        frame = frame.assign(**{c: frame[c].dt.tz_localize(None) for c in aware})
+    return frame
 
 
-def _sum_per_customer(codes: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(codes, weights=weights, minlength=n).astype(float)
+def _first_bad_value(engine: DuckDBEngine | SparkEngine, field: str) -> tuple[str, str | None]:
+    """One offending raw value of ``field`` and its file (None for in-memory logs)."""
+    target = "DOUBLE" if field != "date_raw" else "TIMESTAMP"
+    rows = engine.fetch(
+        f"SELECT CAST({field} AS {'STRING' if isinstance(engine, SparkEngine) else 'VARCHAR'}), "
+        f"{SOURCE_FILE} FROM deepseg_log "
+        f"WHERE {field} IS NOT NULL AND TRY_CAST({field} AS {target}) IS NULL LIMIT 1"
+    )
+    value, source_file = rows[0] if rows else ("?", None)
+    return str(value), (None if source_file is None else str(source_file))
 
 
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    out = np.full(len(numerator), np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
-
-
-def _products_text(codes: np.ndarray, descriptions: np.ndarray, n: int) -> np.ndarray:
-    """Per customer code, its distinct normalised descriptions, sorted and joined with spaces."""
-    desc_codes, uniques = pd.factorize(descriptions, use_na_sentinel=True)
-    # Normalise each distinct description once: collapse whitespace, lowercase.
-    cleaned = np.array([" ".join(str(d).split()).lower() for d in uniques] + [""], dtype=object)
-    pairs = pd.DataFrame({"code": codes, "text": cleaned[desc_codes]})  # -1 (NA) -> ""
-    pairs = pairs[pairs["text"] != ""].drop_duplicates().sort_values(["code", "text"])
-    texts = np.full(n, "", dtype=object)
-    pair_codes = pairs["code"].to_numpy()
-    if len(pair_codes):
-        starts = np.flatnonzero(np.r_[True, pair_codes[1:] != pair_codes[:-1]])
-        for code, group in zip(
-            pair_codes[starts], np.split(pairs["text"].to_numpy(dtype=object), starts[1:])
-        ):
-            texts[code] = " ".join(group)
-    return texts
-
-
-def _empty_table(id_column: str) -> pd.DataFrame:
-    columns = [id_column, *NUMERIC_FEATURES, *CATEGORICAL_FEATURES, *TEXT_FEATURES]
-    text_columns = {id_column, *CATEGORICAL_FEATURES, *TEXT_FEATURES}
-    return pd.DataFrame({c: pd.Series(dtype=str if c in text_columns else float) for c in columns})
-
-
-def build_customer_table(
-    log: pd.DataFrame,
+def customer_features(
+    source: pd.DataFrame | str | Path | Sequence[str | Path],
     *,
     id_column: str = "CustomerID",
     invoice_column: str = "InvoiceNo",
@@ -179,8 +195,13 @@ def build_customer_table(
     country_column: str = "Country",
     reference_date: str | None = None,
     cancel_prefix: str = "C",
+    engine: str | Mapping[str, Any] | EngineConfig | None = None,
 ) -> pd.DataFrame:
     """Aggregate a transaction log into one row of behavioural features per customer.
+
+    The aggregation runs on a query engine (DuckDB in-process by default, Spark with
+    ``engine="spark"``), from one SQL text (``deepseg/data/sql/customer_features.sql``), so a
+    log larger than memory is read in a stream and spilled to ``engine.temp_directory``.
 
     Rows without a customer id are dropped (their count is logged at INFO level). Features,
     with purchase / cancellation rows and invoices as defined in the module docstring:
@@ -198,159 +219,186 @@ def build_customer_table(
     * ``share_hour_morning``, ``share_hour_afternoon``, ``share_hour_evening``: share of purchase
       invoices per hour band (see :data:`HOUR_BANDS`).
     * ``country``: the customer's most frequent country over their rows (ties: alphabetical).
-    * ``products_text``: the distinct descriptions of purchased products, lowercased, sorted and
-      joined with spaces ("" when there are none).
+    * ``products_text``: the distinct descriptions of purchased products, whitespace runs
+      collapsed, lowercased, sorted and joined with spaces ("" when there are none).
 
     Customers with cancellations only keep a row with frequency 0, cancellation_rate 1.0 and
     NaN for the features that need a purchase. An invoice's date is its earliest row's date.
 
     Args:
-        log: the transaction log, one row per invoice line.
-        id_column: customer id column.
+        source: the log: a DataFrame with one row per invoice line, or a CSV (optionally
+            gzip-compressed) / Parquet file, a directory of such files, a glob pattern or a
+            list of them (see :func:`deepseg.data.table.resolve_paths`).
+        id_column: customer id column ("12347.0" and "12347" are one customer).
         invoice_column: invoice number column.
         product_column: product code column.
         description_column: product description column.
         quantity_column: quantity column.
-        date_column: invoice timestamp column (datetimes or parseable strings).
+        date_column: invoice timestamp column (timestamps or ISO 8601 strings).
         price_column: unit price column.
         country_column: country column.
         reference_date: date recency is measured to; by default the day after the last invoice
             date in the whole log (rows without a customer id included).
         cancel_prefix: invoice-number prefix marking cancellations.
+        engine: ``"duckdb"`` (default) or ``"spark"``, or a mapping of
+            :class:`~deepseg.data.engine.EngineConfig` fields (``name``, ``memory_limit``,
+            ``threads``, ``temp_directory``, ``master``).
 
     Returns:
         One row per customer, sorted by id, with a RangeIndex, the id column (named
         ``id_column``, as strings) and the feature columns listed above.
 
     Raises:
-        ValueError: when a column is missing (with a closest-match hint), or quantities / prices
-            / dates cannot be parsed.
+        FileNotFoundError: when a path does not exist or a glob / directory matches no file.
+        ValueError: when a column is missing (with a closest-match hint), quantities / prices
+            / dates cannot be parsed (naming the column, a value and its file), or the engine's
+            memory limit is too small for the query.
     """
-    columns = [
-        id_column,
-        invoice_column,
-        product_column,
-        description_column,
-        quantity_column,
-        date_column,
-        price_column,
-        country_column,
-    ]
-    require_columns(log, columns, "Transaction log")
-
-    dates_all = _parse_dates(log[date_column], date_column)
-    if reference_date is None:
-        last = dates_all.max()
-        reference = None if pd.isna(last) else last.normalize() + pd.Timedelta(days=1)
+    config = EngineConfig.parse(engine)
+    options = {
+        "id_column": id_column,
+        "invoice_column": invoice_column,
+        "product_column": product_column,
+        "description_column": description_column,
+        "quantity_column": quantity_column,
+        "date_column": date_column,
+        "price_column": price_column,
+        "country_column": country_column,
+    }
+    mapping = {field: options[key] for field, key in _FIELD_OPTIONS.items()}
+    reference_us = _reference_us(reference_date)
+    if isinstance(source, pd.DataFrame):
+        require_columns(source, list(mapping.values()), "Transaction log")
+        src = Source(frame=_plain_frame(source, list(mapping.values())))
     else:
-        try:
-            reference = pd.Timestamp(reference_date)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"reference_date {reference_date!r} is not a date: {exc}") from exc
-        if reference.tzinfo is not None:
-            reference = reference.tz_localize(None)
+        src = Source(files=as_files(source))
 
-    ids_all = normalise_ids(log[id_column])
-    has_id = ids_all.notna().to_numpy()
-    n_dropped = int((~has_id).sum())
+    start = time.perf_counter()
+    runner = make_engine(config)
+    try:
+        if src.files is not None:
+            available = runner.columns(src)
+            missing = [c for c in mapping.values() if c not in available]
+            if missing:
+                key = next(k for k, v in options.items() if v == missing[0])
+                raise ValueError(
+                    f"Transaction log {src.label}: column '{missing[0]}' (data.{key}) not "
+                    f"found.{closest_match(missing[0], available)} Available columns: "
+                    f"{available[:30]}"
+                )
+            logger.info("Reading the transaction log %s on %s", src.label, config.name)
+        runner.stage(src, mapping)
+        runner.set_params(
+            {"cancel_prefix": str(cancel_prefix), "reference_us": reference_us},
+            {"cancel_prefix": "VARCHAR", "reference_us": "BIGINT"},
+        )
+        table = runner.query(read_sql("customer_features"), "customer features")
+        first = table.iloc[0] if len(table) else {}
+        totals = {k: int(first[k]) if k in first and pd.notna(first[k]) else 0 for k in _TOTALS}
+        for key, (field, expected) in _BAD_VALUES.items():
+            if totals[key]:
+                column = mapping[field]
+                value, source_file = _first_bad_value(runner, field)
+                where = ""
+                if source_file is not None:
+                    row = None
+                    if isinstance(runner, DuckDBEngine):
+                        cast = "TIMESTAMP" if field == "date_raw" else "DOUBLE"
+                        row = runner.first_bad_row(Path(source_file), column, cast)
+                    where = f" in '{source_file}'" + (f", data row {row}" if row else "")
+                raise ValueError(
+                    f"Column '{column}' must hold {expected}; {totals[key]} value(s) do not, "
+                    f"e.g. {value!r}{where}."
+                )
+    finally:
+        runner.close()
+
+    if src.files is not None and totals["n_rows"] == 0:
+        raise ValueError(f"Transaction log {src.label} is empty: it has no rows.")
     logger.info(
         "Dropped %d of %d transaction rows without a customer id (column '%s').",
-        n_dropped,
-        len(log),
+        totals["n_rows"] - totals["n_rows_with_id"],
+        totals["n_rows"],
         id_column,
     )
-    if not has_id.any():
-        return _empty_table(id_column)
-
-    codes, uniques = pd.factorize(ids_all[has_id], sort=True)
-    n = len(uniques)
-    invoices = log[invoice_column].astype("string")[has_id].reset_index(drop=True)
-    quantity = _to_numeric(log[quantity_column][has_id], quantity_column)
-    price = _to_numeric(log[price_column][has_id], price_column)
-    dates = dates_all[has_id].reset_index(drop=True)
-    value = quantity * price
-    is_cancel = invoices.str.startswith(cancel_prefix).fillna(False).to_numpy(dtype=bool)
-    is_cancel |= quantity < 0
-    is_buy = ~is_cancel
-
-    # Net value over all rows.
-    monetary = _sum_per_customer(codes, n, np.nan_to_num(value))
-
-    # Purchase rows: gross value, quantity and distinct products.
-    buy_codes = codes[is_buy]
-    gross = _sum_per_customer(buy_codes, n, np.nan_to_num(value[is_buy]))
-    bought_items = _sum_per_customer(buy_codes, n, np.nan_to_num(quantity[is_buy]))
-    products = pd.DataFrame(
-        {"code": buy_codes, "product": log[product_column][has_id].to_numpy()[is_buy]}
+    table = table.loc[table["customer_id"].notna()].drop(columns=list(_TOTALS))
+    # the engines may hand the ordered rows back in batches out of order: order by id here
+    table = table.sort_values("customer_id", kind="stable")
+    table = table.rename(columns={"customer_id": id_column}).reset_index(drop=True)
+    logger.info(
+        "Built %d customers from %d transaction rows in %.1f s (engine %s)",
+        len(table),
+        totals["n_rows"],
+        time.perf_counter() - start,
+        config.name,
     )
-    products = products.dropna().drop_duplicates()
-    distinct_products = np.bincount(products["code"].to_numpy(), minlength=n)
+    return _typed(table, id_column)
 
-    # Invoices: one row per (customer, invoice), dated by its earliest line.
-    lines = pd.DataFrame({"code": codes, "invoice": invoices, "date": dates, "cancel": is_cancel})
-    per_invoice = (
-        lines.dropna(subset=["invoice"])
-        .groupby(["cancel", "code", "invoice"], sort=False, observed=True)["date"]
-        .min()
-        .reset_index()
+
+def _typed(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """The engine's result with fixed dtypes: int64 counts, float64 (NaN) features, and text
+    (id, country, products_text) as pandas' string dtype with NaN for missing values."""
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    out: dict[str, Any] = {id_column: table[id_column].astype(text)}
+    for name in NUMERIC_FEATURES:
+        values = table[name]
+        if name in _INT_FEATURES:
+            out[name] = values.to_numpy(dtype=np.int64)
+        else:
+            out[name] = values.to_numpy(dtype=float, na_value=np.nan)
+    for name in (*CATEGORICAL_FEATURES, *TEXT_FEATURES):
+        out[name] = table[name].astype(text)
+    return pd.DataFrame(out)
+
+
+def build_customer_table(
+    log: pd.DataFrame | str | Path | Sequence[str | Path],
+    *,
+    id_column: str = "CustomerID",
+    invoice_column: str = "InvoiceNo",
+    product_column: str = "StockCode",
+    description_column: str = "Description",
+    quantity_column: str = "Quantity",
+    date_column: str = "InvoiceDate",
+    price_column: str = "UnitPrice",
+    country_column: str = "Country",
+    reference_date: str | None = None,
+    cancel_prefix: str = "C",
+    engine: str | Mapping[str, Any] | EngineConfig | None = None,
+) -> pd.DataFrame:
+    """One row of features per customer from a transaction log (see :func:`customer_features`).
+
+    Args:
+        log: the log as a DataFrame (one row per invoice line), or its file(s).
+        id_column: customer id column.
+        invoice_column: invoice number column.
+        product_column: product code column.
+        description_column: product description column.
+        quantity_column: quantity column.
+        date_column: invoice timestamp column.
+        price_column: unit price column.
+        country_column: country column.
+        reference_date: date recency is measured to (default: day after the last invoice).
+        cancel_prefix: invoice-number prefix marking cancellations.
+        engine: the query engine (default DuckDB).
+
+    Returns:
+        One row per customer, sorted by id (see :func:`customer_features`).
+    """
+    return customer_features(
+        log,
+        id_column=id_column,
+        invoice_column=invoice_column,
+        product_column=product_column,
+        description_column=description_column,
+        quantity_column=quantity_column,
+        date_column=date_column,
+        price_column=price_column,
+        country_column=country_column,
+        reference_date=reference_date,
+        cancel_prefix=cancel_prefix,
+        engine=engine,
     )
-    cancel_invoices = per_invoice.loc[per_invoice["cancel"], "code"].to_numpy(dtype=np.int64)
-    buy_inv = per_invoice.loc[~per_invoice["cancel"]]
-    buy_inv_codes = buy_inv["code"].to_numpy(dtype=np.int64)
-    frequency = np.bincount(buy_inv_codes, minlength=n)
-    n_cancel = np.bincount(cancel_invoices, minlength=n)
-
-    # First / last purchase dates and the per-invoice weekday / hour shares.
-    dated = buy_inv.dropna(subset=["date"])
-    dated_codes = dated["code"].to_numpy(dtype=np.int64)
-    span = dated.groupby("code")["date"].agg(["min", "max"]).reindex(range(n))
-    tenure = (span["max"] - span["min"]).dt.days.to_numpy(dtype=float, na_value=np.nan)
-    if reference is None:
-        recency = np.full(n, np.nan)
-    else:
-        recency = (reference - span["max"]).dt.days.to_numpy(dtype=float, na_value=np.nan)
-    n_dated = np.bincount(dated_codes, minlength=n).astype(float)
-    weekday = dated["date"].dt.day_of_week.to_numpy(dtype=np.int64)
-    hour = dated["date"].dt.hour.to_numpy(dtype=np.int64)
-    weekday_counts = np.bincount(dated_codes * 7 + weekday, minlength=7 * n).reshape(n, 7)
-
-    features: dict[str, object] = {
-        id_column: np.asarray(uniques, dtype=object),
-        "recency": recency,
-        "frequency": frequency.astype(np.int64),
-        "monetary": monetary,
-        "avg_basket_value": _safe_divide(gross, frequency),
-        "items_per_invoice": _safe_divide(bought_items, frequency),
-        "distinct_products": distinct_products.astype(np.int64),
-        "cancellation_rate": _safe_divide(n_cancel.astype(float), frequency + n_cancel),
-        "tenure_days": tenure,
-        "mean_days_between_purchases": _safe_divide(tenure, frequency - 1.0),
-    }
-    for day in range(7):
-        features[f"share_weekday_{day}"] = _safe_divide(
-            weekday_counts[:, day].astype(float), n_dated
-        )
-    for name, start, stop in HOUR_BANDS:
-        in_band = (hour >= start) & (hour < stop)
-        features[f"share_hour_{name}"] = _safe_divide(
-            _sum_per_customer(dated_codes[in_band], n), n_dated
-        )
-
-    # Most frequent country over all of the customer's rows; ties broken alphabetically.
-    countries = pd.DataFrame({"code": codes, "country": log[country_column][has_id].to_numpy()})
-    country_counts = countries.dropna().value_counts().rename("count").reset_index()
-    top = country_counts.sort_values(
-        ["code", "count", "country"], ascending=[True, False, True]
-    ).drop_duplicates("code")
-    country = np.full(n, np.nan, dtype=object)
-    country[top["code"].to_numpy()] = top["country"].to_numpy(dtype=object)
-    features["country"] = country
-
-    features["products_text"] = _products_text(
-        buy_codes, log[description_column][has_id].to_numpy()[is_buy], n
-    )
-
-    return pd.DataFrame(features)
 
 
 def load_transactions(
@@ -368,6 +416,7 @@ def load_transactions(
     reference_date: str | None = None,
     cancel_prefix: str = "C",
     n_clusters: int | None = None,
+    engine: str | Mapping[str, Any] | EngineConfig | None = None,
 ) -> Dataset:
     """Read a transaction log and return its per-customer feature table as a Dataset.
 
@@ -385,6 +434,9 @@ def load_transactions(
         reference_date: date recency is measured to (default: day after the last invoice).
         cancel_prefix: invoice-number prefix marking cancellations.
         n_clusters: the natural number of segments, if known.
+        engine: the query engine that builds the features: ``"duckdb"`` (default) or
+            ``"spark"``, or a mapping with ``name``, ``memory_limit``, ``threads``,
+            ``temp_directory`` (see :class:`~deepseg.data.engine.EngineConfig`).
 
     Returns:
         A Dataset whose ``frame`` holds the feature columns of :func:`build_customer_table`
@@ -392,15 +444,11 @@ def load_transactions(
 
     Raises:
         FileNotFoundError: when ``path`` matches no file.
-        ValueError: when a column is missing or the log has no rows with a customer id.
+        ValueError: when a column is missing, values do not parse, the engine's memory limit is
+            too small, or the log has no rows with a customer id.
     """
-    log = read_transaction_log(
-        path, id_column=id_column, invoice_column=invoice_column, product_column=product_column
-    )
-    if log.empty:
-        raise ValueError(f"Transaction log '{path}' is empty: it has no rows.")
-    table = build_customer_table(
-        log,
+    table = customer_features(
+        path,
         id_column=id_column,
         invoice_column=invoice_column,
         product_column=product_column,
@@ -411,6 +459,7 @@ def load_transactions(
         country_column=country_column,
         reference_date=reference_date,
         cancel_prefix=cancel_prefix,
+        engine=engine,
     )
     if table.empty:
         raise ValueError(
