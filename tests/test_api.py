@@ -37,7 +37,7 @@ def test_import_is_light_and_changes_no_global_state():
         "light = 'torch' not in sys.modules and 'sklearn' not in sys.modules\n"
         "after_light = [repr(f) for f in warnings.filters]\n"
         # the heavy parts too, against the libraries they import (which add filters themselves)
-        "import torch, lightning, sklearn.cluster, scipy.stats, pandas, hydra, umap\n"
+        "import torch, lightning, sklearn.cluster, scipy.stats, pandas, hydra\n"
         "third_party = [repr(f) for f in warnings.filters]\n"
         "import deepseg.deep, deepseg.bundle, deepseg.tasks.run, deepseg.tasks.benchmark\n"
         "heavy_same = [repr(f) for f in warnings.filters] == third_party\n"

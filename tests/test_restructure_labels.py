@@ -22,7 +22,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "digits_labels_before_restructure
 RUNS = json.loads(FIXTURE.read_text())["runs"]
 
 
-@pytest.mark.parametrize("method", sorted(RUNS))
+# n2d pays numba's compilation of UMAP (about 45 s) in its own process: slow
+METHODS = [pytest.param(m, marks=pytest.mark.slow) if m == "n2d" else m for m in sorted(RUNS)]
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_digits_labels_equal_those_before_the_restructure(method: str, tmp_path: Path) -> None:
     if method == "n2d":
         pytest.importorskip("umap")

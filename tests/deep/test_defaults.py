@@ -58,6 +58,7 @@ def test_every_method_config_equals_its_estimator_defaults(method):
     assert node == {k: fields[k] for k in node}
 
 
+@pytest.mark.slow  # two full default fits (about a minute)
 def test_estimator_and_train_command_build_the_same_model(tmp_path: Path):
     """``DEC(n_clusters=10, random_state=0).fit(X)`` with every default equals
     ``deepseg-train model=dec`` on the same digits rows, feature by feature and label by label."""
