@@ -55,7 +55,7 @@ def test_wheel_commands_run_outside_the_clone(installed):
     assert str(PROJECT_ROOT) not in where.stdout
 
     help_text = _run([str(bin_dir / "deepseg-benchmark"), "--help"], work).stdout
-    assert "data:" in help_text and "synthetic_customers" in help_text
+    assert "data=" in help_text and "synthetic_customers" in help_text and "methods=" in help_text
 
     small = ["data=synthetic_customers", "data.n_samples=300"]
     _run([str(bin_dir / "deepseg-benchmark"), *small, "methods=[kmeans]", "seeds=[0]",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepseg.deep import DCN, DEC, IDEC, VaDE, AEKMeans
+from deepseg.deep import DCN, DEC, IDEC, AEKMeans, VaDE
 
 AE = {"hidden_dims": [16], "latent_dim": 2}
 PRETRAIN = {"epochs": 1, "min_steps": 0, "batch_size": 32}
