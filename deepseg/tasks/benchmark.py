@@ -131,10 +131,12 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     atomic_write_csv(output_dir / "results.csv", results)
     atomic_write_csv(output_dir / "leaderboard.csv", board)
     atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")
+    k_png = None
     if k_result is not None:
+        k_png = plot_k_selection(k_result)  # drawn once: the report shows the same image
         atomic_write_csv(output_dir / "choose_k.csv", k_result.table)
         atomic_write_text(output_dir / "choose_k.json", dumps(k_result.to_dict()) + "\n")
-        atomic_write_bytes(output_dir / "k_selection.png", plot_k_selection(k_result))
+        atomic_write_bytes(output_dir / "k_selection.png", k_png)
     if report_run is not None:
         if "labels" not in kept:
             logger.error(
@@ -154,5 +156,6 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 options=report_opts,
                 leaderboard=board,
                 choose_k=k_result,
+                k_selection_png=k_png,
             )
     return results

@@ -101,6 +101,7 @@ def segment_report(
     options: Mapping[str, Any] | None = None,
     leaderboard: pd.DataFrame | None = None,
     choose_k: ChooseKResult | None = None,
+    k_selection_png: bytes | None = None,
     run_dir: str | Path | None = None,
 ) -> tuple[str, pd.DataFrame, SegmentProfiles]:
     """Profile, name and explain one segmentation.
@@ -115,6 +116,7 @@ def segment_report(
         options: report options (see :data:`REPORT_DEFAULTS`).
         leaderboard: the benchmark leaderboard, shown first.
         choose_k: the choose-k result when k was chosen automatically.
+        k_selection_png: its plot, when already drawn (else it is drawn here).
         run_dir: searched for Lightning ``metrics.csv`` logs (training curves).
 
     Returns:
@@ -183,7 +185,8 @@ def segment_report(
         ("Profile heatmap (z-scores by segment)", plots.plot_profile_heatmap(profiles)),
     ]
     if choose_k is not None:
-        images.append(("k-selection curves", plots.plot_k_selection(choose_k)))
+        png = k_selection_png if k_selection_png is not None else plots.plot_k_selection(choose_k)
+        images.append(("k-selection curves", png))
     if estimator is not None and hasattr(estimator, "children_"):
         k = len(np.unique(labels))
         images.append(("Dendrogram", plots.plot_dendrogram(X, k, random_state=seed)))

@@ -51,8 +51,25 @@ def test_map_methods(blobs):
     X, labels = blobs
     coords, idx, used = plots.map_2d(X, labels, method="pca", sample_size=100)
     assert coords.shape == (100, 2) and used == "pca" and len(np.unique(idx)) == 100
-    with pytest.raises(ValueError, match="'auto', 'umap' or 'pca'"):
-        plots.map_2d(X, labels, method="tsne")
+    with pytest.raises(ValueError, match="'auto', 'umap', 'tsne', 'pca'"):
+        plots.map_2d(X, labels, method="mds")
+
+
+def test_auto_map_is_tsne_for_small_samples_and_keeps_clusters_apart():
+    """A data-size rule: t-SNE up to TSNE_MAX_POINTS (no numba compile), and its map still
+    separates well-separated blobs (a point's nearest map neighbour shares its blob)."""
+    X, labels = make_blobs(n_samples=300, n_features=5, centers=3, random_state=0)
+    coords, idx, used = plots.map_2d(X, labels, method="auto", sample_size=200)
+    assert used == "tsne" and coords.shape == (len(idx), 2)
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=2).fit(coords)
+    neighbour = nn.kneighbors(coords, return_distance=False)[:, 1]
+    lab = np.asarray(labels)[idx]
+    assert np.mean(lab[neighbour] == lab) > 0.9
+    # tiny samples fall back to PCA (no neighbour graph on 15 points)
+    _, _, used = plots.map_2d(X[:12], labels[:12], method="tsne")
+    assert used == "pca"
 
 
 def test_training_curves_from_a_lightning_csv(tmp_path):
