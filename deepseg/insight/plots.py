@@ -170,8 +170,9 @@ def _label_of(names: Mapping[int, str] | None, s: int) -> str:
     return safe_label(f"{s}: {_short(names[s])}", f"segment {s}")
 
 
-#: ``auto`` draws samples up to this size with t-SNE: UMAP's first call compiles numba code for about
-#: 25 s on two cores whatever the size, while t-SNE needs about 1 s for 200 points and 5 s for 1,000.
+#: ``auto`` draws samples up to this size with t-SNE: UMAP's first call compiles numba code for
+#: about 25 s on two cores whatever the size, while t-SNE needs about 1 s for 200 points and 5 s
+#: for 1,000.
 TSNE_MAX_POINTS = 1000
 
 MAP_METHODS = ("auto", "umap", "tsne", "pca")
@@ -205,14 +206,14 @@ def map_2d(
             used = "tsne"
         else:
             try:
-                import umap  # noqa: F401
+                import umap
             except ImportError:
                 used = "pca"
             else:
                 used = "umap"
     elif method == "umap":
         try:
-            import umap  # noqa: F401
+            import umap
         except ImportError:
             raise ImportError("The UMAP map needs umap-learn: pip install -e '.[umap]'.") from None
     if used in ("umap", "tsne") and Xs.shape[0] <= 15:

@@ -225,5 +225,3 @@ def format_leaderboard(board: pd.DataFrame) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
