@@ -151,6 +151,13 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _human_ticks() -> Any:
+    """Tick labels as people write numbers: 260,000 rather than 260000 or 2.6e5."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}")
+
+
 def _colours(n: int) -> list[Any]:
     from matplotlib import colormaps
 
@@ -355,6 +362,7 @@ def plot_k_selection(result: ChooseKResult) -> bytes:
             knee_value = t.loc[t["k"] == result.knee, "inertia"]
             ax.plot([result.knee], knee_value, marker="s", color="tab:orange", markersize=10)
         ax.set_title(title, fontsize=MIN_FONT_SIZE + 1)
+        ax.yaxis.set_major_formatter(_human_ticks())
         ax.set_xlabel("k")
         ax.set_xticks(list(t["k"]))
     fig.suptitle(f"Choosing k: recommended k = {result.recommended} (dashed line)")

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from deepseg.cli.common import config_dir
 from deepseg.insight.report import ReportContent, render_report
 from deepseg.tasks.benchmark import run_benchmark
-from deepseg.tasks.run import load_dataset
+from deepseg.tasks.run import LEADERBOARD_METRICS, leaderboard, load_dataset
 from tests.conftest import PROJECT_ROOT, require_data
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -203,6 +203,57 @@ def test_report_renders_in_headless_chromium(small_run, tmp_path):
     )  # fmt: skip
     assert run.returncode == 1
     assert "the page scrolls sideways" in run.stdout
+
+
+def _default_benchmark_board() -> pd.DataFrame:
+    """The leaderboard of the default benchmark: 11 methods x 2 seeds, every metric (with labels),
+    so every mean has its s.d. column."""
+    methods = ["kmeans", "minibatch_kmeans", "gmm", "agglomerative", "pca_kmeans", "dbscan",
+               "hdbscan", "spectral", "ae_kmeans", "dec", "idec"]  # fmt: skip
+    rows = [
+        {"dataset": "telco_churn", "method": m, "seed": seed, "n_clusters_found": 4,
+         "seconds": 35.4 + i, **{k: 1386.25 + i + seed for k in LEADERBOARD_METRICS}}
+        for i, m in enumerate(methods)
+        for seed in (0, 1)
+    ]  # fmt: skip
+    return leaderboard(pd.DataFrame(rows))
+
+
+def test_report_leaderboard_is_one_cell_per_metric():
+    from deepseg.insight.report import compact_leaderboard
+
+    board = _default_benchmark_board()
+    assert any(c.endswith("_std") for c in board.columns)
+    shown = compact_leaderboard(board)
+    assert "dataset" not in shown.columns  # one dataset: said in the page's header
+    assert not any(c.endswith("_std") for c in shown.columns)
+    assert shown.loc[shown["method"] == "kmeans", "acc"].item() == "1,387 ± 0.707"
+    assert shown["seeds"].tolist() == [2] * 11
+    two = pd.concat([board, board.assign(dataset="other")])
+    assert "dataset" in compact_leaderboard(two).columns
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package)")
+def test_default_benchmark_leaderboard_fits_1280_px(tmp_path):
+    """Found on Telco: the 11-method, 2-seed leaderboard with a column per s.d. made the page
+    1,431 px wide. Rendered in headless Chromium, it now fits."""
+    import numpy as np
+
+    from deepseg.insight.plots import plot_map
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    png = plot_map(X, (X[:, 0] > 0).astype(int), method="pca")
+    content = ReportContent(
+        title="wide", leaderboard=_default_benchmark_board(), images=[("map", png)]
+    )
+    page = render_report(content)
+    (tmp_path / "board.html").write_text(page)
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "render_report.py"),
+         str(tmp_path / "board.html"), "--screenshot", str(tmp_path / "board.png")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_choose_k_command_line(tmp_path):
