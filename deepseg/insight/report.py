@@ -125,6 +125,15 @@ def _table(frame: pd.DataFrame, css_class: str = "") -> str:
     return f'<div class="{css_class}">{table}</div>' if css_class else f"<div>{table}</div>"
 
 
+def _plus_minus(mean: str, sd: Any) -> str:
+    """``0.485 ± 0.000``: the s.d. with as many decimals as the mean shows."""
+    if not mean or sd is None or not np.isfinite(float(sd)):
+        return mean
+    if "." not in mean:
+        return f"{mean} ± {human(sd)}"
+    return f"{mean} ± {float(sd):.{len(mean.split('.')[1])}f}"
+
+
 def compact_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard as the report shows it: one cell per metric, ``mean ± s.d.`` over seeds
     (``0.434 ± 0.003``), and no dataset column when there is one dataset, so that it fits the
@@ -142,8 +151,7 @@ def compact_leaderboard(board: pd.DataFrame) -> pd.DataFrame:
             continue
         cells = board[column].map(human)
         if column in std:
-            sd = board[f"{column}_std"].map(human)
-            cells = [f"{c} ± {d}" if c and d else c for c, d in zip(cells, sd)]
+            cells = [_plus_minus(c, d) for c, d in zip(cells, board[f"{column}_std"])]
         out[column] = cells
     return out.rename(columns={"n_seeds": "seeds"})
 
