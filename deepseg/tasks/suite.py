@@ -92,9 +92,12 @@ def skip_reason(entry: dict[str, Any]) -> str | None:
     text = (entry.get("features") or {}).get("text") or {}
     if text.get("method") != "sentence":
         return None
-    if importlib.util.find_spec("sentence_transformers") is None:
-        return "sentence embeddings need the 'text' extra: pip install 'deepseg[text]'"
     model = text.get("model")
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return (
+            "sentence embeddings need the 'text' extra (pip install 'deepseg[text]') and a local "
+            "model directory (text_model=DIR; nothing is downloaded)"
+        )
     if model is None or not Path(str(model)).expanduser().is_dir():
         return (
             "sentence embeddings need a local sentence-transformers model directory: set "

@@ -173,6 +173,20 @@ def test_sentence_datasets_without_a_local_model_are_skipped_with_the_reason(tmp
     assert not (tmp_path / "ag_news_sentence").exists()
 
 
+def test_a_dataset_changes_only_its_own_features(tmp_path):
+    from deepseg.tasks.suite import benchmark_config, selected_datasets
+
+    cfg = compose_suite("suite=large", f"text_model={tmp_path}", "features.text.n_components=8")
+    entries = selected_datasets(cfg)
+    sentence = benchmark_config(cfg, entries["ag_news_sentence"])
+    assert sentence.features.text.method == "sentence"
+    assert sentence.features.text.model == str(tmp_path)
+    assert sentence.features.text.n_components == 8  # the suite's own options still apply
+    assert sentence.data.name == "ag_news_sentence" and sentence.data.path.endswith("test.csv")
+    tfidf = benchmark_config(cfg, entries["ag_news_tfidf"])
+    assert tfidf.features.text.method == "tfidf" and tfidf.features == cfg.features
+
+
 def test_only_names_a_dataset_of_the_suite(tmp_path):
     cfg = compose_suite("only=[wnie]", "methods=[kmeans]")
     message = "Unknown dataset 'wnie' in only. Did you mean 'wine'?"
