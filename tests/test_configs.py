@@ -220,3 +220,33 @@ def test_mnist_experiments_match_the_script_settings():
         assert dec.autoencoder.hidden_dims == [500, 500, 2000] and dec.autoencoder.dropout == 0
         assert dec.pretrain.epochs == epochs and dec.pretrain.lr_schedule == "cosine"
         assert dec.pretrain.batch_size == 256 and dec.pretrain.min_steps == 1000
+
+
+@pytest.mark.parametrize("suite", _names("suite"))
+def test_every_suite_composes_with_loadable_datasets(suite):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="suite", overrides=[f"suite={suite}"])
+    assert "data" not in cfg  # the datasets are the suite's own
+    assert list(cfg.seeds) == [0, 1, 2]
+    available = {**to_container(cfg.baseline), **to_container(cfg.model)}
+    assert set(cfg.methods) <= set(available)
+    for key, entry in cfg.datasets.items():
+        assert entry.data._target_.startswith("deepseg.data."), key
+        assert entry.data.name == key  # the name in results.csv is the suite's key
+    docs = (PROJECT_ROOT / "docs" / "benchmarks.md").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    command = "deepseg-suite" if suite == "small" else f"deepseg-suite suite={suite}"
+    assert command in docs and command in readme
+
+
+def test_the_small_suite_is_the_issue_list():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="suite")
+    uci = ["ecoli", "glass", "ionosphere", "sonar", "statlog", "wdbc", "wine", "yeast"]
+    assert list(cfg.datasets) == [*uci, "digits", "synthetic_customers"]
+    for name in uci:
+        data = cfg.datasets[name].data
+        assert data.battery == "uci" and data.labels == 0 and data.name == name
+    assert list(cfg.methods) == [
+        "kmeans", "gmm", "agglomerative", "spectral", "hdbscan", "ae_kmeans", "dec", "idec",
+    ]  # fmt: skip

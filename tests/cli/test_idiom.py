@@ -30,6 +30,7 @@ MISSPELT = {
     "deepseg-leaderboard": ("dri=x", "dir"),
     "deepseg-predict": ("bundel=x", "bundle"),
     "deepseg-report": ("dri=x", "dir"),
+    "deepseg-suite": ("onyl=[wine]", "only"),
     "deepseg-train": ("modle=dec", "model"),
 }
 

@@ -1,0 +1,204 @@
+"""The generalisation suite (deepseg-suite): one benchmark run a dataset, one table of medians,
+ranks and means that must agree with the per-seed rows of every dataset's results.csv."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from deepseg.cli.common import config_dir
+from deepseg.tasks.suite import run_suite, suite_means, suite_table
+from tests.cli.scripts import script_command
+from tests.conftest import require_data
+from tests.data.benchmark_suite_files import blobs, write_dataset
+
+TIMEOUT = 300
+# Two tiny overlapping tables under the small suite's own names; ecoli is absent on purpose.
+COMMAND = [
+    "only=[wine,glass,ecoli]",
+    "methods=[kmeans,gmm]",
+    "baseline.kmeans.n_init=1",  # so that the seeds differ and the median means something
+    "baseline.gmm.n_init=1",
+]
+
+
+def compose_suite(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="suite", overrides=list(overrides))
+
+
+def write_tiny_suite(data_dir: Path) -> None:
+    uci = data_dir / "clustering_benchmarks_v1" / "uci"
+    for name, seed in (("wine", 1), ("glass", 2)):
+        X, y = blobs(25, 4, 4, seed=seed)
+        X = X + np.random.default_rng(seed).normal(0, 6, size=X.shape)  # overlapping classes
+        write_dataset(uci, name, X, y)
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [*script_command("deepseg-suite"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def expected_table(run: Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
+    """The medians and ranks recomputed from each dataset's results.csv, independently."""
+    rows = []
+    for dataset in datasets:
+        results = pd.read_csv(run / dataset / "results.csv")
+        for method in methods:
+            runs = results[(results["method"] == method) & (results["status"] == "ok")]
+            assert sorted(runs["seed"]) == [0, 1, 2]
+            rows.append(
+                {"dataset": dataset, "method": method, **runs[["acc", "nmi", "ari"]].median()}
+            )
+    table = pd.DataFrame(rows)
+    table["rank"] = 0.0
+    for dataset in datasets:
+        part = table[table["dataset"] == dataset]
+        for i, acc in part["acc"].items():
+            better = (part["acc"] > acc).sum()
+            ties = (part["acc"] == acc).sum()
+            table.loc[i, "rank"] = better + (ties + 1) / 2
+    return table
+
+
+def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
+    write_tiny_suite(tmp_path / "data")
+    run = tmp_path / "run"
+    args = [*COMMAND, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={run}"]
+    proc = run_script(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    datasets, methods = ["wine", "glass"], ["kmeans", "gmm"]
+    table = pd.read_csv(run / "suite.csv")
+    assert table[["dataset", "method"]].values.tolist() == [
+        [d, m] for d in [*datasets, "ecoli"] for m in methods
+    ]
+    ok = table[table["dataset"] != "ecoli"].reset_index(drop=True)
+    expected = expected_table(run, datasets, methods)
+    for column in ("acc", "nmi", "ari", "rank"):
+        np.testing.assert_allclose(ok[column], expected[column], err_msg=column)
+    assert (ok["n_seeds"] == 3).all() and (ok["status"] == "ok").all()
+    per_seed = pd.concat([pd.read_csv(run / d / "results.csv") for d in datasets])
+    spread = per_seed.groupby(["dataset", "method"])["acc"].nunique()
+    assert (spread > 1).any(), "the seeds agree everywhere: the medians are not tested"
+
+    # the missing dataset is a row with its error, not a crash, and takes no part in the means
+    ecoli = table[table["dataset"] == "ecoli"]
+    assert (ecoli["status"] == "failed").all() and ecoli["rank"].isna().all()
+    assert ecoli["error"].str.contains("ecoli.data.gz").all()
+
+    means = pd.read_csv(run / "suite_means.csv").set_index("method")
+    for method in methods:
+        mine = expected[expected["method"] == method]
+        assert means.loc[method, "n_datasets"] == 2 and means.loc[method, "n_failed"] == 1
+        for column in ("acc", "nmi", "ari"):
+            assert means.loc[method, column] == pytest.approx(mine[column].mean())
+        assert means.loc[method, "mean_rank"] == pytest.approx(mine["rank"].mean())
+        assert means.loc[method, "wins"] == (mine["rank"] < 2).sum()  # 1, or 1.5 for a tie
+    assert list(means["mean_rank"]) == sorted(means["mean_rank"])
+
+    markdown = (run / "suite.md").read_text()
+    assert "| dataset | kmeans | gmm |" in markdown and "ecoli / kmeans: failed" in markdown
+    assert "Means over the datasets" in proc.stdout and str(run / "suite.md") in proc.stdout
+    assert f"{expected['acc'].iloc[0]:.3f} ({expected['rank'].iloc[0]:g})" in markdown
+
+    # run again in the same directory: the finished datasets are reused, not run again
+    stamps = {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets}
+    again = run_script(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets} == stamps
+    pd.testing.assert_frame_equal(pd.read_csv(run / "suite.csv"), table)
+
+
+def test_ranks_means_and_wins_with_ties_failures_and_skips():
+    rows = [
+        # dataset a: m1 and m2 tie on the median ACC; m3 fails on every seed
+        *({"dataset": "a", "method": "m1", "seed": s, "status": "ok", "acc": v, "nmi": v,
+           "ari": v, "seconds": 1.0} for s, v in enumerate((0.9, 0.5, 0.7))),
+        *({"dataset": "a", "method": "m2", "seed": s, "status": "ok", "acc": v, "nmi": 0.1,
+           "ari": 0.2, "seconds": 2.0} for s, v in enumerate((0.7, 0.7, 0.1))),
+        *({"dataset": "a", "method": "m3", "seed": s, "status": "failed", "error": "boom"}
+          for s in range(3)),
+        # dataset b: m3 fails on one seed only (a partial row); m1 is best
+        *({"dataset": "b", "method": "m1", "seed": s, "status": "ok", "acc": 0.8, "nmi": 0.5,
+           "ari": 0.4} for s in range(3)),
+        *({"dataset": "b", "method": "m2", "seed": s, "status": "ok", "acc": 0.2, "nmi": 0.5,
+           "ari": 0.4} for s in range(3)),
+        {"dataset": "b", "method": "m3", "seed": 0, "status": "failed", "error": "once"},
+        *({"dataset": "b", "method": "m3", "seed": s, "status": "ok", "acc": 0.6, "nmi": 0.5,
+           "ari": 0.4} for s in (1, 2)),
+        # dataset c: skipped
+        *({"dataset": "c", "method": m, "status": "skipped", "error": "no model"}
+          for m in ("m1", "m2", "m3")),
+    ]  # fmt: skip
+    table = suite_table(pd.DataFrame(rows), ["m1", "m2", "m3"]).set_index(["dataset", "method"])
+    assert table.loc[("a", "m1"), "acc"] == 0.7 and table.loc[("a", "m2"), "acc"] == 0.7
+    assert table.loc[("a", "m1"), "rank"] == 1.5 and table.loc[("a", "m2"), "rank"] == 1.5
+    assert table.loc[("a", "m3"), "rank"] == 3 and table.loc[("a", "m3"), "status"] == "failed"
+    assert table.loc[("a", "m3"), "error"] == "boom" and np.isnan(table.loc[("a", "m3"), "acc"])
+    assert table.loc[("b", "m3"), "status"] == "partial" and table.loc[("b", "m3"), "n_seeds"] == 2
+    assert table.loc[("b", "m3"), "rank"] == 2 and table.loc[("b", "m3"), "error"] == "once"
+    assert table.loc[("c", "m1"), "status"] == "skipped" and table.loc["c", "rank"].isna().all()
+    means = suite_means(table.reset_index(), ["m1", "m2", "m3"]).set_index("method")
+    assert means["mean_rank"].to_dict() == {"m1": 1.25, "m2": 2.25, "m3": 2.5}
+    assert means["wins"].to_dict() == {"m1": 2, "m2": 1, "m3": 0}
+    assert means["n_datasets"].to_dict() == {"m1": 2, "m2": 2, "m3": 1}
+    assert means["n_failed"].to_dict() == {"m1": 0, "m2": 0, "m3": 1}  # skipped is not failed
+    assert means.loc["m1", "acc"] == pytest.approx(0.75)
+    assert list(means.index) == ["m1", "m2", "m3"]
+
+
+def test_sentence_datasets_without_a_local_model_are_skipped_with_the_reason(tmp_path):
+    cfg = compose_suite("suite=large", "only=[ag_news_sentence]", "methods=[kmeans]", "seeds=[0]")
+    suite = run_suite(cfg, tmp_path)
+    (row,) = suite.table.itertuples()
+    assert row.status == "skipped" and "text_model=DIR" in row.error
+    assert "nothing is downloaded" in row.error
+    assert not (tmp_path / "ag_news_sentence").exists()
+
+
+def test_a_dataset_changes_only_its_own_features(tmp_path):
+    from deepseg.tasks.suite import benchmark_config, selected_datasets
+
+    cfg = compose_suite("suite=large", f"text_model={tmp_path}", "features.text.n_components=8")
+    entries = selected_datasets(cfg)
+    sentence = benchmark_config(cfg, entries["ag_news_sentence"])
+    assert sentence.features.text.method == "sentence"
+    assert sentence.features.text.model == str(tmp_path)
+    assert sentence.features.text.n_components == 8  # the suite's own options still apply
+    assert sentence.data.name == "ag_news_sentence" and sentence.data.path.endswith("test.csv")
+    tfidf = benchmark_config(cfg, entries["ag_news_tfidf"])
+    assert tfidf.features.text.method == "tfidf" and tfidf.features == cfg.features
+
+
+def test_only_names_a_dataset_of_the_suite(tmp_path):
+    cfg = compose_suite("only=[wnie]", "methods=[kmeans]")
+    message = "Unknown dataset 'wnie' in only. Did you mean 'wine'?"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_suite(cfg, tmp_path)
+
+
+def test_the_real_uci_wine(tmp_path):
+    data = require_data("clustering_benchmarks_v1", "uci", "wine.data.gz").parents[2]
+    cfg = compose_suite("only=[wine]", "methods=[kmeans,gmm]", f"paths.data_dir={data}")
+    suite = run_suite(cfg, tmp_path)
+    table = suite.table.set_index("method")
+    assert (table["n_seeds"] == 3).all()
+    assert table.loc["kmeans", "acc"] > 0.9  # standardised wine is nearly separable
+    assert (tmp_path / "wine" / "results.csv").is_file()
