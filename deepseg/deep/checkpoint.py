@@ -290,7 +290,7 @@ class PhaseCheckpoint(L.Callback):
             "done": done,
         }
         start = time.perf_counter()
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # with the callbacks: RNG states
         logger.debug("Wrote %s in %.3fs", path, time.perf_counter() - start)
         self._last_epoch, self._last_time = epochs_done, time.monotonic()
         if trainer.is_global_zero:
