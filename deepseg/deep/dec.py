@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,6 +52,21 @@ class DECModule(ClusteringModule):
 
     def cluster_loss(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return kl_clustering_loss(self.head(z), self.p[index])
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            **super().checkpoint_state(),
+            "p": self.p.detach().cpu().clone(),
+            "last_labels": self.last_labels.detach().cpu().clone(),
+            "label_change": self.label_change,
+        }
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        if "p" in state:
+            self.p.copy_(state["p"])
+            self.last_labels.copy_(state["last_labels"])
+        self.label_change = state.get("label_change")
 
     @torch.no_grad()
     def refresh(self) -> bool:

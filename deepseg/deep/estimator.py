@@ -20,6 +20,9 @@ Parameters are dataclass fields, each declared once with its default and constra
   starts from, with no pretraining epochs (it wins over ``pretrained``);
 * ``freeze_encoder``: keep the encoder's weights fixed during the clustering phase (only the
   centres / prior, and the decoder when the method reconstructs, are trained);
+* ``checkpoint``: checkpoint options (dir, every_n_epochs, every_n_seconds, keep; see
+  :mod:`deepseg.deep.checkpoint`): with a ``dir``, each training phase writes checkpoints there
+  and a fit of the same data, options and seed resumes from the newest one (no files without);
 * ``random_state``: the seed of pretraining, initialisation and the clustering phase.
 
 Unset grouped options take the defaults of :mod:`deepseg.deep.skeleton`, the same values as the
@@ -42,6 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from deepseg.deep import params as P
 from deepseg.deep import skeleton
+from deepseg.deep.checkpoint import phase_checkpoint, trainer_key
 from deepseg.deep.init import INITS, initial_centers, require_umap
 from deepseg.nn.modules import Autoencoder
 
@@ -109,6 +113,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     pretrained: Autoencoder | None = P.param(None, AUTOENCODER_OR_NONE)
     encoder_from: str | None = P.param(None, P.PATH_OR_NONE)
     freeze_encoder: bool = P.param(False, P.BOOL)
+    checkpoint: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
     random_state: int | None = P.param(None, P.SEED)
 
     # -- validation ----------------------------------------------------------------------------
@@ -127,7 +132,9 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"The 'n_clusters' parameter of {name} must be <= n_samples={n_samples}. "
                 f"Got {self.n_clusters}."
             )
-        skeleton.check_options(self.autoencoder, self.pretrain, self.trainer, n_samples)
+        skeleton.check_options(
+            self.autoencoder, self.pretrain, self.trainer, n_samples, self.checkpoint
+        )
         if getattr(self, "init", "kmeans") == "umap":
             require_umap()  # a missing extra fails before pretraining
         if self.random_state is None:
@@ -184,7 +191,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             source = "The pretrained autoencoder"
         else:
             return skeleton.pretrain_autoencoder(
-                X, self.autoencoder, self.pretrain, self.trainer, seed
+                X, self.autoencoder, self.pretrain, self.trainer, seed, checkpoint=self.checkpoint
             )
         if ae.config["input_dim"] != X.shape[1]:
             raise ValueError(
@@ -210,15 +217,40 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         epochs = int(opts.pop("epochs"))
         dm = skeleton.TensorDataModule(X, batch_size=batch_size, seed=seed)
         timer = skeleton.EpochTimer()
-        trainer = skeleton.make_trainer(epochs, self.trainer, timer)
+        # The phase resumes only from a checkpoint of the same start: data, weights, centres,
+        # options and seed
+        saver = phase_checkpoint(
+            self.checkpoint,
+            "cluster",
+            method=type(self).__name__,
+            X=X,
+            start=ae.state_dict(),
+            init=init,
+            options={**opts, "batch_size": batch_size, "epochs": epochs},
+            freeze_encoder=self.freeze_encoder,
+            seed=seed,
+            trainer=trainer_key(self.trainer),
+        )
+        resume = saver.resume(epochs) if saver is not None else None
         assert self._module_class is not None
         module = self._module_class(centers=torch.from_numpy(init), autoencoder=ae, X=dm.X, **opts)
         start = time.perf_counter()
-        trainer.fit(module, datamodule=dm)
+        if resume is not None and resume.done:
+            skeleton.restore_finished(module, resume, timer)
+            self.n_epochs_ = resume.epochs_done
+            self.n_steps_ = int(resume.checkpoint["deepseg"]["global_step"])
+        else:
+            trainer = skeleton.make_trainer(epochs, self.trainer, timer, saver)
+            trainer.fit(
+                module,
+                datamodule=dm,
+                ckpt_path=None if resume is None else resume.path,
+                weights_only=True,
+            )
+            self.n_epochs_ = int(trainer.current_epoch)
+            self.n_steps_ = int(trainer.global_step)
         self.cluster_seconds_ = time.perf_counter() - start
         self.epoch_seconds_ = list(timer.epoch_seconds)
-        self.n_epochs_ = int(trainer.current_epoch)
-        self.n_steps_ = int(trainer.global_step)
         self.stopped_early_ = bool(module.stopped_early)
         return module
 

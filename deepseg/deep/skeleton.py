@@ -30,6 +30,14 @@ import torch
 
 from deepseg.data.module import TensorDataModule
 from deepseg.deep import params as P
+from deepseg.deep.checkpoint import (
+    AtomicCheckpointIO,
+    PhaseCheckpoint,
+    Resume,
+    checkpoint_options,
+    phase_checkpoint,
+    trainer_key,
+)
 from deepseg.losses import reconstruction_loss
 from deepseg.nn.modules import ACTIVATIONS, NOISE_KINDS, NORMS, Autoencoder, corrupt, embed
 
@@ -112,21 +120,28 @@ def make_trainer(
     max_epochs: int,
     trainer: Mapping[str, Any] | None = None,
     timer: EpochTimer | None = None,
+    checkpoint: PhaseCheckpoint | None = None,
     **extra: Any,
 ) -> L.Trainer:
-    """A Lightning Trainer for one phase: no checkpoints, no logger unless configured.
+    """A Lightning Trainer for one phase: no logger unless configured, no checkpoints unless
+    given a :class:`~deepseg.deep.checkpoint.PhaseCheckpoint`.
 
     Args:
         max_epochs: epochs of the phase.
         trainer: lightning.Trainer options (see DEFAULT_TRAINER). ``logger`` may be a Logger, a
             bool, or a callable making a Logger: then each phase gets its own (a new version).
         timer: an :class:`EpochTimer` to add to the callbacks, to read per-epoch wall times.
+        checkpoint: the phase's checkpoint callback; its files are written atomically
+            (:class:`~deepseg.deep.checkpoint.AtomicCheckpointIO`).
         **extra: further lightning.Trainer options.
     """
     opts = merged(DEFAULT_TRAINER, trainer, "trainer")
     opts.update(extra)
     if timer is not None:
         opts["callbacks"] = [*list(opts.get("callbacks") or []), timer]
+    if checkpoint is not None:
+        opts["callbacks"] = [*list(opts.get("callbacks") or []), checkpoint]
+        opts["plugins"] = [*list(opts.get("plugins") or []), AtomicCheckpointIO()]
     reserved = sorted(set(opts) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
         raise ValueError(
@@ -138,7 +153,7 @@ def make_trainer(
         opts["logger"] = opts["logger"]()
     return L.Trainer(
         max_epochs=max_epochs,
-        enable_checkpointing=False,
+        enable_checkpointing=False,  # Lightning's own ModelCheckpoint; ours is PhaseCheckpoint
         enable_model_summary=False,
         use_distributed_sampler=False,  # TensorDataModule shards the rows itself
         num_sanity_val_steps=0,
@@ -197,6 +212,7 @@ def check_options(
     pretrain: Mapping[str, Any] | None,
     trainer: Mapping[str, Any] | None,
     n_samples: int,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> None:
     """Check the grouped options of a deep estimator before any work.
 
@@ -206,6 +222,7 @@ def check_options(
     _check_group("autoencoder", merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"),
                  AUTOENCODER_CONSTRAINTS)  # fmt: skip
     pretrain_epochs(n_samples, pretrain)
+    checkpoint_options(checkpoint)
     reserved = sorted(set(trainer or {}) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
         raise ValueError(
@@ -239,6 +256,7 @@ def pretrain_autoencoder(
     trainer: Mapping[str, Any] | None = None,
     random_state: int = 0,
     timer: EpochTimer | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Autoencoder:
     """Phase 1 of the skeleton: build and train an autoencoder on X by reconstruction.
 
@@ -249,6 +267,9 @@ def pretrain_autoencoder(
         trainer: lightning.Trainer options.
         random_state: seed of the initialisation and the batch order.
         timer: an :class:`EpochTimer` that records the wall time of each pretraining epoch.
+        checkpoint: checkpoint options (see :mod:`deepseg.deep.checkpoint`); with a ``dir``,
+            pretraining writes checkpoints there and resumes from the newest one of the same
+            data, options and seed.
 
     Returns:
         The trained autoencoder, on the CPU, in eval mode.
@@ -267,8 +288,39 @@ def pretrain_autoencoder(
             lr_schedule=opts["lr_schedule"],
         )
         dm = TensorDataModule(X, batch_size=opts["batch_size"], seed=random_state)
-        make_trainer(epochs, trainer, timer).fit(module, datamodule=dm)
+        saver = phase_checkpoint(
+            checkpoint,
+            "pretrain",
+            X=X,
+            autoencoder=merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"),
+            pretrain=opts,
+            epochs=epochs,
+            seed=random_state,
+            trainer=trainer_key(trainer),
+        )
+        resume = saver.resume(epochs) if saver is not None else None
+        if resume is not None and resume.done:
+            restore_finished(module, resume, timer)
+        else:
+            make_trainer(epochs, trainer, timer, saver).fit(
+                module,
+                datamodule=dm,
+                ckpt_path=None if resume is None else resume.path,
+                weights_only=True,
+            )
     return ae.cpu().eval()
+
+
+def restore_finished(
+    module: L.LightningModule, resume: Resume, timer: EpochTimer | None = None
+) -> None:
+    """Load a phase that had ended from its last checkpoint, without a Trainer: the weights,
+    the module's own state (``on_load_checkpoint``) and the epoch times."""
+    checkpoint = resume.checkpoint
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+    if timer is not None:
+        timer.load_state_dict(checkpoint.get("callbacks", {}).get(timer.state_key, {}))
 
 
 class EpochTimer(L.Callback):
@@ -292,6 +344,10 @@ class EpochTimer(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch_seconds": list(self.epoch_seconds)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # A resumed fit reports the epochs of the run it resumed too
+        self.epoch_seconds = [float(s) for s in state_dict.get("epoch_seconds", [])]
 
 
 class EpochMeanLogger(L.LightningModule):
@@ -443,6 +499,21 @@ class ClusteringModule(EpochMeanLogger):
     def assign(self, z: torch.Tensor) -> torch.Tensor:
         """Soft assignments of shape (n, n_clusters) for embeddings z."""
         raise NotImplementedError
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What a checkpoint must hold beyond the ``state_dict`` for a resumed fit to go on as
+        the uninterrupted one: whole-data statistics ``refresh`` keeps in non-persistent buffers
+        or attributes. Subclasses extend it and :meth:`load_checkpoint_state`."""
+        return {"stopped_early": self.stopped_early}
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
+        self.stopped_early = bool(state.get("stopped_early", False))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["clustering_state"] = self.checkpoint_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.load_checkpoint_state(checkpoint.get("clustering_state", {}))
 
     # -- the shared skeleton -------------------------------------------------------------------
 

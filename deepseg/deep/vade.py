@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -152,12 +153,23 @@ class VaDEModule(ClusteringModule):
             raise ValueError(f"The 'obs_var' must be > 0 or None. Got {obs_var!r}.")
         self.obs_var = obs_var
         self.sigma2_x = 1.0 if obs_var is None else float(obs_var)
+        self._sigma2_x_restored = False  # set by a checkpoint (load_checkpoint_state)
         self.lr_decay = lr_decay
         self.lr_decay_epochs = lr_decay_epochs
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {**super().checkpoint_state(), "sigma2_x": self.sigma2_x}
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        if "sigma2_x" in state:
+            # the pretrained network's MSE, not the resumed one's
+            self.sigma2_x = float(state["sigma2_x"])
+            self._sigma2_x_restored = True
+
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        if self.obs_var is None:
+        if self.obs_var is None and not self._sigma2_x_restored:
             self.sigma2_x = self.reconstruction_mse()
             logger.info(
                 "VaDE decoder variance %.4g: the pretrained reconstruction MSE", self.sigma2_x

@@ -99,7 +99,9 @@ def shared_autoencoder(
     """Pretrain once per (autoencoder, pretrain, trainer, seed) and share the network.
 
     Deep methods with identical pretraining options start from the same pretrained
-    autoencoder, as in the papers, so its cost is paid once per dataset and seed.
+    autoencoder, as in the papers, so its cost is paid once per dataset and seed. The
+    estimator's ``checkpoint`` options apply to this pretraining too (they do not change its
+    result, so they are not part of the key).
 
     Returns:
         (autoencoder, pretraining seconds), or None for methods without an autoencoder or that
@@ -115,7 +117,12 @@ def shared_autoencoder(
     if key not in cache:
         start = time.perf_counter()
         ae = pretrain_autoencoder(
-            X, estimator.autoencoder, estimator.pretrain, estimator.trainer, random_state=seed
+            X,
+            estimator.autoencoder,
+            estimator.pretrain,
+            estimator.trainer,
+            random_state=seed,
+            checkpoint=getattr(estimator, "checkpoint", None),
         )
         cache[key] = (ae, time.perf_counter() - start)
         logger.info("Pretrained the autoencoder (seed %d) in %.1fs", seed, cache[key][1])

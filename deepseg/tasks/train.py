@@ -14,6 +14,11 @@ its own run dir, with ``resumed_from`` naming the run dir that produced it. The 
 file whose contents changed (next month's customers under the same name) trains again, and the
 log says why. Failed jobs store nothing, so they run again.
 
+Checkpoints: a deep job writes its training checkpoints into ``<resume_dir>/<job_hash>/
+checkpoints/`` (the ``checkpoint`` node; :mod:`deepseg.deep.checkpoint`), so the re-run of a
+job killed mid-training resumes from its last checkpoint rather than from epoch 0. They are
+removed when the job's record is stored, and when ``resume=false`` starts the job over.
+
 The store is shared safely: a job holds ``<resume_dir>/<job_hash>.lock`` (an OS file lock, freed
 when its process dies) from the look-up to the stored record, so two sweeps started together on
 one store run every job once; records are written atomically as strict JSON.
@@ -26,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -179,6 +185,37 @@ def job_hash(cfg: DictConfig, inputs: Mapping[str, Mapping[str, Any]] | None = N
 def config_hash(cfg: DictConfig) -> str:
     """The hash of :func:`job_config` alone: equal for the same command on other data."""
     return hashlib.sha256(dumps(job_config(cfg)).encode()).hexdigest()[:16]
+
+
+def checkpoint_dir(cfg: DictConfig, key: str) -> Path | None:
+    """Where job ``key`` keeps its training checkpoints: ``<resume_dir>/<key>/checkpoints``
+    (None without a resume dir, or with ``checkpoint.enabled=false``).
+
+    Beside the job's record rather than in its run dir: every run of a command gets a new run
+    dir, while a re-run of the same job finds its hash, and the job's lock covers them."""
+    resume_dir = cfg.get("resume_dir")
+    node = cfg.get("checkpoint")
+    if not resume_dir or not node or not node.get("enabled", True):
+        return None
+    return Path(resume_dir) / key / "checkpoints"
+
+
+def _checkpoint_options(cfg: DictConfig, key: str) -> dict[str, Any] | None:
+    """The deep estimators' ``checkpoint`` option for job ``key`` (None: no checkpoints)."""
+    directory = checkpoint_dir(cfg, key)
+    if directory is None:
+        return None
+    opts = {k: v for k, v in to_container(cfg.checkpoint).items() if k != "enabled"}
+    return {**opts, "dir": str(directory)}
+
+
+def _remove_checkpoints(cfg: DictConfig, key: str, why: str) -> None:
+    directory = checkpoint_dir(cfg, key)
+    job_dir = None if directory is None else directory.parent
+    if job_dir is None or not job_dir.is_dir():
+        return
+    shutil.rmtree(job_dir, ignore_errors=True)
+    logger.info("Removed the checkpoints of job %s (%s): %s", key, why, job_dir)
 
 
 def _record_path(cfg: DictConfig, key: str) -> Path | None:
@@ -404,11 +441,15 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> dict[str, An
     feature_seconds = time.perf_counter() - start
     if auto:
         n_clusters = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seed).recommended
-    fit_cfg = json.loads(json.dumps(method_cfg))  # a copy: the logger goes in, not in the row
+    # A copy: the logger and the checkpoint directory go in, not in the row nor the job hash
+    fit_cfg = json.loads(json.dumps(method_cfg))
     if isinstance(fit_cfg.get("trainer"), dict):  # deep methods (and only they import Lightning)
         factory = _logger_factory(cfg, output_dir)
         if factory is not None:
             fit_cfg["trainer"]["logger"] = factory
+        checkpoint = _checkpoint_options(cfg, row["job_hash"])
+        if checkpoint is not None:
+            fit_cfg["checkpoint"] = checkpoint
     kept: dict[str, Any] = {}
     logger.info("Training %s on %s (seed %d), k=%d", cfg.method, dataset.name, seed, n_clusters)
     fitted = run_one(
@@ -419,8 +460,8 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> dict[str, An
     if row["status"] != "ok":
         return row
     estimator = kept["estimator"]
-    if "trainer" in fit_cfg:  # the bundle keeps the options, not the logger object
-        estimator.set_params(trainer=method_cfg["trainer"])
+    if "trainer" in fit_cfg:  # the bundle keeps the options, not the logger nor the checkpoints
+        estimator.set_params(trainer=method_cfg["trainer"], checkpoint=None)
     metric, space, _ = check_objective(to_container(cfg.get("objective")))
     row["objective_value"] = _objective_value(
         metric, space, row, estimator, X, kept["labels"], seed
@@ -501,6 +542,7 @@ def _train_job(
         logger.info("Running job %s: %s.", key, _why_not_done(cfg, key, inputs))
     else:
         logger.info("Running job %s: resume=false.", key)
+        _remove_checkpoints(cfg, key, "resume=false starts over")
     row = _base_row(cfg, key)
     start = time.perf_counter()
     try:
@@ -519,6 +561,8 @@ def _train_job(
     _write_results(cfg, output_dir, row)
     if row["status"] == "ok":
         _store_record(cfg, key, row, output_dir, inputs)
+        # the record now answers a re-run; a failed job keeps them for its next attempt
+        _remove_checkpoints(cfg, key, "finished")
     return row
 
 

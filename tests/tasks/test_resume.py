@@ -110,3 +110,45 @@ def test_two_sweeps_started_together_run_every_job_once(tmp_path):
     # the job that resumed got the row of the one that ran: the same labels' scores
     by_seed = rows.groupby("seed")["silhouette"].agg(lambda s: np.ptp(s.to_numpy()))
     assert (by_seed == 0).all()
+
+
+def test_deep_jobs_checkpoint_under_their_hash_and_clean_up(tmp_path, monkeypatch):
+    """Issue 13, acceptance 2 in-process: where a train job's checkpoints go, that they do not
+    enter the job hash, and when they are removed."""
+    from deepseg.deep.checkpoint import PhaseCheckpoint
+    from tests.tasks.test_train import SMALL, TINY_AE
+
+    jobs = tmp_path / "jobs"
+    overrides = [*SMALL, *TINY_AE, "model.epochs=2", "logger=none", f"resume_dir={jobs}"]
+    cfg = compose_train("dec", *overrides)
+    key = job_hash(cfg)
+    assert job_hash(compose_train("dec", *overrides, "checkpoint.every_n_epochs=1")) == key
+    written = []
+    real_save = PhaseCheckpoint.save
+
+    def save(self, trainer, epochs_done, done):
+        path = real_save(self, trainer, epochs_done, done)
+        written.append((path, path.is_file()))
+        return path
+
+    monkeypatch.setattr(PhaseCheckpoint, "save", save)
+    assert train(cfg, tmp_path / "run1")["status"] == "ok"
+    # one at the end of each phase (the default interval is 60 s)
+    assert [p.name.split("-")[0] for p, _ in written] == ["pretrain", "cluster"]
+    assert all(p.parent == jobs / key / "checkpoints" and ok for p, ok in written)
+    assert not (jobs / key).exists()  # the record answers re-runs now
+    # resume=false starts over: checkpoints of an earlier, killed attempt go first
+    stale = jobs / key / "checkpoints" / "cluster-0123456789ab-e00001.ckpt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
+    written.clear()
+    assert train(compose_train("dec", *overrides, "resume=false"), tmp_path / "run2")["status"]
+    assert not (jobs / key).exists() and len(written) == 2
+    # checkpoint.enabled=false: none
+    written.clear()
+    off = compose_train("dec", *overrides, "resume=false", "checkpoint.enabled=false")
+    train(off, tmp_path / "run3")
+    assert written == []
+    # the bundle does not keep the directory
+    manifest = json.loads((tmp_path / "run1" / "bundle" / "manifest.json").read_text())
+    assert str(jobs) not in json.dumps(manifest)
