@@ -418,3 +418,46 @@ def exclusive_lock(path: str | Path, on_wait: Any = None) -> Iterator[None]:
         with contextlib.suppress(OSError):
             target.unlink()  # while still holding it
         os.close(fd)
+
+
+# -- memory-mapped feature matrices ------------------------------------------------------------
+
+
+def feature_storage(directory: str | Path, memmap_gb: float | None) -> Any:
+    """An ``out`` for :meth:`deepseg.features.pipeline.FeaturePipeline.fit_transform`: a
+    function of (rows, features) that returns a float32 matrix to fill.
+
+    A matrix of more than ``memmap_gb`` GB (10^9 bytes) is a ``numpy.memmap`` on an anonymous
+    file in ``directory``: the file is unlinked as soon as it is mapped, so the operating system
+    pages the rows in and out as training reads them, the space returns when the process ends,
+    and a killed run leaves nothing behind. For smaller matrices (or ``memmap_gb`` None) it
+    returns None: the pipeline makes an ordinary array. 0 maps every matrix.
+
+    Args:
+        directory: where the file lives while mapped (the run directory).
+        memmap_gb: the size above which the matrix is memory-mapped, or None for never.
+    """
+    import numpy as np
+
+    if memmap_gb is not None and (isinstance(memmap_gb, bool) or float(memmap_gb) < 0):
+        raise ValueError(f"'features_memmap_gb' must be a number >= 0 or null. Got {memmap_gb!r}.")
+
+    def out(n_rows: int, n_features: int) -> Any:
+        size = int(n_rows) * int(n_features) * 4
+        if memmap_gb is None or (float(memmap_gb) > 0 and size <= float(memmap_gb) * 1e9):
+            return None
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f".features.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.f32"
+        matrix = np.memmap(path, dtype=np.float32, mode="w+", shape=(n_rows, n_features))
+        path.unlink()  # the mapping stays valid; nothing is left behind after the process
+        logger.info(
+            "Feature matrix (%d x %d, %.2f GB) memory-mapped on a file in %s",
+            n_rows,
+            n_features,
+            size / 1e9,
+            folder,
+        )
+        return matrix
+
+    return out

@@ -12,8 +12,8 @@ Parameters are dataclass fields, each declared once with its default and constra
 :class:`DeepClusterer`:
 
 * ``autoencoder``: architecture (hidden_dims, latent_dim, activation, norm, dropout);
-* ``pretrain``: pretraining (epochs, min_steps, batch_size, lr, lr_schedule, weight_decay, noise,
-  noise_level);
+* ``pretrain``: pretraining (epochs, min_steps, max_budget_epochs, max_steps, batch_size, lr,
+  lr_schedule, weight_decay, noise, noise_level);
 * ``trainer``: lightning.Trainer options (accelerator, devices, strategy, precision, ...);
 * ``pretrained``: an Autoencoder to start from (no pretraining);
 * ``encoder_from``: the path of a deepseg bundle whose autoencoder (encoder and decoder) the fit
@@ -23,7 +23,9 @@ Parameters are dataclass fields, each declared once with its default and constra
 * ``checkpoint``: checkpoint options (dir, every_n_epochs, every_n_seconds, keep; see
   :mod:`deepseg.deep.checkpoint`): with a ``dir``, each training phase writes checkpoints there
   and a fit of the same data, options and seed resumes from the newest one (no files without);
-* ``random_state``: the seed of pretraining, initialisation and the clustering phase.
+* ``random_state``: the seed of pretraining, initialisation and the clustering phase;
+* ``max_steps``: the clustering phase's step budget on large data: at most ceil(max_steps /
+  steps an epoch) epochs (20,000 steps; 0 for no cap).
 
 Unset grouped options take the defaults of :mod:`deepseg.deep.skeleton`, the same values as the
 packaged configs, so ``DEC().fit(X)`` and ``deepseg-train model=dec`` build the same model.
@@ -115,6 +117,9 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     freeze_encoder: bool = P.param(False, P.BOOL)
     checkpoint: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
     random_state: int | None = P.param(None, P.SEED)
+    #: The clustering phase runs at most ceil(max_steps / steps an epoch) of its epochs (0: no
+    #: cap): see :func:`deepseg.deep.skeleton.capped_epochs`.
+    max_steps: int = P.param(20_000, P.NON_NEGATIVE_INT)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -215,6 +220,27 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         opts = self._module_kwargs()
         batch_size = int(opts.pop("batch_size"))
         epochs = int(opts.pop("epochs"))
+        capped = skeleton.capped_epochs(epochs, len(X), batch_size, self.max_steps)
+        if capped != epochs:
+            logger.info(
+                "Clustering phase: %d epochs, not %d (max_steps=%d at %d rows)",
+                capped,
+                epochs,
+                self.max_steps,
+                len(X),
+            )
+            epochs = capped
+        if "update_interval" in opts:
+            interval = skeleton.refresh_interval(opts["update_interval"], len(X), batch_size)
+            if interval != opts["update_interval"]:
+                logger.info(
+                    "Whole-data refresh every %d steps, not %d: at most %d an epoch of %d rows",
+                    interval,
+                    opts["update_interval"],
+                    skeleton.MAX_REFRESHES_PER_EPOCH,
+                    len(X),
+                )
+            opts["update_interval"] = interval
         dm = skeleton.TensorDataModule(X, batch_size=batch_size, seed=seed)
         timer = skeleton.EpochTimer()
         # The phase resumes only from a checkpoint of the same start: data, weights, centres,

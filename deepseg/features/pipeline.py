@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -46,6 +46,14 @@ BALANCE_MODES = ("columns", "blocks", "none")
 #: many attributes (its words), and counted as one it is drowned by a dozen numeric columns
 #: (synthetic_customers, kmeans: ACC 0.955 with 1, 0.986 with 5).
 TEXT_COLUMN_EQUIVALENT = 5.0
+#: Above this many rows the pipeline is fitted on a seeded sample of this size (a sample of
+#: 200,000 rows fixes quantiles, means and category shares to well under 1% of a column's
+#: spread) and applied to all rows in chunks of CHUNK_ROWS.
+FIT_SAMPLE_ROWS = 200_000
+CHUNK_ROWS = 100_000
+#: An output for the feature matrix: an array of the right shape, or a function of (rows,
+#: features) that returns one (for example a ``numpy.memmap`` opened on a file).
+OutArray = np.ndarray | Callable[[int, int], np.ndarray | None]
 
 
 def _block_classes(text: bool = True) -> dict[str, Any]:
@@ -75,6 +83,12 @@ class FeaturePipeline:
         balance_blocks: the former switch, kept so that older configs and saved pipelines read
             the same: True means ``balance="blocks"``, False ``balance="none"``; None (the
             default) leaves ``balance`` in charge.
+        fit_sample_rows: fit every block (and the block weights) on a seeded sample of this
+            many rows when the data has more, then apply the fitted pipeline to every row in
+            chunks; None fits on every row. Tables up to this size are fitted exactly as
+            before.
+        chunk_rows: rows per chunk when applying the pipeline to more rows than this.
+        sample_seed: seed of that sample.
 
     Attributes:
         feature_names_: names of the output columns.
@@ -94,6 +108,9 @@ class FeaturePipeline:
         matrix: Mapping[str, Any] | None = None,
         balance: str = "columns",
         balance_blocks: bool | None = None,
+        fit_sample_rows: int | None = FIT_SAMPLE_ROWS,
+        chunk_rows: int = CHUNK_ROWS,
+        sample_seed: int = 0,
     ) -> None:
         self.numeric = dict(numeric or {})
         self.categorical = dict(categorical or {})
@@ -101,6 +118,9 @@ class FeaturePipeline:
         self.matrix = dict(matrix or {})
         self.balance = balance
         self.balance_blocks = balance_blocks
+        self.fit_sample_rows = fit_sample_rows
+        self.chunk_rows = chunk_rows
+        self.sample_seed = sample_seed
 
     def _balance_mode(self) -> str:
         if self.balance_blocks is not None:
@@ -135,10 +155,56 @@ class FeaturePipeline:
         return self
 
     def fit_transform(
-        self, data: Dataset | pd.DataFrame | np.ndarray, roles: ColumnRoles | None = None
+        self,
+        data: Dataset | pd.DataFrame | np.ndarray,
+        roles: ColumnRoles | None = None,
+        out: OutArray | None = None,
     ) -> np.ndarray:
-        """Fit on ``data`` and return its feature matrix of shape (n_samples, n_features_out)."""
+        """Fit on ``data`` and return its feature matrix of shape (n_samples, n_features_out).
+
+        Args:
+            data: as in :meth:`fit`.
+            roles: as in :meth:`fit`.
+            out: where to write the matrix (for example a ``numpy.memmap``), or a callable
+                ``out(n_rows, n_features)`` that returns one (or None); by default (None) a
+                new array.
+        """
         frame, X, roles = self._unpack(data, roles)
+        n_rows = len(frame) if frame is not None else len(X)  # type: ignore[arg-type]
+        limit = self.fit_sample_rows
+        if limit is not None and (isinstance(limit, bool) or int(limit) < 2):
+            raise ValueError(f"'fit_sample_rows' must be an int >= 2 or null. Got {limit!r}.")
+        if limit is None or n_rows <= int(limit):
+            result = self._fit_rows(data, frame, X, roles)
+            target = out(*result.shape) if callable(out) else out
+            if target is None:
+                return result
+            target[:] = result
+            return target
+        rows = np.sort(
+            np.random.default_rng(self.sample_seed).choice(n_rows, int(limit), replace=False)
+        )
+        logger.info(
+            "Fitting the feature pipeline on a seeded sample of %d of %d rows (fit_sample_rows)",
+            len(rows),
+            n_rows,
+        )
+        self._fit_rows(
+            data,
+            None if frame is None else frame.iloc[rows],
+            None if X is None else np.asarray(X[rows]),
+            roles,
+        )
+        return self.transform(data, out=out)
+
+    def _fit_rows(
+        self,
+        data: Any,
+        frame: pd.DataFrame | None,
+        X: np.ndarray | None,
+        roles: ColumnRoles,
+    ) -> np.ndarray:
+        """Fit every block and the block factors on these rows; their feature matrix."""
         mode = self._balance_mode()
         self.blocks_: dict[str, Any] = {}
         self.weights_: dict[str, float] = {}
@@ -257,8 +323,19 @@ class FeaturePipeline:
 
     # -- applying ------------------------------------------------------------------------------
 
-    def transform(self, data: Dataset | pd.DataFrame | np.ndarray) -> np.ndarray:
+    def transform(
+        self, data: Dataset | pd.DataFrame | np.ndarray, out: OutArray | None = None
+    ) -> np.ndarray:
         """Apply the fitted pipeline to new data of the same kind as the training data.
+
+        More rows than ``chunk_rows`` are transformed chunk by chunk into one output, so that
+        the intermediate blocks (text above all) never exist for every row at once.
+
+        Args:
+            data: a Dataset, a frame or a matrix, as the pipeline was fitted on.
+            out: where to write the rows (an array or ``numpy.memmap`` of shape (n_rows,
+                n_features_out), float32), or a callable ``out(n_rows, n_features)`` that
+                returns one (or None); by default (None) a new array.
 
         Missing columns raise a ValueError listing them; extra columns are ignored with a warning.
         """
@@ -266,24 +343,49 @@ class FeaturePipeline:
             raise RuntimeError("This FeaturePipeline is not fitted yet; call fit first.")
         if _is_dataset(data):
             data = data.X if data.X is not None else data.frame
+        if "matrix" in self.blocks_ and isinstance(data, pd.DataFrame):
+            data = data.to_numpy()
+        if "matrix" not in self.blocks_:
+            if not isinstance(data, pd.DataFrame):
+                raise TypeError(
+                    f"This pipeline was fitted on a table; expected a pandas DataFrame, got "
+                    f"{type(data).__name__}."
+                )
+            needed = self.roles_.feature_columns()
+            require_columns(data, needed, "Input table")
+            extra = [c for c in data.columns if c not in needed and c != self.roles_.id]
+            if extra:
+                logger.warning(
+                    "Ignoring %d extra column(s) not used in training: %s",
+                    len(extra),
+                    extra[:10],
+                )
+        n_rows = len(data)
+        step = max(int(self.chunk_rows), 1)
+        n_out = len(self.feature_names_)
+        target = out(n_rows, n_out) if callable(out) else out
+        if target is None:
+            if n_rows <= step:
+                return self._transform_rows(data)
+            target = np.empty((n_rows, n_out), dtype=np.float32)
+        if target.shape != (n_rows, n_out):
+            raise ValueError(
+                f"The output array has shape {target.shape}; expected {(n_rows, n_out)}."
+            )
+        for start in range(0, n_rows, step):
+            stop = min(start + step, n_rows)
+            chunk = data.iloc[start:stop] if isinstance(data, pd.DataFrame) else data[start:stop]
+            target[start:stop] = self._transform_rows(chunk)
+            if n_rows > step:
+                logger.info("Features: %d of %d rows", stop, n_rows)
+        return target
+
+    def _transform_rows(self, data: pd.DataFrame | np.ndarray) -> np.ndarray:
         raw: dict[str, np.ndarray] = {}
         if "matrix" in self.blocks_:
-            if isinstance(data, pd.DataFrame):
-                data = data.to_numpy()
             raw["matrix"] = self.blocks_["matrix"].transform(np.asarray(data))
             return self._combine(raw)
-        if not isinstance(data, pd.DataFrame):
-            raise TypeError(
-                f"This pipeline was fitted on a table; expected a pandas DataFrame, got "
-                f"{type(data).__name__}."
-            )
-        needed = self.roles_.feature_columns()
-        require_columns(data, needed, "Input table")
-        extra = [c for c in data.columns if c not in needed and c != self.roles_.id]
-        if extra:
-            logger.warning(
-                "Ignoring %d extra column(s) not used in training: %s", len(extra), extra[:10]
-            )
+        assert isinstance(data, pd.DataFrame)
         for block, obj in self.blocks_.items():
             if block == "text":
                 raw[block] = np.asarray(obj.transform(self._text(data, self.roles_.text)))
@@ -330,6 +432,9 @@ class FeaturePipeline:
                 "matrix": self.matrix,
                 "balance": self.balance,
                 "balance_blocks": self.balance_blocks,
+                "fit_sample_rows": self.fit_sample_rows,
+                "chunk_rows": self.chunk_rows,
+                "sample_seed": self.sample_seed,
             },
             "roles": self.roles_.to_dict(),
             "weights": self.weights_,

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult
+from deepseg.io import feature_storage
 from deepseg.insight.plots import plot_k_selection
 from deepseg.progress import Progress
 from deepseg.tasks.common import (
@@ -79,7 +80,9 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
     start = time.perf_counter()
     pipeline = FeaturePipeline(**features_cfg)
-    X = pipeline.fit_transform(dataset)
+    X = pipeline.fit_transform(
+        dataset, out=feature_storage(output_dir, cfg.get("features_memmap_gb"))
+    )
     feature_seconds = time.perf_counter() - start
     k_result: ChooseKResult | None = None
     if auto:

@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
-from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock
+from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock, feature_storage
 from deepseg.metrics import METRICS, evaluate, get_metric
 from deepseg.tasks.common import (
     atomic_write_csv,
@@ -437,7 +437,9 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> dict[str, An
     n_clusters = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
     start = time.perf_counter()
     pipeline = FeaturePipeline(**to_container(cfg.features))
-    X = pipeline.fit_transform(dataset)
+    X = pipeline.fit_transform(
+        dataset, out=feature_storage(output_dir, cfg.get("features_memmap_gb"))
+    )
     feature_seconds = time.perf_counter() - start
     if auto:
         n_clusters = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seed).recommended

@@ -228,6 +228,50 @@ def test_dec_stops_early_when_tol_is_large(pretrained, problem):
     assert early.n_steps_ < full.n_steps_
 
 
+def test_refreshes_run_at_most_four_times_an_epoch(pretrained, problem):
+    # 70,000 rows (MNIST) at batch 256 keep DEC's 140 steps; 1M rows refresh every 977 steps
+    assert deep.refresh_interval(140, 70_000, 256) == 140
+    assert deep.refresh_interval(140, 1_000_000, 256) == 977
+    assert deep.refresh_interval(140, 143_360, 256) == 140
+    assert deep.refresh_interval(140, 143_361, 256) == 141
+    X, _ = problem
+    # 600 rows at batch 8: 75 steps an epoch, so an interval of 5 becomes ceil(75 / 4) = 19
+    fit = make("dec", pretrained=pretrained, epochs=1, batch_size=8, update_interval=5).fit(X)
+    assert fit.module_.update_interval == 19
+
+
+def test_large_data_trains_for_a_step_budget_not_a_growing_number_of_epochs(pretrained, problem):
+    # pretraining: 30 epochs up to 170,666 rows at batch 256; 1M rows (3,907 steps an epoch)
+    # get the 6 epochs that reach 20,000 steps; MNIST's 70,000 rows keep their 30
+    assert deep.pretrain_epochs(70_000, {}) == 30
+    assert deep.pretrain_epochs(170_666, {}) == 30
+    assert deep.pretrain_epochs(1_000_000, {}) == 6
+    assert deep.pretrain_epochs(1_000_000, {"max_steps": 0}) == 30
+    assert deep.capped_epochs(50, 10**9, 256, 20_000) == 1  # never below one epoch
+    # the clustering phase: 600 rows at batch 64 are 10 steps an epoch, so max_steps=25 runs
+    # ceil(25 / 10) = 3 of the 5 epochs
+    X, _ = problem
+    fit = make("dec", pretrained=pretrained, epochs=5, tol=0.0, max_steps=25).fit(X)
+    assert (fit.n_epochs_, fit.n_steps_) == (3, 30)
+    assert make("dec", pretrained=pretrained, epochs=5, tol=0.0).fit(X).n_steps_ == 50
+
+
+def test_a_memory_mapped_matrix_trains_as_the_in_memory_one(problem, tmp_path):
+    from deepseg.io import feature_storage
+
+    X, _ = problem
+    mapped = feature_storage(tmp_path, 0)(*X.shape)
+    assert isinstance(mapped, np.memmap)
+    mapped[:] = X
+    assert not list(tmp_path.iterdir())  # unlinked once mapped: a killed run leaves nothing
+    settings = {"pretrain": {**PRETRAIN, "epochs": 3}, "epochs": 2}
+    in_memory = make("dec", **settings).fit(X)
+    from_file = make("dec", **settings).fit(mapped)
+    np.testing.assert_array_equal(from_file.labels_, in_memory.labels_)
+    for name, tensor in in_memory.autoencoder_.state_dict().items():
+        torch.testing.assert_close(from_file.autoencoder_.state_dict()[name], tensor, rtol=0, atol=0)
+
+
 # -- no labels in training -----------------------------------------------------------------------
 
 

@@ -191,3 +191,56 @@ def test_a_constant_numeric_column_takes_no_variance_budget(caplog):
     a, b = pipe.block_slices_["categorical"]
     # one informative numeric column and one categorical: half the variance each
     assert X[:, a:b].var(axis=0).sum() == pytest.approx(X[:, 0].var(), rel=1e-3)
+
+
+def test_a_large_table_is_fitted_on_a_seeded_sample_and_applied_in_chunks(customers):
+    n = len(customers)
+    pipe = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=300, chunk_rows=128)
+    X = pipe.fit_transform(customers)
+    assert X.shape == (n, len(pipe.feature_names_)) and X.dtype == np.float32
+    # the same as a pipeline fitted on exactly those sample rows, applied to every row at once
+    rows = np.sort(np.random.default_rng(0).choice(n, 300, replace=False))
+    reference = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=None, chunk_rows=n)
+    reference.fit(customers.frame.iloc[rows], customers.roles)
+    assert pipe.factors_ == reference.factors_
+    np.testing.assert_array_equal(pipe.blocks_["numeric"].medians_, reference.blocks_["numeric"].medians_)
+    # chunking only splits the rows: every row's arithmetic is the same (float32, values of
+    # order 1; 1e-6 allows a different BLAS blocking of the text projection)
+    np.testing.assert_allclose(X, reference.transform(customers.frame), rtol=0, atol=1e-6)
+    # seeded: the same sample again, another seed another one
+    np.testing.assert_array_equal(
+        FeaturePipeline(text={"n_components": 8}, fit_sample_rows=300).fit_transform(customers),
+        X,
+    )
+    other = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=300, sample_seed=1)
+    other.fit(customers)
+    assert not np.array_equal(other.blocks_["numeric"].mean_, pipe.blocks_["numeric"].mean_)
+    # a table up to fit_sample_rows is fitted on every row, as before
+    whole = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=n).fit_transform(customers)
+    np.testing.assert_array_equal(
+        whole, FeaturePipeline(text={"n_components": 8}, fit_sample_rows=None).fit_transform(customers)
+    )
+    with pytest.raises(ValueError, match="'fit_sample_rows' must be an int >= 2"):
+        FeaturePipeline(fit_sample_rows=1).fit(customers)
+
+
+def test_the_matrix_can_be_written_into_a_memory_map(customers, tmp_path):
+    from deepseg.io import feature_storage
+
+    expected = FeaturePipeline(text={"n_components": 8}).fit_transform(customers)
+    for sample in (None, 300):  # fitted on every row, and on a sample (then chunked)
+        pipe = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=sample, chunk_rows=128)
+        mapped = pipe.fit_transform(customers, out=feature_storage(tmp_path, 0))
+        assert isinstance(mapped, np.memmap)
+        if sample is None:
+            np.testing.assert_array_equal(mapped, expected)
+        np.testing.assert_array_equal(pipe.transform(customers, out=feature_storage(tmp_path, 0)), mapped)
+    # below the size limit: an ordinary array
+    small = FeaturePipeline(text={"n_components": 8}).fit_transform(
+        customers, out=feature_storage(tmp_path, 1.0)
+    )
+    assert type(small) is np.ndarray
+    np.testing.assert_array_equal(small, expected)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="features_memmap_gb"):
+        feature_storage(tmp_path, -1)
