@@ -16,18 +16,18 @@ every method and width); K-Means (10 restarts) is the reference row. Labels only
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
-import os
+import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-TABLES = ["wine", "glass", "sonar", "ecoli", "ionosphere", "wdbc"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small_tables import TABLES, load
 
 
 def main() -> None:
@@ -41,21 +41,13 @@ def main() -> None:
     logging.disable(logging.WARNING)
     import torch
     from sklearn.cluster import KMeans
-    from sklearn.preprocessing import StandardScaler
 
     from deepseg import DEC, AEKMeans
     from deepseg.metrics import acc
 
-    root = Path(os.environ.get("DEEPSEG_DATA_DIR", "../shared/data"))
-    root = root / "clustering_benchmarks_v1" / "uci"
     rows = []
     for name in args.tables:
-        with gzip.open(root / f"{name}.data.gz") as fh:
-            X = np.loadtxt(fh)
-        with gzip.open(root / f"{name}.labels0.gz") as fh:
-            y = np.loadtxt(fh).astype(int)
-        X = StandardScaler().fit_transform(X).astype(np.float32)
-        k = len(np.unique(y))
+        X, y, k = load(name)
         for seed in args.seeds:
             labels = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
             rows.append(dict(table=name, n=len(X), seed=seed, method="kmeans", width=0,

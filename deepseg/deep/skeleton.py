@@ -264,7 +264,9 @@ def pretrain_epochs(n_samples: int, pretrain: Mapping[str, Any] | None) -> int:
         return 0
     steps_per_epoch = -(-n_samples // int(opts["batch_size"]))
     budget = min(-(-int(opts["min_steps"]) // steps_per_epoch), int(opts["max_budget_epochs"]))
-    return capped_epochs(max(epochs, budget), n_samples, int(opts["batch_size"]), opts["max_steps"])
+    return capped_epochs(
+        max(epochs, budget), n_samples, int(opts["batch_size"]), opts["max_steps"]
+    )
 
 
 def capped_epochs(epochs: int, n_samples: int, batch_size: int, max_steps: int) -> int:

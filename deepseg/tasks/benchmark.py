@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 import deepseg
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult
-from deepseg.io import feature_storage
 from deepseg.insight.plots import plot_k_selection
+from deepseg.io import feature_storage
 from deepseg.progress import Progress
 from deepseg.tasks.common import (
     atomic_write_bytes,

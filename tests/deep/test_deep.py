@@ -269,7 +269,9 @@ def test_a_memory_mapped_matrix_trains_as_the_in_memory_one(problem, tmp_path):
     from_file = make("dec", **settings).fit(mapped)
     np.testing.assert_array_equal(from_file.labels_, in_memory.labels_)
     for name, tensor in in_memory.autoencoder_.state_dict().items():
-        torch.testing.assert_close(from_file.autoencoder_.state_dict()[name], tensor, rtol=0, atol=0)
+        torch.testing.assert_close(
+            from_file.autoencoder_.state_dict()[name], tensor, rtol=0, atol=0
+        )
 
 
 # -- no labels in training -----------------------------------------------------------------------

@@ -203,7 +203,9 @@ def test_a_large_table_is_fitted_on_a_seeded_sample_and_applied_in_chunks(custom
     reference = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=None, chunk_rows=n)
     reference.fit(customers.frame.iloc[rows], customers.roles)
     assert pipe.factors_ == reference.factors_
-    np.testing.assert_array_equal(pipe.blocks_["numeric"].medians_, reference.blocks_["numeric"].medians_)
+    np.testing.assert_array_equal(
+        pipe.blocks_["numeric"].medians_, reference.blocks_["numeric"].medians_
+    )
     # chunking only splits the rows: every row's arithmetic is the same (float32, values of
     # order 1; 1e-6 allows a different BLAS blocking of the text projection)
     np.testing.assert_allclose(X, reference.transform(customers.frame), rtol=0, atol=1e-6)
@@ -218,7 +220,8 @@ def test_a_large_table_is_fitted_on_a_seeded_sample_and_applied_in_chunks(custom
     # a table up to fit_sample_rows is fitted on every row, as before
     whole = FeaturePipeline(text={"n_components": 8}, fit_sample_rows=n).fit_transform(customers)
     np.testing.assert_array_equal(
-        whole, FeaturePipeline(text={"n_components": 8}, fit_sample_rows=None).fit_transform(customers)
+        whole,
+        FeaturePipeline(text={"n_components": 8}, fit_sample_rows=None).fit_transform(customers),
     )
     with pytest.raises(ValueError, match="'fit_sample_rows' must be an int >= 2"):
         FeaturePipeline(fit_sample_rows=1).fit(customers)
@@ -234,7 +237,9 @@ def test_the_matrix_can_be_written_into_a_memory_map(customers, tmp_path):
         assert isinstance(mapped, np.memmap)
         if sample is None:
             np.testing.assert_array_equal(mapped, expected)
-        np.testing.assert_array_equal(pipe.transform(customers, out=feature_storage(tmp_path, 0)), mapped)
+        np.testing.assert_array_equal(
+            pipe.transform(customers, out=feature_storage(tmp_path, 0)), mapped
+        )
     # below the size limit: an ordinary array
     small = FeaturePipeline(text={"n_components": 8}).fit_transform(
         customers, out=feature_storage(tmp_path, 1.0)
