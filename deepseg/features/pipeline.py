@@ -374,7 +374,11 @@ class FeaturePipeline:
             )
         for start in range(0, n_rows, step):
             stop = min(start + step, n_rows)
-            chunk = data.iloc[start:stop] if isinstance(data, pd.DataFrame) else data[start:stop]
+            chunk = (
+                data.iloc[start:stop]
+                if isinstance(data, pd.DataFrame)
+                else np.asarray(data)[start:stop]
+            )
             target[start:stop] = self._transform_rows(chunk)
             if n_rows > step:
                 logger.info("Features: %d of %d rows", stop, n_rows)
