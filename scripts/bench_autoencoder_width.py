@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_tables import TABLES, load
+from small_tables import TABLES, compare
 
 
 def main() -> None:
@@ -40,31 +39,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     import torch
-    from sklearn.cluster import KMeans
 
-    from deepseg import DEC, AEKMeans
-    from deepseg.metrics import acc
-
-    rows = []
-    for name in args.tables:
-        X, y, k = load(name)
-        for seed in args.seeds:
-            labels = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
-            rows.append(dict(table=name, n=len(X), seed=seed, method="kmeans", width=0,
-                             acc=acc(y, labels)))  # fmt: skip
-            for width in args.widths:
-                net = {"hidden_dims": [width, width, 2 * width]}
-                start = time.perf_counter()
-                ae = AEKMeans(k, autoencoder=net, random_state=seed).fit(X)
-                seconds = time.perf_counter() - start
-                dec = DEC(k, autoencoder=net, pretrained=ae.autoencoder_, random_state=seed)
-                dec.fit(X)
-                for method, est in (("ae_kmeans", ae), ("dec", dec)):
-                    rows.append(
-                        dict(table=name, n=len(X), seed=seed, method=method, width=width,
-                             acc=acc(y, est.labels_), pretrain_seconds=seconds)
-                    )  # fmt: skip
-            print(name, seed, "done", flush=True)
+    variants = {w: {"autoencoder": {"hidden_dims": [w, w, 2 * w]}} for w in args.widths}
+    rows = compare(variants, "width", args.seeds, args.tables)
     frame = pd.DataFrame(rows)
     table = frame.pivot_table(index="table", columns=["method", "width"], values="acc")
     means = frame.groupby(["method", "width"])["acc"].mean()

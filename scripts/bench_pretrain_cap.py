@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_tables import TABLES, load
+from small_tables import TABLES, compare
 
 
 def main() -> None:
@@ -37,28 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
-    from sklearn.cluster import KMeans
-
-    from deepseg import DEC, AEKMeans
-    from deepseg.metrics import acc
-
-    rows = []
-    for name in args.tables:
-        X, y, k = load(name)
-        for seed in args.seeds:
-            labels = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
-            rows.append(dict(table=name, seed=seed, method="kmeans", cap=0, acc=acc(y, labels)))
-            for cap in args.caps:
-                start = time.perf_counter()
-                ae = AEKMeans(k, pretrain={"max_budget_epochs": cap}, random_state=seed).fit(X)
-                seconds = time.perf_counter() - start
-                dec = DEC(k, pretrained=ae.autoencoder_, random_state=seed).fit(X)
-                for method, est in (("ae_kmeans", ae), ("dec", dec)):
-                    rows.append(
-                        dict(table=name, seed=seed, method=method, cap=cap,
-                             acc=acc(y, est.labels_), pretrain_seconds=seconds)
-                    )  # fmt: skip
-            print(name, seed, "done", flush=True)
+    variants = {cap: {"pretrain": {"max_budget_epochs": cap}} for cap in args.caps}
+    rows = compare(variants, "cap", args.seeds, args.tables)
     frame = pd.DataFrame(rows)
     table = frame.pivot_table(index="table", columns=["method", "cap"], values="acc")
     means = frame.groupby(["method", "cap"])["acc"].mean()
