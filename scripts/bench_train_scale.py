@@ -46,6 +46,9 @@ PHASES = (
     "feature_seconds",
     "pretrain_seconds",
     "seconds",
+    "cluster_epochs",
+    "cluster_steps",
+    "stopped_early",
     "silhouette",
     "status",
 )

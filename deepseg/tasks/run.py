@@ -187,6 +187,12 @@ def run_one(
         keep.update(estimator=estimator, labels=labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
+    if hasattr(estimator, "n_steps_"):  # a clustering phase ran: its budget, as it ran
+        row.update(
+            cluster_epochs=int(estimator.n_epochs_),
+            cluster_steps=int(estimator.n_steps_),
+            stopped_early=bool(estimator.stopped_early_),
+        )
     return row
 
 

@@ -114,6 +114,11 @@ def test_deep_method_writes_csv_training_curves_per_phase(tmp_path):
     pretrain, cluster = (pd.read_csv(p) for p in logs)
     assert pretrain["train/loss"].notna().sum() == 2
     assert "train/cluster_loss" in cluster
+    # the clustering phase's budget as it ran: 240 rows at batch 256 are one step an epoch
+    on_disk = pd.read_csv(tmp_path / "run" / "results.csv").iloc[0]
+    assert on_disk["cluster_epochs"] == row["cluster_epochs"] <= 2
+    assert on_disk["cluster_steps"] == row["cluster_steps"] == row["cluster_epochs"]
+    assert (cluster["epoch"].max() + 1) == row["cluster_epochs"]
     # the logger object never reaches the row's config
     assert "CSVLogger" not in row["config"]
 
