@@ -187,7 +187,8 @@ def run_one(
         keep.update(estimator=estimator, labels=labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
-    if hasattr(estimator, "n_steps_"):  # a clustering phase ran: its budget, as it ran
+    # a deep clustering phase ran: its budget, as it ran (MiniBatchKMeans has an n_steps_ too)
+    if all(hasattr(estimator, a) for a in ("n_epochs_", "n_steps_", "stopped_early_")):
         row.update(
             cluster_epochs=int(estimator.n_epochs_),
             cluster_steps=int(estimator.n_steps_),

@@ -51,6 +51,14 @@ def test_small_benchmark_writes_results(tmp_path):
     assert (tmp_path / "leaderboard.csv").exists()
 
 
+def test_every_default_method_that_is_not_deep_runs_with_the_row_of_a_classic_method(tmp_path):
+    # minibatch_kmeans has an n_steps_ of its own: no clustering-phase columns for it
+    cfg = compose_benchmark("data.n_samples=300", "methods=[minibatch_kmeans,pca_kmeans]")
+    results = run_benchmark(cfg, tmp_path)
+    assert (results["status"] == "ok").all(), results["error"].tolist()
+    assert "cluster_epochs" not in results.columns
+
+
 def test_same_seed_same_results(tmp_path):
     cfg = compose_benchmark("data.n_samples=300", "methods=[kmeans,gmm]", "seeds=[3]")
     a = run_benchmark(cfg, tmp_path / "a")
