@@ -1,6 +1,8 @@
 """Finding the console scripts that the command-line tests run."""
 
+import os
 import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -34,3 +36,22 @@ def script_command(name: str) -> list[str]:
     module, _, function = project_scripts()[name].partition(":")
     code = f"import sys; from {module} import {function}; sys.exit({function}())"
     return [sys.executable, "-c", code]
+
+
+def run_script(
+    name: str, *args: str, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script ``name`` with ``args`` in ``cwd`` (one OpenMP thread, no
+    HYDRA_FULL_ERROR so that errors are the one-line kind a user sees); never raises on a
+    non-zero exit."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [*script_command(name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from tests.cli.scripts import project_scripts, script_command
+from tests.cli.scripts import project_scripts, run_script, script_command
 
 SCRIPTS = sorted(project_scripts())
 TIMEOUT = 120
@@ -36,17 +36,7 @@ MISSPELT = {
 
 
 def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [*script_command(name), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_script(name, *args, cwd=cwd, timeout=TIMEOUT)
 
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:

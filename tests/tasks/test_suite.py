@@ -3,9 +3,7 @@ ranks and means that must agree with the per-seed rows of every dataset's result
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
 from deepseg.tasks.suite import run_suite, suite_means, suite_table
-from tests.cli.scripts import script_command
+from tests.cli.scripts import run_script
 from tests.conftest import require_data
 from tests.data.benchmark_suite_files import blobs, write_dataset
 
@@ -40,20 +38,6 @@ def write_tiny_suite(data_dir: Path) -> None:
         X, y = blobs(25, 4, 4, seed=seed)
         X = X + np.random.default_rng(seed).normal(0, 6, size=X.shape)  # overlapping classes
         write_dataset(uci, name, X, y)
-
-
-def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [*script_command("deepseg-suite"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
 
 
 def expected_table(run: Path, datasets: list[str], methods: list[str]) -> pd.DataFrame:
@@ -82,7 +66,7 @@ def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
     write_tiny_suite(tmp_path / "data")
     run = tmp_path / "run"
     args = [*COMMAND, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={run}"]
-    proc = run_script(*args, cwd=tmp_path)
+    proc = run_script("deepseg-suite", *args, cwd=tmp_path, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     datasets, methods = ["wine", "glass"], ["kmeans", "gmm"]
     table = pd.read_csv(run / "suite.csv")
@@ -120,7 +104,7 @@ def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
 
     # run again in the same directory: the finished datasets are reused, not run again
     stamps = {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets}
-    again = run_script(*args, cwd=tmp_path)
+    again = run_script("deepseg-suite", *args, cwd=tmp_path, timeout=TIMEOUT)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets} == stamps
     pd.testing.assert_frame_equal(pd.read_csv(run / "suite.csv"), table)
