@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "deepseg"
 LAYERS = {
     "metrics": 0, "losses": 0, "nn": 0, "features": 0, "io": 0, "progress": 0, "configs": 0,
     "data": 1, "baselines": 1, "bundle": 1, "drift": 1, "export": 1,
-    "deep": 2,
+    "deep": 2, "auto": 2,
     "insight": 3,
     "tasks": 4,
     "cli": 5,

@@ -89,6 +89,19 @@ def confidence_of(estimator: Any, X: np.ndarray, labels: np.ndarray) -> tuple[np
     return np.ones(len(labels)), "1.0 (hard assignment)"
 
 
+def auto_note(selection: Mapping[str, Any]) -> str:
+    """model=auto's choice in one paragraph: the candidates, their label-free scores, why."""
+    scores = sorted(selection["scores"].items(), key=lambda kv: -kv[1])
+    listed = ", ".join(f"{name} {value:.3f}" for name, value in scores)
+    failed = selection.get("failed") or {}
+    tail = f" Failed and left out: {', '.join(sorted(failed))}." if failed else ""
+    return (
+        f"model=auto fitted {len(scores)} candidates and kept {selection['chosen']}: "
+        f"{selection['reason']}. Label-free agreement of each candidate (mean NMI of its "
+        f"partition with every other candidate's; no label is read): {listed}.{tail}"
+    )
+
+
 def segment_report(
     dataset: Dataset,
     X: np.ndarray,
@@ -163,9 +176,11 @@ def segment_report(
         dataset.ids, labels, profiles.names, confidence, dataset.roles.id or "customer_id"
     )
 
+    # model=auto: the maps and the dendrogram are those of the candidate it chose
+    shown = getattr(estimator, "best_estimator_", estimator)
     space, Z = "features", X
-    if estimator is not None and getattr(estimator, "uses_autoencoder", False):
-        space, Z = "latent space", np.asarray(estimator.transform(X))
+    if shown is not None and getattr(shown, "uses_autoencoder", False):
+        space, Z = "latent space", np.asarray(shown.transform(X))
     images = [
         (
             f"2-D map of the {space}, coloured by segment",
@@ -187,7 +202,7 @@ def segment_report(
     if choose_k is not None:
         png = k_selection_png if k_selection_png is not None else plots.plot_k_selection(choose_k)
         images.append(("k-selection curves", png))
-    if estimator is not None and hasattr(estimator, "children_"):
+    if shown is not None and hasattr(shown, "children_"):
         k = len(np.unique(labels))
         images.append(("Dendrogram", plots.plot_dendrogram(X, k, random_state=seed)))
     if run_dir is not None:
@@ -204,6 +219,10 @@ def segment_report(
         "segments": profiles.summary.shape[0],
         "confidence": how,
     }
+    notes = []
+    if callable(getattr(estimator, "selection", None)):
+        notes.append(auto_note(estimator.selection()))
+        meta["chosen by auto"] = estimator.selection()["chosen"]
     content = ReportContent(
         title=f"Segment report: {dataset.name} / {method}",
         meta=meta,
@@ -214,6 +233,7 @@ def segment_report(
         images=images,
         association=association,
         notes=[
+            *notes,
             CONFIDENCE_NOTE,
             "A word enters a segment's name only when the segment differs from the rest of the "
             "customers materially and beyond noise: for a numeric column (RFM words included) "

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from deepseg.auto import AutoCluster
 from deepseg.data.base import Dataset, closest_match
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.metrics import evaluate
@@ -172,7 +173,16 @@ def run_one(
             estimator.set_params(pretrained=shared[0])
             row["pretrain_seconds"] = round(shared[1], 4)
             start = time.perf_counter()
-        labels = np.asarray(estimator.fit_predict(X))
+        if isinstance(estimator, AutoCluster):  # its deep candidates share this pretraining
+            cache = {} if pretrained_cache is None else pretrained_cache
+
+            def pretrained_for(candidate: Any) -> Any:
+                found = shared_autoencoder(candidate, X, seed, cache)
+                return None if found is None else found[0]
+
+            labels = estimator.fit(X, pretrained_for=pretrained_for).labels_
+        else:
+            labels = np.asarray(estimator.fit_predict(X))
     except Exception as exc:  # any failure of one method is recorded, not raised
         logger.warning("%s (seed %d) failed: %s: %s", method, seed, type(exc).__name__, exc)
         row.update(
@@ -187,6 +197,9 @@ def run_one(
         keep.update(estimator=estimator, labels=labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
+    if isinstance(estimator, AutoCluster):  # the candidates, their scores, why the winner won
+        selection = estimator.selection()
+        row.update(auto_chosen=selection["chosen"], auto_selection=dumps(selection))
     # a deep clustering phase ran: its budget, as it ran (MiniBatchKMeans has an n_steps_ too)
     if all(hasattr(estimator, a) for a in ("n_epochs_", "n_steps_", "stopped_early_")):
         row.update(
