@@ -14,7 +14,6 @@ benchmark.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,9 +25,11 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from deepseg.io import json_dumps
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["AutoCluster", "agreement_scores"]
+__all__ = ["AutoCluster", "agreement_scores", "shared_autoencoder"]
 
 CRITERIA = ("agreement",)
 
@@ -50,6 +51,46 @@ def agreement_scores(partitions: Mapping[str, np.ndarray]) -> dict[str, float]:
             matrix[i, j] = matrix[j, i] = value
     means = (matrix.sum(axis=1) - 1.0) / (len(names) - 1)
     return {name: float(v) for name, v in zip(names, means, strict=True)}
+
+
+def shared_autoencoder(
+    estimator: Any, X: np.ndarray, seed: int, cache: dict[str, tuple[Any, float]]
+) -> tuple[Any, float] | None:
+    """Pretrain once per (autoencoder, pretrain, trainer, seed) and share the network.
+
+    Deep methods with identical pretraining options start from the same pretrained
+    autoencoder, as in the papers, so its cost is paid once per dataset and seed. The
+    estimator's ``checkpoint`` options apply to this pretraining too (they do not change its
+    result, so they are not part of the key).
+
+    Returns:
+        (autoencoder, pretraining seconds), or None for methods without an autoencoder or that
+        bring their own.
+    """
+    if not getattr(estimator, "uses_autoencoder", False) or estimator.pretrained is not None:
+        return None
+    if getattr(estimator, "encoder_from", None) is not None:  # starts from a bundle's network
+        return None
+    from deepseg.deep.skeleton import pretrain_autoencoder
+
+    key = json_dumps(
+        [estimator.autoencoder, estimator.pretrain, estimator.trainer, seed],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in cache:
+        start = time.perf_counter()
+        ae = pretrain_autoencoder(
+            X,
+            estimator.autoencoder,
+            estimator.pretrain,
+            estimator.trainer,
+            random_state=seed,
+            checkpoint=getattr(estimator, "checkpoint", None),
+        )
+        cache[key] = (ae, time.perf_counter() - start)
+        logger.info("Pretrained the autoencoder (seed %d) in %.1fs", seed, cache[key][1])
+    return cache[key]
 
 
 def _build(name: str, node: Mapping[str, Any], n_clusters: int, seed: int) -> Any:
@@ -103,6 +144,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
     def check_params(self, n_samples: int | None = None) -> int:
         """Check the parameters (and each candidate's, before any work); return the seed.
 
+        A candidate that needs a missing extra (n2d without umap) is not an error here: it
+        fails in :meth:`fit`, which records it and goes on without it.
+
         Raises:
             ValueError: naming the parameter, the expectation and the value.
         """
@@ -129,7 +173,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             for est in self._estimators(seed).values():
                 check = getattr(est, "check_params", None)
                 if check is not None:
-                    check(n_samples)
+                    try:
+                        check(n_samples)
+                    except ImportError:  # a missing extra: left out in fit
+                        pass
         if self.random_state is None:
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
@@ -161,7 +208,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         seed = self.check_params(X.shape[0])
         estimators = self._estimators(seed)
-        pretrained: dict[str, Any] = {}
+        pretrained: dict[str, tuple[Any, float]] = {}
         self.candidates_: dict[str, Any] = {}
         self.candidate_labels_: dict[str, np.ndarray] = {}
         self.candidate_seconds_: dict[str, float] = {}
@@ -170,11 +217,13 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         for name, est in estimators.items():
             start = time.perf_counter()
             try:
-                ae = pretrained_for(est) if pretrained_for is not None else None
+                if pretrained_for is not None:
+                    ae = pretrained_for(est)
+                else:
+                    shared = shared_autoencoder(est, X, seed, pretrained)
+                    ae = None if shared is None else shared[0]
                 if ae is not None:
                     est.set_params(pretrained=ae)
-                else:
-                    self._share_pretraining(est, X, seed, pretrained)
                 labels = np.asarray(est.fit_predict(X))
             except Exception as exc:  # one candidate's failure leaves the others
                 logger.warning("auto: candidate %s failed: %s: %s", name, type(exc).__name__, exc)
@@ -200,22 +249,6 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.labels_ = self.candidate_labels_[self.chosen_]
         self.n_features_in_ = X.shape[1]
         return self
-
-    @staticmethod
-    def _share_pretraining(est: Any, X: np.ndarray, seed: int, cache: dict[str, Any]) -> None:
-        """Pretrain one autoencoder per set of autoencoder options, shared by the candidates."""
-        if not getattr(est, "uses_autoencoder", False) or est.pretrained is not None:
-            return
-        if getattr(est, "encoder_from", None) is not None:
-            return
-        from deepseg.deep.skeleton import pretrain_autoencoder
-
-        key = json.dumps([est.autoencoder, est.pretrain, est.trainer], sort_keys=True, default=str)
-        if key not in cache:
-            cache[key] = pretrain_autoencoder(
-                X, est.autoencoder, est.pretrain, est.trainer, random_state=seed
-            )
-        est.set_params(pretrained=cache[key])
 
     @property
     def best_estimator_(self) -> Any:

@@ -36,6 +36,19 @@ class Broken:
         raise RuntimeError("this candidate always fails")
 
 
+class NeedsExtra:
+    """Like n2d without the umap extra: its parameter check raises ImportError."""
+
+    def __init__(self, n_clusters: int = 2) -> None:
+        self.n_clusters = n_clusters
+
+    def check_params(self, n_samples: int) -> int:
+        raise ImportError("this candidate needs the 'umap' extra")
+
+    def fit_predict(self, X):
+        self.check_params(len(X))
+
+
 @pytest.fixture(scope="module")
 def blobs():
     X, y = make_blobs(n_samples=400, centers=4, n_features=5, cluster_std=1.5, random_state=3)
@@ -82,6 +95,24 @@ def test_a_failing_candidate_is_recorded_and_left_out(blobs):
     assert set(est.scores_) == {"kmeans", "gmm"}
     with pytest.raises(RuntimeError, match="always fails"):
         AutoCluster(4, {"broken": broken}, random_state=0).fit(X)
+
+
+def test_a_candidate_without_its_extra_is_left_out_and_named(blobs):
+    X, _ = blobs
+    extra = {"_target_": "tests.test_auto.NeedsExtra"}
+    est = AutoCluster(4, {"kmeans": KMEANS, "n2d": extra, "gmm": GMM}, random_state=0)
+    assert est.check_params(len(X)) == 0  # not an error before the work starts
+    est.fit(X)
+    assert "umap" in est.failed_["n2d"] and set(est.scores_) == {"kmeans", "gmm"}
+    assert est.selection()["failed"] == est.failed_
+
+
+def test_a_candidate_set_to_null_is_left_out(blobs):
+    X, _ = blobs
+    est = AutoCluster(4, {"kmeans": KMEANS, "gmm": None, "ward": WARD}, random_state=0).fit(X)
+    assert set(est.scores_) == {"kmeans", "ward"} and not est.failed_
+    with pytest.raises(ValueError, match="'candidates' parameter"):
+        AutoCluster(4, {"gmm": None}, random_state=0).fit(X)
 
 
 @pytest.mark.parametrize(

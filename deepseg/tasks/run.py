@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from deepseg.auto import AutoCluster
+from deepseg.auto import AutoCluster, shared_autoencoder
 from deepseg.data.base import Dataset, closest_match
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.metrics import evaluate
@@ -92,42 +92,6 @@ def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> An
     target = method_cfg["_target_"]
     extra = accepted_kwargs(target, {"n_clusters": n_clusters, "random_state": seed})
     return call_target(method_cfg, **extra)
-
-
-def shared_autoencoder(
-    estimator: Any, X: np.ndarray, seed: int, cache: dict[str, tuple[Any, float]]
-) -> tuple[Any, float] | None:
-    """Pretrain once per (autoencoder, pretrain, trainer, seed) and share the network.
-
-    Deep methods with identical pretraining options start from the same pretrained
-    autoencoder, as in the papers, so its cost is paid once per dataset and seed. The
-    estimator's ``checkpoint`` options apply to this pretraining too (they do not change its
-    result, so they are not part of the key).
-
-    Returns:
-        (autoencoder, pretraining seconds), or None for methods without an autoencoder or that
-        bring their own.
-    """
-    if not getattr(estimator, "uses_autoencoder", False) or estimator.pretrained is not None:
-        return None
-    if getattr(estimator, "encoder_from", None) is not None:  # starts from a bundle's network
-        return None
-    from deepseg.deep.skeleton import pretrain_autoencoder
-
-    key = dumps([estimator.autoencoder, estimator.pretrain, estimator.trainer, seed])
-    if key not in cache:
-        start = time.perf_counter()
-        ae = pretrain_autoencoder(
-            X,
-            estimator.autoencoder,
-            estimator.pretrain,
-            estimator.trainer,
-            random_state=seed,
-            checkpoint=getattr(estimator, "checkpoint", None),
-        )
-        cache[key] = (ae, time.perf_counter() - start)
-        logger.info("Pretrained the autoencoder (seed %d) in %.1fs", seed, cache[key][1])
-    return cache[key]
 
 
 def run_one(

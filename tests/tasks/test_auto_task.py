@@ -24,7 +24,7 @@ TINY_AE = [
 ]
 # the default candidates but three (dropped with NAME=null, to keep the test short)
 CANDIDATES = ["kmeans", "gmm", "agglomerative", "ae_kmeans", "dec"]
-DROPPED = ["spectral", "idec"]
+DROPPED = ["spectral", "idec", "n2d"]
 
 
 def compose_config(name: str, *overrides: str):
