@@ -190,7 +190,11 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         }
 
     def fit(
-        self, X: Any, y: object = None, pretrained_for: Callable[[Any], Any] | None = None
+        self,
+        X: Any,
+        y: object = None,
+        pretrained_for: Callable[[Any], Any] | None = None,
+        fitted_for: Callable[[Mapping[str, Any]], tuple[Any, np.ndarray] | None] | None = None,
     ) -> AutoCluster:
         """Fit the candidates in order, then choose. ``y`` is ignored: no label is read.
 
@@ -204,6 +208,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 network for a deep candidate (the benchmark passes its shared pretraining, so
                 a method and the same method inside auto pretrain once); by default the deep
                 candidates with the same autoencoder options share one pretraining.
+            fitted_for: optional ``f(config node) -> (fitted estimator, labels) or None``: a
+                candidate already fitted on this X with this config, k and seed (the
+                benchmark's own run of that method), taken as it is instead of refitted. Its
+                name is in ``reused_``.
         """
         X = np.asarray(X, dtype=np.float32)
         seed = self.check_params(X.shape[0])
@@ -214,8 +222,15 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.candidate_seconds_: dict[str, float] = {}
         self.failed_: dict[str, str] = {}
         first_error: Exception | None = None
+        self.reused_: list[str] = []
         for name, est in estimators.items():
             start = time.perf_counter()
+            found = fitted_for(self.candidates[name]) if fitted_for is not None else None
+            if found is not None:
+                self.candidates_[name], self.candidate_labels_[name] = found
+                self.candidate_seconds_[name] = 0.0
+                self.reused_.append(name)
+                continue
             try:
                 if pretrained_for is not None:
                     ae = pretrained_for(est)
@@ -295,4 +310,5 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             "scores": {k: round(v, 4) for k, v in self.scores_.items()},
             "seconds": {k: round(v, 2) for k, v in self.candidate_seconds_.items()},
             "failed": dict(self.failed_),
+            "reused": list(self.reused_),
         }

@@ -95,6 +95,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     jobs = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
     for seed in seeds:
         pretrained_cache: dict[str, tuple[Any, float]] = {}
+        fitted: dict[str, tuple[Any, np.ndarray]] = {}  # auto reuses the methods run before it
         for method in methods:
             logger.info("Running %s (seed %d)", method, seed)
             row = run_one(
@@ -107,6 +108,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 cfg.noise_policy,
                 pretrained_cache,
                 keep=kept if report_run == (method, seed) else None,
+                fitted=fitted,
             )
             row["n_clusters_auto"] = auto
             row["feature_seconds"] = round(feature_seconds, 4)

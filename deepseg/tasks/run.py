@@ -94,6 +94,11 @@ def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> An
     return call_target(method_cfg, **extra)
 
 
+def fit_key(method_cfg: Any, n_clusters: int, seed: int) -> str:
+    """What makes two fits the same: the method's config, k and the seed."""
+    return dumps([method_cfg, n_clusters, seed])
+
+
 def run_one(
     X: np.ndarray,
     dataset: Dataset,
@@ -104,11 +109,14 @@ def run_one(
     noise_policy: str,
     pretrained_cache: dict[str, tuple[Any, float]] | None = None,
     keep: dict[str, Any] | None = None,
+    fitted: dict[str, tuple[Any, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Fit one method with one seed and score its own labels.
 
     When ``keep`` is a dict, the fitted estimator and its labels are stored in it (keys
-    ``estimator`` and ``labels``) for the segment report.
+    ``estimator`` and ``labels``) for the segment report. When ``fitted`` is a dict, every
+    method that fits is stored in it under its config, k and seed, and ``auto`` takes from it
+    the candidates that already ran with the same config (the same fit: nothing is refitted).
 
     A method that fails while fitting gives a row with status "failed" and its error, so one
     method's failure does not lose the others' results. For deep methods ``seconds`` excludes
@@ -144,7 +152,11 @@ def run_one(
                 found = shared_autoencoder(candidate, X, seed, cache)
                 return None if found is None else found[0]
 
-            labels = estimator.fit(X, pretrained_for=pretrained_for).labels_
+            def fitted_for(node: Any) -> tuple[Any, np.ndarray] | None:
+                return None if fitted is None else fitted.get(fit_key(node, n_clusters, seed))
+
+            estimator.fit(X, pretrained_for=pretrained_for, fitted_for=fitted_for)
+            labels = estimator.labels_
         else:
             labels = np.asarray(estimator.fit_predict(X))
     except Exception as exc:  # any failure of one method is recorded, not raised
@@ -159,6 +171,8 @@ def run_one(
     seconds = time.perf_counter() - start
     if keep is not None:
         keep.update(estimator=estimator, labels=labels)
+    if fitted is not None and not isinstance(estimator, AutoCluster):
+        fitted[fit_key(method_cfg, n_clusters, seed)] = (estimator, labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
     if isinstance(estimator, AutoCluster):  # the candidates, their scores, why the winner won

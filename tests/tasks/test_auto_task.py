@@ -33,7 +33,8 @@ def compose_config(name: str, *overrides: str):
 
 
 def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
-    methods = ",".join([*CANDIDATES, "auto"])
+    # auto first: it fits every candidate itself, then each runs on its own
+    methods = ",".join(["auto", *CANDIDATES])
     cfg = compose_config(
         "benchmark", "data.n_samples=240", "data.n_clusters=4", f"methods=[{methods}]",
         "seeds=[0]", "model.dec.epochs=3", "model.auto.candidates.dec.epochs=3",
@@ -47,7 +48,7 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     assert set(selection["scores"]) == set(CANDIDATES)
     assert row["auto_chosen"] == selection["chosen"] in CANDIDATES
     assert selection["scores"][selection["chosen"]] == max(selection["scores"].values())
-    assert selection["chosen"] in selection["reason"]
+    assert selection["chosen"] in selection["reason"] and selection["reused"] == []
     # the same candidate, seed and (shared) pretraining as its own row: the same partition
     alone = results.loc[row["auto_chosen"]]
     for metric in ("acc", "nmi", "ari", "silhouette", "n_clusters_found"):
@@ -60,6 +61,24 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     assert json.loads(on_disk.set_index("method").loc["auto", "config"])["method"]["_target_"] == (
         "deepseg.auto.AutoCluster"
     )
+
+
+def test_auto_after_its_candidates_takes_their_fits(tmp_path):
+    deep = ["ae_kmeans", "dec", "idec", "n2d"]
+    cfg = compose_config(
+        "benchmark", "data.n_samples=300", "methods=[kmeans,gmm,auto,agglomerative]", "seeds=[1]",
+        *[f"model.auto.candidates.{name}=null" for name in [*deep, "spectral"]],
+    )  # fmt: skip
+    results = run_benchmark(cfg, tmp_path).set_index("method")
+    selection = json.loads(results.loc["auto", "auto_selection"])
+    # kmeans and gmm ran before auto with the same config and seed; agglomerative only after
+    assert selection["reused"] == ["kmeans", "gmm"]
+    assert selection["seconds"]["kmeans"] == selection["seconds"]["gmm"] == 0.0
+    assert set(selection["scores"]) == {"kmeans", "gmm", "agglomerative"}
+    for metric in ("acc", "nmi", "silhouette"):
+        assert (
+            results.loc["auto", metric] == results.loc[results.loc["auto", "auto_chosen"], metric]
+        )
 
 
 @pytest.fixture(scope="module")
