@@ -249,4 +249,5 @@ def test_the_small_suite_is_the_issue_list():
         assert data.battery == "uci" and data.labels == 0 and data.name == name
     assert list(cfg.methods) == [
         "kmeans", "gmm", "agglomerative", "spectral", "hdbscan", "ae_kmeans", "dec", "idec",
+        "n2d", "auto",
     ]  # fmt: skip
