@@ -225,7 +225,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.reused_: list[str] = []
         for name, est in estimators.items():
             start = time.perf_counter()
-            found = fitted_for(self.candidates[name]) if fitted_for is not None else None
+            node = self.candidates[name]  # type: ignore[index]  # checked in check_params
+            found = fitted_for(node) if fitted_for is not None else None
             if found is not None:
                 self.candidates_[name], self.candidate_labels_[name] = found
                 self.candidate_seconds_[name] = 0.0

@@ -14,14 +14,8 @@ from deepseg.cli.common import config_dir
 from deepseg.data.synthetic import make_synthetic_customers
 from deepseg.tasks.benchmark import run_benchmark
 from deepseg.tasks.train import train
+from tests.tasks.test_train import TINY_AE
 
-TINY_AE = [
-    "autoencoder.hidden_dims=[16]",
-    "autoencoder.latent_dim=3",
-    "pretrain.epochs=2",
-    "pretrain.min_steps=0",
-    "trainer.enable_progress_bar=false",
-]
 # the default candidates but three (dropped with NAME=null, to keep the test short)
 CANDIDATES = ["kmeans", "gmm", "agglomerative", "ae_kmeans", "dec"]
 DROPPED = ["spectral", "idec", "n2d"]
