@@ -13,7 +13,7 @@ and seed, lets each rule pick one candidate without labels:
 Labels only score the picks. Writes ``OUT.csv`` (dataset, seed, rule, pick, acc) and prints the
 medians over seeds per dataset and the means over datasets.
 
-    python scripts/bench_auto.py /tmp/partitions --out auto_rules.csv [--candidates kmeans gmm ...]
+    python scripts/bench_auto.py PARTITIONS_DIR --out auto_rules.csv [--candidates kmeans gmm ...]
 """
 
 from __future__ import annotations

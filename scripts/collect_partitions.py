@@ -7,7 +7,7 @@ clusters) into ``OUT/<dataset>.npz``. ``scripts/bench_auto.py`` then scores labe
 over these partitions without fitting anything again. Labels are stored to score the choices,
 never to make them.
 
-    python scripts/collect_partitions.py --out /tmp/partitions [--suite small] [--only wine glass]
+    python scripts/collect_partitions.py --out PARTITIONS_DIR [--suite small] [--only wine glass]
 """
 
 from __future__ import annotations
