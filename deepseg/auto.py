@@ -25,6 +25,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from deepseg.baselines import _check_int
 from deepseg.io import json_dumps
 
 logger = logging.getLogger(__name__)
@@ -150,12 +151,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         Raises:
             ValueError: naming the parameter, the expectation and the value.
         """
-        k = self.n_clusters
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
-            raise ValueError(
-                "The 'n_clusters' parameter of AutoCluster must be an int in the range [2, inf). "
-                f"Got {k!r} instead."
-            )
+        _check_int(self.n_clusters, "n_clusters", "AutoCluster", 2)
         if not isinstance(self.candidates, Mapping) or not any(
             node is not None for node in self.candidates.values()
         ):

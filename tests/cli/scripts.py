@@ -41,10 +41,10 @@ def script_command(name: str) -> list[str]:
 def run_script(
     name: str, *args: str, cwd: Path, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run the console script ``name`` with ``args`` in ``cwd`` (one OpenMP thread, no
+    """Run the console script ``name`` with ``args`` in ``cwd`` (one OpenMP / MKL thread, no
     HYDRA_FULL_ERROR so that errors are the one-line kind a user sees); never raises on a
     non-zero exit."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [*script_command(name), *args],

@@ -8,7 +8,6 @@ subprocess is mostly imports); each test then checks its own.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,24 +17,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.cli.scripts import script_command
+from tests.cli.scripts import run_script
 
 TIMEOUT = 300
 Proc = subprocess.CompletedProcess
 
 
 def run(tmp: Path, command: str, *args: str) -> Proc:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [*script_command(command), *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_script(command, *args, cwd=tmp, timeout=TIMEOUT)
 
 
 def train(tmp: Path, sweep: str, *overrides: str) -> Proc:
