@@ -9,7 +9,17 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from deepseg.deep.skeleton import EpochTimer, pretrain_autoencoder, pretrain_epochs
+from deepseg.deep.skeleton import (
+    NARROW_DROPOUT,
+    NARROW_MIN_STEPS,
+    WIDE_MIN_STEPS,
+    EpochTimer,
+    build_autoencoder,
+    is_wide,
+    pretrain_autoencoder,
+    pretrain_epochs,
+    resolve_for_input,
+)
 
 AUTOENCODER = {"hidden_dims": [16], "latent_dim": 2}
 
@@ -52,9 +62,65 @@ def test_min_steps_raises_the_epochs_of_small_data(n_samples, options, expected)
 
 
 @pytest.mark.parametrize(
+    ("input_dim", "hidden_dims", "wide"),
+    [
+        (66, [256, 256, 512], False),  # synthetic_customers' one-hot table
+        (255, [256, 256, 512], False),
+        (256, [256, 256, 512], True),  # as wide as the first hidden layer
+        (784, [256, 256, 512], True),  # MNIST pixels
+        (784, [1000], False),  # the rule follows the architecture, not a fixed width
+        (3, [], True),  # no hidden layer widens anything
+    ],
+)
+def test_an_input_is_wide_when_the_first_hidden_layer_does_not_widen_it(
+    input_dim, hidden_dims, wide
+):
+    assert is_wide(input_dim, {"hidden_dims": hidden_dims}) is wide
+
+
+def test_auto_dropout_and_min_steps_follow_the_width_and_explicit_values_are_kept():
+    ae, pre = resolve_for_input(64, None, None)
+    assert (ae["dropout"], pre["min_steps"]) == (NARROW_DROPOUT, NARROW_MIN_STEPS)
+    ae, pre = resolve_for_input(384, None, {"epochs": 5})
+    assert (ae["dropout"], pre["min_steps"], pre["epochs"]) == (0.0, WIDE_MIN_STEPS, 5)
+    ae, pre = resolve_for_input(384, {"dropout": 0.3}, {"min_steps": 10})
+    assert (ae["dropout"], pre["min_steps"]) == (0.3, 10)
+
+
+def test_a_wide_input_pretrains_longer_and_without_dropout():
+    # 10,000 rows at batch 256 are 40 steps an epoch: 600 steps = 15 epochs (30 asked),
+    # 6,000 steps = 150 epochs
+    assert pretrain_epochs(10_000, {}, n_features=64) == 30
+    assert pretrain_epochs(10_000, {}, n_features=784) == 150
+    assert pretrain_epochs(10_000, {"min_steps": 0}, n_features=784) == 30
+
+    def dropouts(input_dim):
+        ae_opts = resolve_for_input(input_dim, {"hidden_dims": [8]}, None)[0]
+        ae = build_autoencoder(input_dim, ae_opts)
+        return [m.p for m in ae.modules() if isinstance(m, torch.nn.Dropout)]
+
+    assert dropouts(4) == [NARROW_DROPOUT, NARROW_DROPOUT]  # in the encoder and the decoder
+    assert dropouts(8) == []
+
+
+def test_pretraining_a_wide_input_builds_it_without_dropout():
+    X = np.random.default_rng(0).normal(size=(64, 20)).astype(np.float32)
+    wide = pretrain_autoencoder(X, {"hidden_dims": [16], "latent_dim": 2}, {"epochs": 1,
+                                "min_steps": 0, "batch_size": 32})  # fmt: skip
+    narrow = pretrain_autoencoder(X, {"hidden_dims": [32], "latent_dim": 2}, {"epochs": 1,
+                                  "min_steps": 0, "batch_size": 32})  # fmt: skip
+    assert wide.config["dropout"] == 0.0
+    assert narrow.config["dropout"] == NARROW_DROPOUT
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"min_steps": -1}, "'min_steps' must be an int in the range \\[0, inf\\). Got -1"),
+        (
+            {"min_steps": -1},
+            "'min_steps' must be an int in the range \\[0, inf\\) or one of \\['auto'\\]. Got -1",
+        ),
+        ({"min_steps": "many"}, "'min_steps' must be an int .* or one of \\['auto'\\]. Got 'many"),
         ({"epochs": 2.5}, "'epochs' must be an int"),
         ({"batch_size": 0}, "'batch_size' must be an int in the range \\[1, inf\\)"),
         ({"lr_schedule": "linear"}, "'lr_schedule' must be one of \\['constant', 'cosine'\\]"),

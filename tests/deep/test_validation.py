@@ -43,7 +43,8 @@ def no_training(monkeypatch):
         (DEC(pretrain={"lr": 0}), "The pretrain option 'lr' must be a float in the range "
                                   "(0, inf). Got 0 instead."),
         (DEC(autoencoder={"dropout": 1.5}), "The autoencoder option 'dropout' must be a float "
-                                            "in the range [0, 1). Got 1.5 instead."),
+                                            "in the range [0, 1) or one of ['auto']. Got 1.5 "
+                                            "instead."),
         (DEC(autoencoder={"hidden_dims": [8, -1]}), "The autoencoder option 'hidden_dims' must "
                                                     "be a list of positive ints"),
     ],
