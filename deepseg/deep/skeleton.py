@@ -277,7 +277,7 @@ def check_options(
     """
     _check_group("autoencoder", merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"),
                  AUTOENCODER_CONSTRAINTS)  # fmt: skip
-    pretrain_epochs(n_samples, pretrain)  # checks the options (the width does not matter here)
+    _check_group("pretrain", merged(DEFAULT_PRETRAIN, pretrain, "pretrain"), PRETRAIN_CONSTRAINTS)
     checkpoint_options(checkpoint)
     reserved = sorted(set(trainer or {}) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
@@ -304,7 +304,7 @@ def refresh_interval(update_interval: int, n_samples: int, batch_size: int) -> i
 def pretrain_epochs(
     n_samples: int,
     pretrain: Mapping[str, Any] | None,
-    n_features: int = 1,
+    n_features: int,
     autoencoder: Mapping[str, Any] | None = None,
 ) -> int:
     """Epochs of pretraining: ``epochs``, raised so that at least ``min_steps`` steps run, but

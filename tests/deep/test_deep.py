@@ -242,11 +242,11 @@ def test_refreshes_run_at_most_four_times_an_epoch(pretrained, problem):
 
 def test_large_data_trains_for_a_step_budget_not_a_growing_number_of_epochs(pretrained, problem):
     # pretraining: 30 epochs up to 170,666 rows at batch 256; 1M rows (3,907 steps an epoch)
-    # get the 6 epochs that reach 20,000 steps; MNIST's 70,000 rows keep their 30
-    assert deep.pretrain_epochs(70_000, {}) == 30
-    assert deep.pretrain_epochs(170_666, {}) == 30
-    assert deep.pretrain_epochs(1_000_000, {}) == 6
-    assert deep.pretrain_epochs(1_000_000, {"max_steps": 0}) == 30
+    # get the 6 epochs that reach 20,000 steps; 70,000 rows (MNIST's count) keep their 30
+    assert deep.pretrain_epochs(70_000, {}, n_features=20) == 30
+    assert deep.pretrain_epochs(170_666, {}, n_features=20) == 30
+    assert deep.pretrain_epochs(1_000_000, {}, n_features=20) == 6
+    assert deep.pretrain_epochs(1_000_000, {"max_steps": 0}, n_features=20) == 30
     assert deep.capped_epochs(50, 10**9, 256, 20_000) == 1  # never below one epoch
     # the clustering phase: 600 rows at batch 64 are 10 steps an epoch, so max_steps=25 runs
     # ceil(25 / 10) = 3 of the 5 epochs
