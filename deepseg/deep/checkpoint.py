@@ -113,8 +113,14 @@ def fingerprint(**parts: Any) -> str:
 
 
 def trainer_key(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The trainer options that can change a result (for :func:`fingerprint`)."""
-    return {k: v for k, v in (trainer or {}).items() if k not in _COSMETIC}
+    """The trainer options that can change a result (for :func:`fingerprint`); an unset
+    ``capture_step`` (the default, False) is left out, so checkpoints written before the option
+    existed still resume."""
+    return {
+        k: v
+        for k, v in (trainer or {}).items()
+        if k not in _COSMETIC and not (k == "capture_step" and v is False)
+    }
 
 
 # -- RNG states ------------------------------------------------------------------------------

@@ -53,14 +53,20 @@ class DCNModule(ClusteringModule):
     def _update_centers(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         k = self.centers.shape[0]
         sums = torch.zeros_like(self.centers).index_add_(0, labels, z)
-        counts = torch.bincount(labels, minlength=k).float()
+        # (bincount would wait for the device: it sizes its output by the largest label)
+        counts = z.new_zeros(k).index_add_(0, labels, z.new_ones(len(labels)))
         sums, counts = self.all_reduce_sum(sums), self.all_reduce_sum(counts)
-        hit = counts > 0
-        # Sequential 1/count steps over a batch's members, in closed form for their mean
-        self.counts[hit] += counts[hit]
-        rate = (counts[hit] / self.counts[hit]).unsqueeze(1)
-        means = sums[hit] / counts[hit].unsqueeze(1)
-        self.centers[hit] = (1 - rate) * self.centers[hit] + rate * means
+        # Sequential 1/count steps over a batch's members, in closed form for their mean. The
+        # centres without members keep their values through a where, not a boolean index: no
+        # data-dependent shape, so no wait for the device (the arithmetic of the others is the
+        # same, element for element)
+        hit = (counts > 0).unsqueeze(1)
+        self.counts += counts
+        rate = (counts / self.counts).unsqueeze(1)
+        means = sums / counts.clamp_min(1.0).unsqueeze(1)
+        self.centers.copy_(
+            torch.where(hit, (1 - rate) * self.centers + rate * means, self.centers)
+        )
 
 
 @dataclasses.dataclass(eq=False, repr=False)

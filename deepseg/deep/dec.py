@@ -82,7 +82,8 @@ class DECModule(ClusteringModule):
         if first:
             return False
         self.label_change = float(changed / total)
-        self.log("train/label_change", self.label_change)
+        if self.metrics_are_read():
+            self.log("train/label_change", self.label_change)
         return self.label_change < self.tol
 
 

@@ -259,7 +259,13 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         resume = saver.resume(epochs) if saver is not None else None
         assert self._module_class is not None
-        module = self._module_class(centers=torch.from_numpy(init), autoencoder=ae, X=dm.X, **opts)
+        module = self._module_class(
+            centers=torch.from_numpy(init),
+            autoencoder=ae,
+            X=dm.X,
+            capture_step=skeleton.capture_step(self.trainer),
+            **opts,
+        )
         start = time.perf_counter()
         if resume is not None and resume.done:
             skeleton.restore_finished(module, resume, timer)

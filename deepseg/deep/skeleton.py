@@ -110,7 +110,12 @@ DEFAULT_TRAINER: dict[str, Any] = {
     "strategy": "auto",
     "precision": "32-true",
     "enable_progress_bar": False,
+    # deepseg's own (not lightning.Trainer's): capture each training step on CUDA, see
+    # EpochMeanLogger. Off by default: not yet measured on a GPU
+    "capture_step": False,
 }
+#: Options of the trainer group that deepseg reads itself; make_trainer does not pass them on.
+OWN_TRAINER_OPTIONS = ("capture_step",)
 
 
 def merged(
@@ -158,6 +163,8 @@ def make_trainer(
     """
     opts = merged(DEFAULT_TRAINER, trainer, "trainer")
     opts.update(extra)
+    for name in OWN_TRAINER_OPTIONS:
+        opts.pop(name, None)
     if timer is not None:
         opts["callbacks"] = [*list(opts.get("callbacks") or []), timer]
     if checkpoint is not None:
@@ -180,6 +187,11 @@ def make_trainer(
         num_sanity_val_steps=0,
         **opts,
     )
+
+
+def capture_step(trainer: Mapping[str, Any] | None) -> bool:
+    """The trainer group's ``capture_step`` option (False when unset)."""
+    return bool(merged(DEFAULT_TRAINER, trainer, "trainer")["capture_step"])
 
 
 def seed_all(seed: int) -> None:
@@ -279,6 +291,9 @@ def check_options(
                  AUTOENCODER_CONSTRAINTS)  # fmt: skip
     _check_group("pretrain", merged(DEFAULT_PRETRAIN, pretrain, "pretrain"), PRETRAIN_CONSTRAINTS)
     checkpoint_options(checkpoint)
+    capture = (trainer or {}).get("capture_step", False)
+    if not isinstance(capture, bool):
+        raise ValueError(f"The trainer option 'capture_step' must be a bool. Got {capture!r}.")
     reserved = sorted(set(trainer or {}) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
         raise ValueError(
@@ -380,6 +395,7 @@ def pretrain_autoencoder(
             noise=opts["noise"],
             noise_level=opts["noise_level"],
             lr_schedule=opts["lr_schedule"],
+            capture_step=capture_step(trainer),
         )
         dm = TensorDataModule(X, batch_size=opts["batch_size"], seed=random_state)
         saver = phase_checkpoint(
@@ -445,15 +461,36 @@ class EpochTimer(L.Callback):
 
 
 class EpochMeanLogger(L.LightningModule):
-    """Epoch means of per-step losses, logged once per epoch.
+    """What every training phase shares: the network, its input corruption, the epoch means of
+    per-step losses, and the step capture on CUDA.
 
     ``self.log`` on every step costs more than a small clustering step's own arithmetic on a
-    CPU; :meth:`accumulate` only adds detached values on the module's device, and
-    ``on_train_epoch_end`` logs their means (``sync_dist``) under the same keys.
+    CPU, and reading a loss with ``.item()`` makes the host wait for a GPU: :meth:`accumulate`
+    only keeps the detached loss tensors (no arithmetic, no sync), and ``on_train_epoch_end``
+    logs their means (``sync_dist``) under the same keys.
+
+    With ``capture_step`` on a CUDA device, the autoencoder's forward and backward passes run as
+    CUDA graphs (``torch.compile(mode="reduce-overhead")``, one graph for each batch shape:
+    full batches and an epoch's last one) and the optimiser is the fused one: the dozens of
+    small kernel launches of a step become a few graph replays. On other devices it changes
+    nothing (the step runs eagerly, as without it). The compiled network is held outside the
+    module's registered children, so ``state_dict`` keys and checkpoints are unchanged.
+
+    Args:
+        autoencoder: the network the phase trains.
+        lr: learning rate.
+        noise: input corruption kind (see :func:`deepseg.nn.corrupt`).
+        noise_level: corruption strength.
+        capture_step: capture the step on CUDA (see above).
     """
 
     def __init__(
-        self, autoencoder: Autoencoder, lr: float, noise: str = "none", noise_level: float = 0.0
+        self,
+        autoencoder: Autoencoder,
+        lr: float,
+        noise: str = "none",
+        noise_level: float = 0.0,
+        capture_step: bool = False,
     ) -> None:
         super().__init__()
         # what every phase trains, and how its input is corrupted
@@ -461,24 +498,75 @@ class EpochMeanLogger(L.LightningModule):
         self.lr = lr
         self.noise = noise
         self.noise_level = noise_level
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
+        self.capture_step = bool(capture_step)
+        self._steps: dict[str, list[torch.Tensor]] = {}
+        self._captured: dict[str, Any] = {}
+
+    def capturing(self) -> bool:
+        """Whether this fit captures its steps (``capture_step`` and a CUDA device)."""
+        return self.capture_step and self.device.type == "cuda"
+
+    def on_fit_start(self) -> None:
+        self._captured = {}
+        if self.capture_step and not self.capturing():
+            logger.info(
+                "capture_step applies on CUDA only: the steps on %s run eagerly", self.device
+            )
+        elif self.capturing():
+            compile_ = torch.compile
+            self._captured = {
+                "forward": compile_(self.autoencoder, mode="reduce-overhead", dynamic=False),
+                "encode": compile_(
+                    self.autoencoder.encoder, mode="reduce-overhead", dynamic=False
+                ),
+            }
+
+    def on_fit_end(self) -> None:
+        self._captured = {}  # the graphs hold device memory; the fitted module keeps none
+
+    def autoencode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z, x_hat)`` of the training step (captured when :meth:`capturing`)."""
+        if self._captured:
+            torch.compiler.cudagraph_mark_step_begin()
+            return self._captured["forward"](x)
+        return self.autoencoder(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``z`` of the training step (captured when :meth:`capturing`)."""
+        if self._captured:
+            torch.compiler.cudagraph_mark_step_begin()
+            return self._captured["encode"](x)
+        return self.autoencoder.encode(x)
+
+    def make_optimizer(self, name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        """Adam or SGD (momentum 0.9); the fused implementation when :meth:`capturing`."""
+        fused = {"fused": True} if self.capturing() else {}
+        if name == "sgd":
+            return torch.optim.SGD(params, momentum=0.9, **kwargs, **fused)
+        return torch.optim.Adam(params, **kwargs, **fused)
 
     def accumulate(self, name: str, value: torch.Tensor) -> None:
-        value = value.detach()
-        if name in self._sums:
-            self._sums[name] += value
-            self._counts[name] += 1
-        else:
-            self._sums[name] = value.clone().float()
-            self._counts[name] = 1
+        steps = self._steps.get(name)
+        if steps is None:
+            steps = self._steps[name] = []
+        steps.append(value.detach())
+
+    def metrics_are_read(self) -> bool:
+        """Whether anything reads what ``self.log`` records: a logger, or a callback that is not
+        deepseg's own (a progress bar, a user's early stopping). Lightning's logging costs
+        about as much as a whole training step on a small table (its per-epoch result
+        objects), so with nobody to read them the epoch means are not logged."""
+        trainer = self.trainer
+        if trainer.loggers:
+            return True
+        return any(not isinstance(cb, EpochTimer | PhaseCheckpoint) for cb in trainer.callbacks)
 
     def on_train_epoch_end(self) -> None:
-        for name, total in self._sums.items():
-            self.log(
-                name, total / self._counts[name], prog_bar=name == "train/loss", sync_dist=True
-            )
-        self._sums, self._counts = {}, {}
+        if self._steps and self.metrics_are_read():
+            for name, values in self._steps.items():
+                mean = torch.stack(values).float().mean()
+                self.log(name, mean, prog_bar=name == "train/loss", sync_dist=True)
+        self._steps = {}
 
 
 class AutoencoderModule(EpochMeanLogger):
@@ -492,6 +580,7 @@ class AutoencoderModule(EpochMeanLogger):
         noise_level: corruption strength.
         lr_schedule: "constant", or "cosine" to decay the learning rate to 0 over the run's
             steps.
+        capture_step: capture the step on CUDA (see :class:`EpochMeanLogger`).
     """
 
     def __init__(
@@ -502,8 +591,9 @@ class AutoencoderModule(EpochMeanLogger):
         noise: str = "none",
         noise_level: float = 0.0,
         lr_schedule: str = "constant",
+        capture_step: bool = False,
     ) -> None:
-        super().__init__(autoencoder, lr, noise, noise_level)
+        super().__init__(autoencoder, lr, noise, noise_level, capture_step)
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(
                 f"The 'lr_schedule' must be 'constant' or 'cosine'. Got {lr_schedule!r}."
@@ -515,14 +605,16 @@ class AutoencoderModule(EpochMeanLogger):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, _ = batch
-        _, x_hat = self.autoencoder(corrupt(x, self.noise, self.noise_level))
+        _, x_hat = self.autoencode(corrupt(x, self.noise, self.noise_level))
         loss = reconstruction_loss(x_hat, x)
         self.accumulate("train/rec_loss", loss)
         self.accumulate("train/loss", loss)
         return loss
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = self.make_optimizer(
+            "adam", self.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
         if self.lr_schedule == "constant":
             return optimizer
         steps = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -549,6 +641,7 @@ class ClusteringModule(EpochMeanLogger):
         eval_batch_size: batch size of the whole-data passes.
         noise: input corruption in this phase.
         noise_level: corruption strength.
+        capture_step: capture the step on CUDA (see :class:`EpochMeanLogger`).
     """
 
     def __init__(
@@ -563,8 +656,9 @@ class ClusteringModule(EpochMeanLogger):
         eval_batch_size: int = 4096,
         noise: str = "none",
         noise_level: float = 0.0,
+        capture_step: bool = False,
     ) -> None:
-        super().__init__(autoencoder, lr, noise, noise_level)
+        super().__init__(autoencoder, lr, noise, noise_level, capture_step)
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"The 'optimizer' must be 'adam' or 'sgd'. Got {optimizer!r}.")
         if update_interval < 1:
@@ -612,11 +706,17 @@ class ClusteringModule(EpochMeanLogger):
     # -- the shared skeleton -------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        shard_indices = getattr(getattr(self.trainer, "datamodule", None), "shard_indices", None)
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        shard_indices = getattr(datamodule, "shard_indices", None)
         if shard_indices is not None:
             self.shard = shard_indices()
-        # Moved once, so that nothing crosses devices inside the loop
-        self.X = self.X.to(self.device)
+        # Moved once, so that nothing crosses devices inside the loop; the datamodule's copy
+        # when it holds this matrix (the device-resident batches slice the same tensor)
+        if isinstance(datamodule, TensorDataModule) and datamodule.X is self.X:
+            self.X = datamodule.on_device(self.device)
+        else:
+            self.X = self.X.to(self.device)
         self.shard = self.shard.to(self.device)
         self._dropouts = [m for m in self.autoencoder.modules() if isinstance(m, torch.nn.Dropout)]
 
@@ -658,11 +758,11 @@ class ClusteringModule(EpochMeanLogger):
         x, index = batch
         x_in = corrupt(x, self.noise, self.noise_level)
         if self.rec_weight > 0:
-            z, x_hat = self.autoencoder(x_in)
+            z, x_hat = self.autoencode(x_in)
             rec = reconstruction_loss(x_hat, x)
             self.accumulate("train/rec_loss", rec)
         else:
-            z, rec = self.autoencoder.encode(x_in), None
+            z, rec = self.encode(x_in), None
         cluster = self.cluster_loss(z, index)
         loss = cluster if rec is None else cluster + self.rec_weight * rec
         self.accumulate("train/cluster_loss", cluster)
@@ -670,10 +770,9 @@ class ClusteringModule(EpochMeanLogger):
         return loss
 
     def on_fit_end(self) -> None:
+        super().on_fit_end()
         self.autoencoder.decoder.requires_grad_(True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
-        return torch.optim.Adam(params, lr=self.lr)
+        return self.make_optimizer(self.optimizer, params, lr=self.lr)

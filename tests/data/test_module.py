@@ -161,3 +161,65 @@ def test_shards_are_padded_to_equal_length():
     assert [len(s) for s in samplers] == [4, 4]
     assert len(samplers[0].shard) == len(samplers[1].shard) == 49
     assert set(samplers[0].shard.tolist()) | set(samplers[1].shard.tolist()) == set(range(97))
+
+
+# -- the device-resident path --------------------------------------------------------------------
+
+
+def _trainer(world_size: int = 1) -> SimpleNamespace:
+    strategy = SimpleNamespace(root_device=torch.device("cpu"))
+    return SimpleNamespace(global_rank=0, world_size=world_size, strategy=strategy)
+
+
+def test_device_batches_equal_the_dataloaders_epoch_after_epoch(X):
+    from deepseg.data.module import DeviceBatches
+
+    loader = TensorDataModule(X, batch_size=16, seed=3).train_dataloader()
+    dm = TensorDataModule(X, batch_size=16, seed=3)
+    dm.trainer = _trainer()
+    resident = dm.train_dataloader()
+    assert isinstance(resident, DeviceBatches)
+    assert len(resident) == len(loader) == 5
+    for epoch in range(3):
+        # Lightning calls set_epoch on either path's sampler
+        loader.sampler.set_epoch(epoch)
+        resident.sampler.set_epoch(epoch)
+        torch.manual_seed(epoch)
+        theirs = list(loader)
+        after_theirs = torch.rand(3)
+        torch.manual_seed(epoch)
+        ours = list(resident)
+        # the global generator (dropout, noise) is left where the DataLoader leaves it
+        assert torch.equal(torch.rand(3), after_theirs)
+        assert len(theirs) == len(ours)
+        for (x_a, i_a), (x_b, i_b) in zip(theirs, ours, strict=True):
+            assert torch.equal(i_a, i_b)
+            assert torch.equal(x_a, x_b)
+
+
+def test_device_batches_slice_the_matrix_moved_once(X):
+    dm = TensorDataModule(X, batch_size=16)
+    dm.trainer = _trainer()
+    device_X = dm.on_device(torch.device("cpu"))
+    assert device_X is dm.X  # on the CPU, the matrix itself: no copy
+    assert dm.train_dataloader().X is device_X
+
+
+def test_memory_mapped_matrices_and_shards_keep_the_dataloader(X, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from deepseg.data.module import is_memory_mapped
+
+    mapped = np.memmap(tmp_path / "X.f32", dtype=np.float32, mode="w+", shape=X.shape)
+    mapped[:] = X
+    assert is_memory_mapped(mapped) and is_memory_mapped(np.asarray(mapped)[5:])
+    assert not is_memory_mapped(np.asarray(X))
+    dm = TensorDataModule(mapped, batch_size=16)
+    dm.trainer = _trainer()
+    assert isinstance(dm.train_dataloader(), DataLoader)
+    dm = TensorDataModule(X, batch_size=16)
+    dm.trainer = _trainer(world_size=2)
+    assert isinstance(dm.train_dataloader(), DataLoader)
+    dm = TensorDataModule(X, batch_size=16, device_resident=False)
+    dm.trainer = _trainer()
+    assert isinstance(dm.train_dataloader(), DataLoader)

@@ -200,3 +200,76 @@ def test_clustering_phase_runs_without_dropout(X, monkeypatch):
     for module_training, dropout_training in seen:
         assert module_training  # the rest of the network is in train mode
         assert dropout_training == [False, False]  # one dropout in the encoder, one in the decoder
+
+
+# -- the device-resident path --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["DEC", "DCN", "VaDE"])
+def test_device_resident_batches_give_the_dataloaders_result(X, monkeypatch, method):
+    """The same seed and threads give the same network and labels on both batch paths: the same
+    permutation, and the same draws from the global generator (dropout masks, VaDE's samples)."""
+    import deepseg.deep as deep
+    from deepseg.data.module import DeviceBatches, TensorDataModule
+
+    def fit():
+        paths.clear()
+        model = getattr(deep, method)(
+            3,
+            autoencoder={**AUTOENCODER, "dropout": 0.2},
+            pretrain={"epochs": 3, "min_steps": 0, "batch_size": 32},
+            epochs=3,
+            batch_size=32,
+            random_state=0,
+        ).fit(X)
+        return model, set(paths)
+
+    paths: list[str] = []
+    original = TensorDataModule.train_dataloader
+
+    def spy(self):
+        loader = original(self)
+        paths.append("device" if isinstance(loader, DeviceBatches) else "dataloader")
+        return loader
+
+    monkeypatch.setattr(TensorDataModule, "train_dataloader", spy)
+    resident, resident_paths = fit()
+    monkeypatch.setattr(TensorDataModule, "resident_device", lambda self: None)
+    loaded, loaded_paths = fit()
+    assert resident_paths == {"device"} and loaded_paths == {"dataloader"}
+    assert np.array_equal(resident.labels_, loaded.labels_)
+    ours, theirs = resident.autoencoder_.state_dict(), loaded.autoencoder_.state_dict()
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+
+
+def test_nothing_reads_the_epoch_means_so_none_are_logged(X, monkeypatch):
+    import lightning as L
+
+    from deepseg.deep.skeleton import AutoencoderModule
+
+    logged = []
+    monkeypatch.setattr(AutoencoderModule, "log", lambda self, name, *a, **k: logged.append(name))
+    pretrain_autoencoder(X, AUTOENCODER, {"epochs": 2, "min_steps": 0, "batch_size": 50})
+    assert logged == []
+    pretrain_autoencoder(
+        X, AUTOENCODER, {"epochs": 2, "min_steps": 0, "batch_size": 50},
+        trainer={"callbacks": [EpochTimer(), L.Callback()]},  # a callback of the user's
+    )  # fmt: skip
+    assert logged == ["train/rec_loss", "train/loss"] * 2
+
+
+def test_capture_step_is_checked_and_changes_nothing_on_the_cpu(X):
+    from deepseg.deep import DEC
+
+    with pytest.raises(ValueError, match="'capture_step' must be a bool"):
+        DEC(3, trainer={"capture_step": "yes"}).fit(X)
+    common = {
+        "autoencoder": AUTOENCODER,
+        "pretrain": {"epochs": 2, "min_steps": 0, "batch_size": 50},
+        "epochs": 2,
+        "batch_size": 50,
+        "random_state": 0,
+    }
+    eager = DEC(3, **common).fit(X)
+    asked = DEC(3, trainer={"capture_step": True}, **common).fit(X)
+    assert np.array_equal(eager.labels_, asked.labels_)
