@@ -295,20 +295,26 @@ def _store_record(
 @contextlib.contextmanager
 def _job_lock(cfg: DictConfig, key: str) -> Iterator[None]:
     """Hold ``<resume_dir>/<key>.lock`` (none without a resume dir): one process at a time
-    looks up, runs and records a job. The lock dies with its process and its file is removed
-    when the job ends; a job that stored nothing (bad input) leaves no new resume dir behind."""
+    looks up, runs and records a job. The lock dies with its process; its file stays beside the
+    record, except that a job that stored nothing (bad input) in a resume dir it created leaves
+    no new resume dir behind."""
     path = _record_path(cfg, key)
     if path is None:
         yield
         return
     created = not path.parent.exists()
+    lock_file = path.with_suffix(".lock")
 
     def waiting() -> None:
         logger.info("Job %s is being run by another process; waiting for it to finish.", key)
 
     try:
-        with exclusive_lock(path.with_suffix(".lock"), on_wait=waiting):
-            yield
+        with exclusive_lock(lock_file, on_wait=waiting):
+            try:
+                yield
+            finally:
+                if created and not path.exists():
+                    lock_file.unlink(missing_ok=True)  # while still holding it
     finally:
         if created and not path.exists():
             with contextlib.suppress(OSError):
