@@ -18,6 +18,7 @@ from deepseg.cli.common import config_dir
 from deepseg.insight.report import ReportContent, render_report
 from deepseg.tasks.benchmark import run_benchmark
 from deepseg.tasks.run import LEADERBOARD_METRICS, leaderboard, load_dataset
+from tests.cli.scripts import run_in_process
 from tests.conftest import PROJECT_ROOT, require_data
 
 # The browser render_report.py drives (Debian's ``chromium``). CI installs it and sets
@@ -265,19 +266,20 @@ def test_default_benchmark_leaderboard_fits_1280_px(tmp_path):
 
 
 def test_choose_k_command_line(tmp_path):
+    # the console script's entry point in this process (its exit codes and one-line errors are
+    # the same as a subprocess's; tests/cli/test_idiom.py runs real processes)
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "deepseg.cli.choose_k", "data.n_samples=1000",
-           "k_selection.n_bootstrap=2", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    args = ["data.n_samples=1000", "k_selection.n_bootstrap=2"]
+    run = run_in_process("deepseg-choose-k", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Recommended k = 6" in run.stdout
     table = pd.read_csv(run_dir / "choose_k.csv")
     assert list(table["k"]) == list(range(2, 11))
     assert json.loads((run_dir / "recommendation.json").read_text())["recommended"] == 6
     assert (run_dir / "k_selection.png").stat().st_size > 0
-    bad = subprocess.run(
-        [*cmd[:3], "k_selection.k_range=[2,3]", f"hydra.run.dir={tmp_path / 'bad'}"],
-        capture_output=True, text=True, timeout=600, check=False,
+    bad = run_in_process(
+        "deepseg-choose-k", "k_selection.k_range=[2,3]", f"hydra.run.dir={tmp_path / 'bad'}",
+        cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("deepseg-choose-k: error: The 'k_range' parameter")
