@@ -82,8 +82,11 @@ class Head(nn.Module):
                 continue
             stored = float(tensor.reshape(-1)[0])
             claimed = config.get(name)
-            numeric = isinstance(claimed, int | float) and not isinstance(claimed, bool)
-            if not numeric or not math.isclose(claimed, stored, rel_tol=1e-12):
+            if (
+                isinstance(claimed, bool)
+                or not isinstance(claimed, int | float)
+                or not math.isclose(claimed, stored, rel_tol=1e-12)
+            ):
                 raise ValueError(
                     f"{name}={claimed!r} does not match the weights' {name} {stored!r}"
                 )

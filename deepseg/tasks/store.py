@@ -129,13 +129,13 @@ class JobStore:
         config: Mapping[str, Any], inputs: Mapping[str, Mapping[str, Any]] | None = None
     ) -> Job:
         """The job of ``config`` on the input files ``inputs`` (their fingerprints)."""
-        inputs = {k: dict(v) for k, v in (inputs or {}).items()}
-        content = {name: fp["sha256"] for name, fp in inputs.items()}
+        fingerprints = {k: dict(v) for k, v in (inputs or {}).items()}
+        content = {name: fp["sha256"] for name, fp in fingerprints.items()}
         return Job(
             key=_short_hash({"config": config, "inputs": content}),
             config_hash=_short_hash(config),
             config=dict(config),
-            inputs=inputs,
+            inputs=fingerprints,
         )
 
     # -- paths ---------------------------------------------------------------------------------
