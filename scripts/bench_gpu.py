@@ -9,11 +9,12 @@ network, for a bare PyTorch loop on the same device, deepseg, and deepseg with
 ``trainer.capture_step`` (CUDA only). Everything goes to one JSON file.
 
 It runs on any device Lightning's ``accelerator=auto`` picks; on a CPU use a small ``--n`` to
-smoke-test it (``--n 2000 --methods dec``).
+smoke-test it (see below).
 
 Usage:
     python scripts/bench_gpu.py --data-dir ../shared/data/mnist --out bench_gpu.json
-    python scripts/bench_gpu.py --n 2000 --methods dec ae_kmeans --out smoke.json   # CPU
+    python scripts/bench_gpu.py --n 2000 --methods dec ae_kmeans --pretrain-epochs 2 \
+        --step-steps 16 --out smoke.json   # a smoke test on a CPU
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed")
     parser.add_argument("--capture-step", action="store_true", help="trainer.capture_step")
     parser.add_argument("--step-steps", type=int, default=500, help="0 skips the step cost")
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="for smoke tests (default: defaults)"
+    )
     parser.add_argument("--out", default="bench_gpu.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -151,11 +155,15 @@ def main() -> None:
     results["n_samples"] = len(X)
     results["features"] = {"seconds": time.perf_counter() - start}
 
-    pre_opts = resolve_for_input(X.shape[1], None, None)[1]
-    steps = pretrain_epochs(len(X), None, X.shape[1]) * -(-len(X) // pre_opts["batch_size"])
+    pretrain = None
+    if args.pretrain_epochs is not None:
+        pretrain = {"epochs": args.pretrain_epochs, "min_steps": 0}
+    results["pretrain_options"] = pretrain
+    pre_opts = resolve_for_input(X.shape[1], None, pretrain)[1]
+    steps = pretrain_epochs(len(X), pretrain, X.shape[1]) * -(-len(X) // pre_opts["batch_size"])
     sync()
     start = time.perf_counter()
-    ae = pretrain_autoencoder(X, trainer=trainer, random_state=args.seed)
+    ae = pretrain_autoencoder(X, pretrain=pretrain, trainer=trainer, random_state=args.seed)
     sync()
     results["pretrain"] = rate(time.perf_counter() - start, steps)
 
