@@ -540,10 +540,11 @@ class EpochMeanLogger(L.LightningModule):
 
     def make_optimizer(self, name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
         """Adam or SGD (momentum 0.9); the fused implementation when :meth:`capturing`."""
-        fused = {"fused": True} if self.capturing() else {}
+        if self.capturing():
+            kwargs["fused"] = True
         if name == "sgd":
-            return torch.optim.SGD(params, momentum=0.9, **kwargs, **fused)
-        return torch.optim.Adam(params, **kwargs, **fused)
+            return torch.optim.SGD(params, momentum=0.9, **kwargs)
+        return torch.optim.Adam(params, **kwargs)
 
     def accumulate(self, name: str, value: torch.Tensor) -> None:
         steps = self._steps.get(name)
@@ -559,7 +560,8 @@ class EpochMeanLogger(L.LightningModule):
         trainer = self.trainer
         if trainer.loggers:
             return True
-        return any(not isinstance(cb, EpochTimer | PhaseCheckpoint) for cb in trainer.callbacks)
+        callbacks: list[L.Callback] = getattr(trainer, "callbacks", [])
+        return any(not isinstance(cb, EpochTimer | PhaseCheckpoint) for cb in callbacks)
 
     def on_train_epoch_end(self) -> None:
         if self._steps and self.metrics_are_read():
