@@ -25,3 +25,11 @@ def require_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared dataset not available: {path}")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _embedding_cache_in_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sentence embeddings are cached in a fresh folder per test, never in the user's cache."""
+    monkeypatch.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
