@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,10 @@ def require_data(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _embedding_cache_in_tmp(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Sentence embeddings are cached in a fresh folder per test, never in the user's cache."""
-    monkeypatch.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Sentence embeddings are cached in one folder of the test session (shared by the console
+    scripts the tests start), never in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        yield

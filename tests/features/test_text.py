@@ -577,3 +577,20 @@ def test_a_fitted_block_refuses_another_model(
     restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
     with pytest.raises(ValueError, match="fitted with the sentence model 'tiny-model'"):
         restored.transform(CORPUS[:2])
+
+
+def test_auto_is_tfidf_when_documents_are_longer_than_the_model_reads(
+    fake_sentence_transformers: type[_FakeSentenceTransformer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(fake_sentence_transformers, "max_seq_length", 8, raising=False)
+    model_dir = _fake_model_dir(tmp_path)
+    long_docs = [doc + " " + doc for doc in CORPUS]  # 16 to 26 words, the model reads 6
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        block = TextBlock(model=str(model_dir), n_components=4).fit(long_docs)
+    assert block.method_ == "tfidf"
+    assert "100% of the documents are longer than tiny-model reads (about 6 words)" in caplog.text
+    short = TextBlock(model=str(model_dir)).fit(["a b", "c d e", "f"] * 5)
+    assert short.method_ == "sentence"
