@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", default=DATASETS)
-    parser.add_argument("--core-fraction", type=float, default=0.5)
+    parser.add_argument("--core-fraction", type=float, default=0.8)
+    parser.add_argument("--C", type=float, default=0.1)
     parser.add_argument("--max-iter", type=int, default=10)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -78,12 +79,12 @@ def main() -> None:
                 base = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
                 start = time.perf_counter()
                 res = self_train(
-                    X, base, core_fraction=args.core_fraction, max_iter=args.max_iter,
+                    X, base, core_fraction=args.core_fraction, C=args.C, max_iter=args.max_iter,
                     random_state=seed,
                 )  # fmt: skip
                 row = {
                     "dataset": name, "n": len(X), "k": k, "seed": seed,
-                    "core_fraction": args.core_fraction, "kmeans": acc(y, base),
+                    "core_fraction": args.core_fraction, "C": args.C, "kmeans": acc(y, base),
                     "selftrain": acc(y, res.labels), "rounds": res.n_iter,
                     "selftrain_s": time.perf_counter() - start, "features_s": feature_s,
                     "clusters_after": len(np.unique(res.labels)),
