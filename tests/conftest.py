@@ -11,6 +11,15 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _own_outputs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own ``paths.output_dir`` (run dirs and job stores): no test resumes
+    another's jobs, and none writes into the checkout."""
+    monkeypatch.setenv("DEEPSEG_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
+
+
 def shared_data_dir() -> Path:
     return Path(os.environ.get("DEEPSEG_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
 

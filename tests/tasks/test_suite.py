@@ -102,11 +102,14 @@ def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
     assert "Means over the datasets" in proc.stdout and str(run / "suite.md") in proc.stdout
     assert f"{expected['acc'].iloc[0]:.3f} ({expected['rank'].iloc[0]:g})" in markdown
 
-    # run again in the same directory: the finished datasets are reused, not run again
-    stamps = {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets}
+    # run again in the same directory: the finished jobs are taken from the job store, not
+    # run again (every row names the run that produced it), and the tables are the same
     again = run_script("deepseg-suite", *args, cwd=tmp_path, timeout=TIMEOUT)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert {d: (run / d / "results.csv").stat().st_mtime_ns for d in datasets} == stamps
+    for d in datasets:
+        rows = pd.read_csv(run / d / "results.csv")
+        assert len(rows) == 6 and (rows["resumed_from"] == str(run / d)).all()
+    assert (again.stdout + again.stderr).count("not run again") == 12, again.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(run / "suite.csv"), table)
 
 
