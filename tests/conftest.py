@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,12 @@ def require_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared dataset not available: {path}")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Sentence embeddings are cached in one folder of the test session (shared by the console
+    scripts the tests start), never in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        yield
