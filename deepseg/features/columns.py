@@ -306,3 +306,68 @@ def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[st
     if n >= 50 and s.nunique(dropna=True) > 0.9 * n:
         return None, "identifiers or names, nearly unique per row (dropped)"
     return "categorical", ""
+
+
+#: How the feature pipeline fills a missing value, by role.
+IMPUTED_AS = {
+    "numeric": "the column's median",
+    "categorical": "a category of its own",
+    "text": "an empty text",
+}
+
+
+def missing_values(
+    frame: pd.DataFrame,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    text: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The missing values of every feature column that has some, and how they are imputed.
+
+    Blank text counts as missing. Returns a table with ``column``, ``role``, ``missing`` (rows),
+    ``missing_share`` and ``imputed_as``, most missing first (empty when nothing is missing).
+
+    >>> frame = pd.DataFrame({"a": [1.0, None, 3.0], "b": ["x", "", "y"], "c": [1, 2, 3]})
+    >>> missing_values(frame, ["a", "c"], ["b"])[["column", "missing"]].to_dict("list")
+    {'column': ['a', 'b'], 'missing': [1, 1]}
+    """
+    rows = []
+    for role, columns in (("numeric", numeric), ("categorical", categorical), ("text", text)):
+        for column in columns:
+            if column not in frame.columns:
+                continue
+            values = frame[column]
+            missing = values.isna()
+            if values.dtype == object or pd.api.types.is_string_dtype(values):
+                missing |= values.astype(str).str.strip().eq("")
+            count = int(missing.sum())
+            if count:
+                rows.append(
+                    {
+                        "column": column,
+                        "role": role,
+                        "missing": count,
+                        "missing_share": count / max(len(frame), 1),
+                        "imputed_as": IMPUTED_AS[role],
+                    }
+                )
+    table = pd.DataFrame(
+        rows, columns=["column", "role", "missing", "missing_share", "imputed_as"]
+    )
+    return table.sort_values("missing", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def log_missing_values(table: pd.DataFrame, source: str, n_rows: int) -> None:
+    """One log line naming every column with missing values and how they are imputed."""
+    if table.empty:
+        logger.info("%s: no missing values in the feature columns.", source)
+        return
+    cells = int(table["missing"].sum())
+    parts = "; ".join(
+        f"{r.column} {r.missing:,} of {n_rows:,} ({r.missing_share:.1%}, imputed as "
+        f"{r.imputed_as})"
+        for r in table.itertuples()
+    )
+    logger.warning(
+        "%s: %s missing values in %d column(s): %s", source, f"{cells:,}", len(table), parts
+    )
