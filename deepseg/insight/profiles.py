@@ -743,9 +743,11 @@ def _plain_category(
     code = re.fullmatch(r"-?\d+(\.\d+)?", value) is not None
     if col in _SELF_EVIDENT and not code:
         return value
-    if lower in ("none", "no"):
+    if lower in ("none", "no") or (lower in _NO and not code):
         return f"no {col}"
-    if code or lower in _YES | _NO:
+    if lower in _YES and not code:  # "device protection", not "device protection Yes"
+        return col
+    if code:
         return f"{col[:1].upper()}{col[1:]} {value}"
     return f"{value} {col}"
 
