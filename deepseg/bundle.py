@@ -26,7 +26,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from packaging.version import InvalidVersion, Version
 from torch import nn
 
 import deepseg
@@ -104,7 +104,7 @@ def _parts(estimator: Any, method: str) -> tuple[nn.Module | None, nn.Module | N
 
 
 def _state(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    tensors = module.tensors() if isinstance(module, Head) else module.state_dict()
+    tensors = module.stored_tensors() if isinstance(module, Head) else module.state_dict()
     return {f"{prefix}.{n}": v.detach().cpu().contiguous() for n, v in tensors.items()}
 
 
@@ -128,12 +128,7 @@ def model_state(estimator: Any, method: str) -> tuple[dict[str, Any], dict[str, 
         tensors.update(_state("encoder", encoder))
     if isinstance(head, Head):
         spec["head"] = {"type": head.kind, **head.config}
-        tensors.update(_state("head", head))
-        # numeric constructor arguments (e.g. DEC's alpha) go into the weights too, under their
-        # checksum: load checks the manifest against them
-        for key, value in head.config.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                tensors[f"head.{key}"] = torch.tensor([float(value)], dtype=torch.float64)
+        tensors.update(_state("head", head))  # with its numeric arguments: load checks them
         k: Any = head.n_clusters
     else:
         spec["head"] = {"type": "none", "reason": reason or ""}
@@ -338,12 +333,11 @@ def assignments_frame(
 # -- loading -------------------------------------------------------------------------------------
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in str(text).split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
+def _version(text: Any, file: Path) -> Version:
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        raise BundleError(f"{file}: deepseg_version {text!r} is not a version number.") from None
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -371,11 +365,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"this deepseg {deepseg.__version__} reads format version {FORMAT_VERSION}. Use the "
             "deepseg version that wrote it, or retrain."
         )
-    written, ours = (
-        _version_tuple(manifest["deepseg_version"]),
-        _version_tuple(deepseg.__version__),
-    )
-    if written[:1] != ours[:1] or written > ours:
+    written = _version(manifest["deepseg_version"], file)
+    ours = Version(deepseg.__version__)
+    if written.major != ours.major or written > ours:
         raise BundleError(
             f"{file}: written by deepseg {manifest['deepseg_version']}, which is incompatible "
             f"with this deepseg {deepseg.__version__} (it reads bundles of the same major "
@@ -395,23 +387,16 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-_HEAD_CENTRES = {
-    "student_t": "head.centers",
-    "nearest_center": "head.centers",
-    "gmm": "head.means",
-    "vade": "head.mu_c",
-}
-
-
 def check_manifest_against_weights(
     manifest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], file: Path
 ) -> None:
     """Refuse a manifest whose model description disagrees with the weights.
 
-    Checks ``n_clusters`` (the model's and the estimator parameters') against the rows of the
-    stored centres / means, and the Student-t head's ``alpha`` against the value stored in the
-    weights. The weights are covered by their checksum, so an edited manifest cannot silently
-    change the assignments.
+    The head checks its own config against its stored tensors
+    (:meth:`~deepseg.nn.heads.Head.check_state`) and says how many clusters they hold; here
+    ``n_clusters`` (the model's and the estimator parameters') is checked against that. The
+    weights are covered by their checksum, so an edited manifest cannot silently change the
+    assignments.
 
     Raises:
         BundleError: naming the field, the manifest value and the weights' value.
@@ -421,29 +406,26 @@ def check_manifest_against_weights(
     if not isinstance(model, dict) or not isinstance(model.get("head") or {}, dict):
         raise BundleError(f"{where}: the 'model' field is not an object with a 'head'.")
     head = model.get("head") or {}
-    name = _HEAD_CENTRES.get(str(head.get("type")))
-    if name is not None:
-        if name not in tensors:
-            raise BundleError(f"{file}: tensor '{name}' is missing.")
-        rows = int(tensors[name].shape[0])
-        claims = {"model.n_clusters": model.get("n_clusters")}
-        if "n_clusters" in (manifest.get("params") or {}):
-            claims["params.n_clusters"] = manifest["params"]["n_clusters"]
-        for field, value in claims.items():
-            if value != rows:
-                raise BundleError(
-                    f"{where}: {field}={value!r} does not match the weights, which hold {rows} "
-                    "centres; the manifest was edited. Refusing to load it."
-                )
-    if head.get("type") == "student_t":
-        if "head.alpha" not in tensors:
-            raise BundleError(f"{file}: tensor 'head.alpha' is missing.")
-        stored = float(tensors["head.alpha"].reshape(-1)[0])
-        alpha = head.get("alpha")
-        if not isinstance(alpha, int | float) or not math.isclose(alpha, stored, rel_tol=1e-12):
+    head_class = HEADS.get(str(head.get("type")))
+    if head_class is None:
+        return
+    own = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+    try:
+        rows = head_class.check_state(head, own)
+    except KeyError as exc:
+        raise BundleError(f"{file}: tensor 'head.{exc.args[0]}' is missing.") from None
+    except ValueError as exc:
+        raise BundleError(
+            f"{where}: model.head.{exc}; the manifest was edited. Refusing to load it."
+        ) from None
+    claims = {"model.n_clusters": model.get("n_clusters")}
+    if "n_clusters" in (manifest.get("params") or {}):
+        claims["params.n_clusters"] = manifest["params"]["n_clusters"]
+    for field, value in claims.items():
+        if value != rows:
             raise BundleError(
-                f"{where}: model.head.alpha={alpha!r} does not match the weights' alpha "
-                f"{stored!r}; the manifest was edited. Refusing to load it."
+                f"{where}: {field}={value!r} does not match the weights, which hold {rows} "
+                "centres; the manifest was edited. Refusing to load it."
             )
 
 
@@ -570,11 +552,8 @@ class Segmenter:
     @property
     def centers(self) -> np.ndarray | None:
         """Cluster centres / mixture means in the assignment space, shape (k, latent_dim)."""
-        head = self.head
-        for name in ("centers", "means", "mu_c"):
-            if head is not None and hasattr(head, name):
-                return getattr(head, name).detach().double().numpy()
-        return None
+        centers = getattr(self.head, "centers_", None)
+        return None if centers is None else centers.detach().double().numpy()
 
     def __repr__(self) -> str:
         return (

@@ -405,56 +405,32 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | Path, on_wait: Any = None) -> Iterator[None]:
-    """Hold an exclusive OS lock on the file ``path`` for the ``with`` block.
+    """Hold an exclusive OS lock on the file ``path`` for the ``with`` block (``filelock``).
 
-    The lock dies with its process (``flock``), so a killed holder never blocks anyone. The
-    lock file is removed when the block ends, so a run leaves no lock files behind; removing it
-    is safe because a process that acquires a lock checks that its file is still the one at
-    ``path`` (else it locks the new one). Where ``fcntl`` is missing (Windows) ``filelock`` is
-    used and its file stays.
+    The lock dies with its process (``flock`` on POSIX), so a killed holder never blocks
+    anyone. The lock file stays after the block: waiters must share one inode, and removing it
+    while another process waits on it would let a third one lock a new file beside them.
 
     Args:
         path: the lock file; its directory is created.
         on_wait: called once, with no arguments, when another process holds the lock.
     """
-    target = Path(path)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        from filelock import FileLock
+    from filelock import FileLock, Timeout
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target)):
-            yield
-        return
-    waited = False
-    while True:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o666)
-        except FileNotFoundError:  # the directory was removed in between
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not waited and on_wait is not None:
-                on_wait()
-            waited = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            current = os.stat(target)
-        except FileNotFoundError:
-            current = None
-        mine = os.fstat(fd)
-        if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-            break
-        os.close(fd)  # the holder before us removed this file: lock the one at the path now
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # thread_local=False: the lock object is ours alone, whichever thread releases it
+    lock = FileLock(str(target), thread_local=False)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire()
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            target.unlink()  # while still holding it
-        os.close(fd)
+        lock.release()
 
 
 # -- memory-mapped feature matrices ------------------------------------------------------------

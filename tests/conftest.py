@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _own_outputs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own ``paths.output_dir`` (run dirs and job stores): no test resumes
+    another's jobs, and none writes into the checkout."""
+    monkeypatch.setenv("DEEPSEG_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
 
 
 def shared_data_dir() -> Path:
@@ -25,3 +35,12 @@ def require_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared dataset not available: {path}")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Sentence embeddings are cached in one folder of the test session (shared by the console
+    scripts the tests start), never in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+        yield

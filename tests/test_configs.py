@@ -52,6 +52,9 @@ def test_choose_k_and_report_configs_compose():
         assert cfg.k_selection.k_range == [2, 10] and cfg.space == "features"
         assert cfg.data.name == "online_retail"
     bench = _compose()
+    # choose-k's latent space takes the deep methods' options from their groups: no own copy
+    for group in ("autoencoder", "pretrain", "trainer"):
+        assert cfg[group] == bench[group], group
     assert bench.get("report") is None  # the report is opt-in
     bench = _compose("report=default", "report.method=gmm", "n_clusters=auto")
     assert bench.report.method == "gmm" and bench.report.max_depth == 4

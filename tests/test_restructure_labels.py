@@ -51,3 +51,57 @@ def test_digits_labels_equal_those_before_the_restructure(method: str, tmp_path:
     labels = pd.read_csv(out / "assignments.csv")["segment"].tolist()
     assert len(labels) == len(run["labels"])
     assert labels == run["labels"]
+
+
+# The benchmark and the suite take the same options under their own names: the method is
+# chosen with methods=[...] and its own options are model.<method>.KEY.
+def _as_jobs(method: str, overrides: list[str]) -> list[str]:
+    out = [f"methods=[{method}]", "seeds=[0]"]
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key in ("model", "seed", "data", "logger"):
+            continue
+        out.append(f"model.{method}.{key[len('model.'):]}={value}" if key.startswith("model.")
+                   else item)  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread and one OpenMP / BLAS thread, as the fixture's runs had
+    (OMP_NUM_THREADS=1): float sums, and so labels, depend on the thread count."""
+    torch = pytest.importorskip("torch")
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("command", ["deepseg-benchmark", "deepseg-suite"])
+def test_benchmark_and_suite_labels_equal_those_before_the_restructure(
+    method: str, command: str, tmp_path: Path, one_thread: None
+) -> None:
+    """The same fits through the benchmark and the suite (in this process: the process boundary
+    is not what is tested), read from the segment report of the one job."""
+    if method == "n2d":
+        pytest.importorskip("umap")
+    from deepseg.cli import benchmark, suite
+
+    run = RUNS[method]
+    out = tmp_path / "run"
+    dataset = ["data=digits"] if command == "deepseg-benchmark" else ["only=[digits]"]
+    args = [*dataset, *_as_jobs(method, run["overrides"]), *SAME_CONFIG, "report=default",
+            "report.map=pca", f"hydra.run.dir={out}", f"paths.output_dir={tmp_path}"]  # fmt: skip
+    (benchmark if command == "deepseg-benchmark" else suite).run(args)
+    where = out if command == "deepseg-benchmark" else out / "digits"
+    results = pd.read_csv(where / "results.csv")
+    assert results["status"].tolist() == ["ok"], results.get("error")
+    if method != "kmeans":
+        assert int(results["torch_threads"].iloc[0]) == 1
+    labels = pd.read_csv(where / "segments.csv")["segment"].tolist()
+    assert len(labels) == len(run["labels"])
+    assert labels == run["labels"]

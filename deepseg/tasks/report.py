@@ -16,7 +16,12 @@ from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight import plots
 from deepseg.insight.association import attribute_association
 from deepseg.insight.choose_k import ChooseKResult
-from deepseg.insight.drivers import readable_matrix, surrogate_drivers, text_component_names
+from deepseg.insight.drivers import (
+    readable_matrix,
+    surrogate_drivers,
+    term_indicators,
+    text_component_names,
+)
 from deepseg.insight.profiles import SegmentProfiles, profile_segments
 from deepseg.insight.report import (
     ReportContent,
@@ -158,16 +163,19 @@ def segment_report(
         reference_date=reference_date,
         column_labels=opts["labels"],
     )
-    text_matrix = None
+    text_matrix, text_names = None, None
     if "text" in pipeline.block_slices_:
-        start, stop = pipeline.block_slices_["text"]
-        text_matrix = X[:, start:stop]
+        if getattr(pipeline.blocks_["text"], "components_", None) is not None:  # TF-IDF + SVD
+            start, stop = pipeline.block_slices_["text"]
+            text_matrix, text_names = X[:, start:stop], text_component_names(pipeline)
+        else:  # embeddings have no readable axes: the segments' distinctive terms instead
+            text_matrix, text_names = term_indicators(frame, text, list(profiles.terms["term"]))
     readable, names = readable_matrix(
         frame,
         numeric=numeric,
         categorical=categorical,
         text_matrix=text_matrix,
-        text_names=text_component_names(pipeline) if text_matrix is not None else None,
+        text_names=text_names,
         reference_date=reference_date,
     )
     drivers = surrogate_drivers(

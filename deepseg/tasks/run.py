@@ -1,30 +1,39 @@
 """The run engine that benchmark, train and choose-k share.
 
-Loading a dataset from its config, resolving ``n_clusters``, checking method names,
+The opening every command makes (:func:`open_dataset`: load a dataset from its config, resolve
+``n_clusters``, build the features, choose k for ``n_clusters=auto``), checking method names,
 instantiating a method from its config, pretraining one autoencoder per seed for the deep methods
-that share it, fitting one (method, seed) into a scored results row, and the leaderboard of
-those rows.
+that share it, fitting one (method, seed) into a scored results row, the provenance columns of
+that row (:func:`add_provenance`), and the leaderboard of those rows. Finished jobs are kept by
+the job store (:mod:`deepseg.tasks.store`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+import deepseg
 from deepseg.auto import AutoCluster, shared_autoencoder
 from deepseg.data.base import Dataset, closest_match
+from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
+from deepseg.io import feature_storage
 from deepseg.metrics import evaluate
 from deepseg.tasks.common import (
     accepted_kwargs,
     call_target,
     dumps,
+    git_commit,
     seed_everything,
+    torch_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,6 +84,90 @@ def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKR
     return result
 
 
+@dataclass
+class Opening:
+    """A dataset ready for its jobs: what :func:`open_dataset` returns.
+
+    Attributes:
+        dataset: the loaded dataset.
+        pipeline: the fitted feature pipeline.
+        X: the feature matrix, shape (n_samples, n_features).
+        n_clusters: k (chosen by choose-k for ``n_clusters=auto``).
+        k_result: choose-k's result for ``n_clusters=auto``, else None.
+        feature_seconds: the time the features took.
+    """
+
+    dataset: Dataset
+    pipeline: FeaturePipeline
+    X: np.ndarray
+    n_clusters: int
+    k_result: ChooseKResult | None
+    feature_seconds: float
+
+
+def open_dataset(
+    data_cfg: dict[str, Any],
+    features_cfg: dict[str, Any],
+    n_clusters: Any,
+    k_selection: dict[str, Any] | None,
+    seed: int,
+    output_dir: str | Path,
+    memmap_gb: float | None = None,
+) -> Opening:
+    """Load a dataset, check ``n_clusters``, build the features and, for ``n_clusters=auto``,
+    choose k on them (label-free, with ``seed``).
+
+    Args:
+        data_cfg: the ``data`` node.
+        features_cfg: the ``features`` node (the :class:`FeaturePipeline` options).
+        n_clusters: the requested k: an int, None (the dataset's own) or "auto".
+        k_selection: choose-k's options for ``n_clusters=auto``.
+        seed: choose-k's seed.
+        output_dir: the run directory (a large feature matrix is memory-mapped there).
+        memmap_gb: the size above which the features are memory-mapped (None: never).
+
+    Raises:
+        ValueError: bad data, features or ``n_clusters`` (checked before the features).
+    """
+    dataset = load_dataset(data_cfg)
+    auto = is_auto(n_clusters)
+    k = 0 if auto else resolve_n_clusters(n_clusters, dataset)
+    logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
+    start = time.perf_counter()
+    pipeline = FeaturePipeline(**features_cfg)
+    X = pipeline.fit_transform(dataset, out=feature_storage(Path(output_dir), memmap_gb))
+    feature_seconds = time.perf_counter() - start
+    k_result = None
+    if auto:
+        k_result = choose_k_auto(X, dict(k_selection or {}), seed)
+        k = k_result.recommended
+    return Opening(dataset, pipeline, X, k, k_result, feature_seconds)
+
+
+def add_provenance(
+    row: dict[str, Any],
+    *,
+    method: Any,
+    data: Any,
+    features: Any,
+    k_selection: Any = None,
+    auto: bool = False,
+    **extra: Any,
+) -> None:
+    """The columns every results row carries: whether k was chosen, the commit, the version,
+    torch's thread count (on which a deep method's labels depend) and the config that produced
+    the row (the method's, the data's, the features', choose-k's with ``auto``, and ``extra``).
+    """
+    config: dict[str, Any] = {"method": method, "data": data, "features": features, **extra}
+    if auto:
+        config["k_selection"] = k_selection or {}
+    row["n_clusters_auto"] = auto
+    row["git_commit"] = git_commit()
+    row["deepseg_version"] = deepseg.__version__
+    row["torch_threads"] = torch_threads()
+    row["config"] = dumps(config)
+
+
 def check_methods(methods: list[str], available: dict[str, Any]) -> None:
     """Refuse unknown method names before any work starts."""
     if not methods:
@@ -95,7 +188,10 @@ def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> An
 
 
 def fit_key(method_cfg: Any, n_clusters: int, seed: int) -> str:
-    """What makes two fits the same: the method's config, k and the seed."""
+    """What makes two fits the same: the method's config (without where its checkpoints go), k
+    and the seed."""
+    if isinstance(method_cfg, dict) and "checkpoint" in method_cfg:
+        method_cfg = {k: v for k, v in method_cfg.items() if k != "checkpoint"}
     return dumps([method_cfg, n_clusters, seed])
 
 

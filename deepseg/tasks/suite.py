@@ -3,8 +3,10 @@
 Each dataset of the suite (``datasets.KEY``: a ``data`` node and optional ``features`` changes) is
 one :func:`~deepseg.tasks.benchmark.run_benchmark` run in ``<output_dir>/KEY`` with the suite's
 methods and seeds, so every number of the table can be traced to the rows of that run's
-``results.csv``. A dataset whose ``results.csv`` already holds every requested (method, seed) is
-not run again: re-running an interrupted suite in its run directory finishes it.
+``results.csv``. Every (dataset, method, seed) is a job of the benchmark's job store
+(:mod:`deepseg.tasks.store`): re-running an interrupted suite with the same command runs only
+the jobs that did not finish (a killed deep fit resumes from its checkpoint), and a changed
+option or input file runs the jobs it affects again.
 
 The table (``suite.csv``) has one row per (dataset, method): the median over the seeds that
 succeeded of ACC, NMI and ARI, and the rank of the method within its dataset by median ACC
@@ -116,26 +118,6 @@ def benchmark_config(cfg: DictConfig, entry: dict[str, Any]) -> DictConfig:
     return bench
 
 
-def reusable_results(path: Path, methods: list[str], seeds: list[int]) -> pd.DataFrame | None:
-    """The rows of an earlier run's results.csv, when it holds every (method, seed) asked for."""
-    if not path.is_file():
-        return None
-    try:
-        results = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        logger.warning("Running again: %s is unreadable (%s)", path, exc)
-        return None
-    if not {"method", "seed", "status"} <= set(results.columns):
-        return None
-    done = set(zip(results["method"].astype(str), results["seed"].astype(int)))
-    wanted = {(m, s) for m in methods for s in seeds}
-    if not wanted <= done:
-        logger.info("Running again: %s lacks %d (method, seed) runs", path, len(wanted - done))
-        return None
-    keep = results["method"].isin(methods) & results["seed"].isin(seeds)
-    return results[keep].reset_index(drop=True)
-
-
 def _placeholder_rows(key: str, methods: list[str], status: str, error: str) -> pd.DataFrame:
     rows = [{"dataset": key, "method": m, "seed": np.nan, "status": status, "error": error}
             for m in methods]  # fmt: skip
@@ -163,11 +145,7 @@ def run_suite(cfg: DictConfig, output_dir: str | Path) -> Suite:
     frames = []
     start = time.perf_counter()
     for i, (key, entry) in enumerate(datasets.items(), 1):
-        results_path = output_dir / key / "results.csv"
-        results = reusable_results(results_path, methods, seeds)
-        if results is not None:
-            logger.info("[%d/%d] %s: reusing %s", i, len(datasets), key, results_path)
-        elif (reason := skip_reason(entry)) is not None:
+        if (reason := skip_reason(entry)) is not None:
             logger.warning("[%d/%d] %s: skipped: %s", i, len(datasets), key, reason)
             results = _placeholder_rows(key, methods, "skipped", reason)
         else:

@@ -1,39 +1,26 @@
 """The train task: one method on one dataset with one seed -> one results row and a bundle.
 
 ``train(cfg, output_dir)`` is what ``deepseg-train`` runs in every job of a run or a multirun.
-It reuses the benchmark's loading, feature building, fitting and scoring
-(:mod:`deepseg.tasks.benchmark`) so that its row has the benchmark's schema, plus the
+It uses the engine's opening, fitting, scoring and provenance (:mod:`deepseg.tasks.run`), as
+the benchmark does, so that its row has the benchmark's schema, plus the
 train-specific columns ``job_hash``, ``objective``, ``objective_value``, ``objective_space``,
 ``allow_label_objective`` and ``resumed_from``.
 
-Resume: a finished job stores its row in ``<resume_dir>/<job_hash>.json``, keyed by a hash of the
-parts of the resolved config that determine the result and of the *contents* of its input files
-(:func:`job_hash`: the data path's files, a starting bundle's files). A later job with the same
-hash (e.g. the re-run of an interrupted multirun) is not run again: it writes the stored row into
-its own run dir, with ``resumed_from`` naming the run dir that produced it. The same command on a
-file whose contents changed (next month's customers under the same name) trains again, and the
-log says why. Failed jobs store nothing, so they run again.
-
-Checkpoints: a deep job writes its training checkpoints into ``<resume_dir>/<job_hash>/
-checkpoints/`` (the ``checkpoint`` node; :mod:`deepseg.deep.checkpoint`), so the re-run of a
-job killed mid-training resumes from its last checkpoint rather than from epoch 0. They are
-removed when the job's record is stored, and when ``resume=false`` starts the job over.
-
-The store is shared safely: a job holds ``<resume_dir>/<job_hash>.lock`` (an OS file lock, freed
-when its process dies) from the look-up to the stored record, so two sweeps started together on
-one store run every job once; records are written atomically as strict JSON.
+Resume and checkpoints: every job goes through the job store (:mod:`deepseg.tasks.store`) that
+the benchmark and the suite use too: a finished job's row is stored under a hash of the parts of
+the resolved config that determine the result (:func:`job_config`) and of the *contents* of its
+input files (:func:`job_inputs`), so a later job with the same hash (e.g. the re-run of an
+interrupted multirun) is not run again, and a deep job killed mid-training resumes from its last
+checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import math
-import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,31 +28,19 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-import deepseg
 from deepseg.features.pipeline import FeaturePipeline
-from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock, feature_storage
 from deepseg.metrics import METRICS, evaluate, get_metric
 from deepseg.tasks.common import (
     atomic_write_csv,
     atomic_write_text,
-    dumps,
-    git_commit,
     to_container,
-    torch_threads,
 )
-from deepseg.tasks.run import (
-    choose_k_auto,
-    is_auto,
-    load_dataset,
-    resolve_n_clusters,
-    run_one,
-)
+from deepseg.tasks.run import add_provenance, is_auto, open_dataset, run_one
+from deepseg.tasks.store import Job, JobStore, input_fingerprints, job_store, method_identity
 
 logger = logging.getLogger(__name__)
 
 OBJECTIVE_SPACES = ("features", "embedding")
-# Parts of the config that do not change a job's result, left out of its hash.
-_TRAINER_COSMETIC = ("enable_progress_bar", "logger", "default_root_dir")
 
 
 def check_objective(objective: Mapping[str, Any] | None) -> tuple[str, str, bool]:
@@ -129,14 +104,9 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     data, the features, k, the seed, the noise policy and the objective. Paths, logging and the
     other methods' options are left out.
     """
-    method_cfg = dict(to_container(cfg.model))
-    if isinstance(method_cfg.get("trainer"), dict):
-        method_cfg["trainer"] = {
-            k: v for k, v in method_cfg["trainer"].items() if k not in _TRAINER_COSMETIC
-        }
     out = {
         "method": cfg.method,
-        "model": method_cfg,
+        "model": method_identity(to_container(cfg.model)),
         "data": to_container(cfg.data),
         "features": to_container(cfg.features),
         "n_clusters": cfg.n_clusters,
@@ -149,24 +119,10 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-# Config keys that name input files, whose contents (not only names) decide a job's result.
-_INPUT_KEYS = (("data", "path"), ("model", "encoder_from"))
-
-
 def job_inputs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Content fingerprints (:func:`deepseg.io.content_fingerprint`) of the job's input files:
-    ``data.path`` and a starting bundle (``model.encoder_from``), where set."""
-    out = {}
-    for group, key in _INPUT_KEYS:
-        node = cfg.get(group)
-        value = to_container(node.get(key)) if node is not None and key in node else None
-        if value:
-            out[f"{group}.{key}"] = content_fingerprint(value)
-    return out
-
-
-def _content_key(inputs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    return {name: fp["sha256"] for name, fp in inputs.items()}
+    """Content fingerprints of the job's input files: ``data.path`` and a starting bundle
+    (``model.encoder_from``), where set (:func:`deepseg.tasks.store.input_fingerprints`)."""
+    return input_fingerprints(to_container(cfg.data), to_container(cfg.model))
 
 
 def job_hash(cfg: DictConfig, inputs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
@@ -178,141 +134,7 @@ def job_hash(cfg: DictConfig, inputs: Mapping[str, Mapping[str, Any]] | None = N
         inputs: the fingerprints when already computed (they read every input byte).
     """
     inputs = job_inputs(cfg) if inputs is None else inputs
-    payload = {"config": job_config(cfg), "inputs": _content_key(inputs)}
-    return hashlib.sha256(dumps(payload).encode()).hexdigest()[:16]
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """The hash of :func:`job_config` alone: equal for the same command on other data."""
-    return hashlib.sha256(dumps(job_config(cfg)).encode()).hexdigest()[:16]
-
-
-def checkpoint_dir(cfg: DictConfig, key: str) -> Path | None:
-    """Where job ``key`` keeps its training checkpoints: ``<resume_dir>/<key>/checkpoints``
-    (None without a resume dir, or with ``checkpoint.enabled=false``).
-
-    Beside the job's record rather than in its run dir: every run of a command gets a new run
-    dir, while a re-run of the same job finds its hash, and the job's lock covers them."""
-    resume_dir = cfg.get("resume_dir")
-    node = cfg.get("checkpoint")
-    if not resume_dir or not node or not node.get("enabled", True):
-        return None
-    return Path(resume_dir) / key / "checkpoints"
-
-
-def _checkpoint_options(cfg: DictConfig, key: str) -> dict[str, Any] | None:
-    """The deep estimators' ``checkpoint`` option for job ``key`` (None: no checkpoints)."""
-    directory = checkpoint_dir(cfg, key)
-    if directory is None:
-        return None
-    opts = {k: v for k, v in to_container(cfg.checkpoint).items() if k != "enabled"}
-    return {**opts, "dir": str(directory)}
-
-
-def _remove_checkpoints(cfg: DictConfig, key: str, why: str) -> None:
-    directory = checkpoint_dir(cfg, key)
-    job_dir = None if directory is None else directory.parent
-    if job_dir is None or not job_dir.is_dir():
-        return
-    shutil.rmtree(job_dir, ignore_errors=True)
-    logger.info("Removed the checkpoints of job %s (%s): %s", key, why, job_dir)
-
-
-def _record_path(cfg: DictConfig, key: str) -> Path | None:
-    resume_dir = cfg.get("resume_dir")
-    return None if not resume_dir else Path(resume_dir) / f"{key}.json"
-
-
-def load_record(cfg: DictConfig, key: str) -> dict[str, Any] | None:
-    """The stored record of a finished job with hash ``key``, or None."""
-    path = _record_path(cfg, key)
-    if path is None or not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        logger.warning("Ignoring the unreadable job record %s: %s", path, exc)
-        return None
-    row = record.get("row") if isinstance(record, dict) else None
-    return record if isinstance(row, dict) and row.get("status") == "ok" else None
-
-
-def _describe(inputs: Mapping[str, Mapping[str, Any]]) -> str:
-    parts = [
-        f"{name}: {fp['n_files']} file(s), {fp['bytes']} bytes, sha256 {fp['sha256'][:12]}"
-        for name, fp in inputs.items()
-    ]
-    return "; ".join(parts) or "no input files (generated data)"
-
-
-def _why_not_done(cfg: DictConfig, key: str, inputs: Mapping[str, Mapping[str, Any]]) -> str:
-    """Why job ``key`` has no finished record: new, or the same config on changed input."""
-    resume_dir = cfg.get("resume_dir")
-    ours = config_hash(cfg)
-    if resume_dir and Path(resume_dir).is_dir():
-        for path in sorted(Path(resume_dir).glob("*.json"), key=lambda p: -p.stat().st_mtime):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if not isinstance(record, dict) or record.get("config_hash") != ours:
-                continue
-            before = record.get("inputs") or {}
-            changed = [
-                f"{name} (was {before.get(name, {}).get('bytes')} bytes, sha256 "
-                f"{str(before.get(name, {}).get('sha256'))[:12]}; now {fp['bytes']} bytes, "
-                f"sha256 {fp['sha256'][:12]})"
-                for name, fp in inputs.items()
-                if (before.get(name) or {}).get("sha256") != fp["sha256"]
-            ]
-            if changed:
-                where = record.get("run_dir")
-                return f"the input changed since the run in {where}: {', '.join(changed)}"
-    return f"no finished record of this config on this input ({_describe(inputs)})"
-
-
-def _store_record(
-    cfg: DictConfig,
-    key: str,
-    row: dict[str, Any],
-    output_dir: Path,
-    inputs: Mapping[str, Mapping[str, Any]],
-) -> None:
-    path = _record_path(cfg, key)
-    if path is None:
-        return
-    record = {
-        "job_hash": key,
-        "config_hash": config_hash(cfg),
-        "inputs": dict(inputs),
-        "run_dir": str(output_dir),
-        "finished": time.time(),
-        "row": row,
-    }
-    atomic_write_json(path, record, default=str)
-
-
-@contextlib.contextmanager
-def _job_lock(cfg: DictConfig, key: str) -> Iterator[None]:
-    """Hold ``<resume_dir>/<key>.lock`` (none without a resume dir): one process at a time
-    looks up, runs and records a job. The lock dies with its process and its file is removed
-    when the job ends; a job that stored nothing (bad input) leaves no new resume dir behind."""
-    path = _record_path(cfg, key)
-    if path is None:
-        yield
-        return
-    created = not path.parent.exists()
-
-    def waiting() -> None:
-        logger.info("Job %s is being run by another process; waiting for it to finish.", key)
-
-    try:
-        with exclusive_lock(path.with_suffix(".lock"), on_wait=waiting):
-            yield
-    finally:
-        if created and not path.exists():
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()  # only when empty: another job's records stay
+    return JobStore.job(job_config(cfg), inputs).key
 
 
 def _logger_factory(cfg: DictConfig, output_dir: Path) -> Callable[[], Any] | None:
@@ -411,45 +233,39 @@ def _base_row(cfg: DictConfig, key: str) -> dict[str, Any]:
 
 
 def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
-    """The columns every row carries: commit, version, and the config that produced it."""
-    row_config: dict[str, Any] = {
-        "method": to_container(cfg.model),
-        "data": to_container(cfg.data),
-        "features": to_container(cfg.features),
-        "objective": to_container(cfg.get("objective")),
-    }
-    if is_auto(cfg.n_clusters):
-        row_config["k_selection"] = to_container(cfg.get("k_selection") or {})
-    row["n_clusters_auto"] = is_auto(cfg.n_clusters)
-    row["git_commit"] = git_commit()
-    row["deepseg_version"] = deepseg.__version__
-    row["torch_threads"] = torch_threads()
-    row["config"] = dumps(row_config)
+    add_provenance(
+        row,
+        method=to_container(cfg.model),
+        data=to_container(cfg.data),
+        features=to_container(cfg.features),
+        objective=to_container(cfg.get("objective")),
+        k_selection=to_container(cfg.get("k_selection") or {}),
+        auto=is_auto(cfg.n_clusters),
+    )
 
 
-def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore, job: Job
+         ) -> dict[str, Any]:  # fmt: skip
     """Load, build features, fit, score, write the bundle. Raises on bad input."""
     method_cfg = to_container(cfg.model)
     data_cfg = to_container(cfg.data)
     seed = int(cfg.seed)
-    dataset = load_dataset(data_cfg)
-    auto = is_auto(cfg.n_clusters)
-    n_clusters = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
-    start = time.perf_counter()
-    pipeline = FeaturePipeline(**to_container(cfg.features))
-    X = pipeline.fit_transform(
-        dataset, out=feature_storage(output_dir, cfg.get("features_memmap_gb"))
-    )
-    feature_seconds = time.perf_counter() - start
-    if auto:
-        n_clusters = choose_k_auto(X, to_container(cfg.get("k_selection") or {}), seed).recommended
+    opening = open_dataset(
+        data_cfg, to_container(cfg.features), cfg.n_clusters,
+        to_container(cfg.get("k_selection") or {}), seed, output_dir,
+        cfg.get("features_memmap_gb"),
+    )  # fmt: skip
+    dataset, pipeline, X, n_clusters = (
+        opening.dataset, opening.pipeline, opening.X, opening.n_clusters
+    )  # fmt: skip
+    feature_seconds = opening.feature_seconds
     # A copy: the logger and the checkpoint directory go in, not in the row nor the job hash
     fit_cfg = json.loads(json.dumps(method_cfg))
     if isinstance(fit_cfg.get("trainer"), dict):  # deep methods (and only they import Lightning)
         factory = _logger_factory(cfg, output_dir)
         if factory is not None:
             fit_cfg["trainer"]["logger"] = factory
-        checkpoint = _checkpoint_options(cfg, row["job_hash"])
+        checkpoint = store.checkpoint_options(job)
         if checkpoint is not None:
             fit_cfg["checkpoint"] = checkpoint
     kept: dict[str, Any] = {}
@@ -515,40 +331,23 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
     """
     output_dir = Path(output_dir)
     check_train_config(cfg)
-    inputs = job_inputs(cfg)
-    key = job_hash(cfg, inputs)
-    with _job_lock(cfg, key):
-        return _train_job(cfg, output_dir, key, inputs, raise_errors)
+    store = job_store(cfg)
+    job = JobStore.job(job_config(cfg), job_inputs(cfg))
+    with store.lock(job):
+        return _train_job(cfg, output_dir, store, job, raise_errors)
 
 
 def _train_job(
-    cfg: DictConfig,
-    output_dir: Path,
-    key: str,
-    inputs: Mapping[str, Mapping[str, Any]],
-    raise_errors: bool,
+    cfg: DictConfig, output_dir: Path, store: JobStore, job: Job, raise_errors: bool
 ) -> dict[str, Any]:
-    if cfg.get("resume", False):
-        record = load_record(cfg, key)
-        if record is not None:
-            row = dict(record["row"])
-            row["resumed_from"] = record.get("run_dir", "")
-            logger.info(
-                "%s on %s (seed %s): already done in %s (job %s: same config, same input: "
-                "%s); not run again.",
-                row["method"], row["dataset"], row["seed"], row["resumed_from"], key,
-                _describe(inputs),
-            )  # fmt: skip
-            _write_results(cfg, output_dir, row)
-            return row
-        logger.info("Running job %s: %s.", key, _why_not_done(cfg, key, inputs))
-    else:
-        logger.info("Running job %s: resume=false.", key)
-        _remove_checkpoints(cfg, key, "resume=false starts over")
-    row = _base_row(cfg, key)
+    done = store.finished_row(job, f"{cfg.method} (seed {cfg.seed})")
+    if done is not None:
+        _write_results(cfg, output_dir, done)
+        return done
+    row = _base_row(cfg, job.key)
     start = time.perf_counter()
     try:
-        row = _fit(cfg, output_dir, row)
+        row = _fit(cfg, output_dir, row, store, job)
     except Exception as exc:
         if raise_errors:
             raise
@@ -562,9 +361,7 @@ def _train_job(
     _provenance(cfg, row)
     _write_results(cfg, output_dir, row)
     if row["status"] == "ok":
-        _store_record(cfg, key, row, output_dir, inputs)
-        # the record now answers a re-run; a failed job keeps them for its next attempt
-        _remove_checkpoints(cfg, key, "finished")
+        store.store(job, row, output_dir)
     return row
 
 

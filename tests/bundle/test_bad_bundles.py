@@ -119,6 +119,31 @@ def test_incompatible_versions(bundle):
         load(bundle)
 
 
+@pytest.mark.parametrize(
+    ("written", "accepted"),
+    [("0.1.0rc1", True), ("0.0.9", True), ("0.1.1", False), ("0.1.1rc1", False),
+     ("0.1.0.post1", False), ("1.0.0", False)],
+)  # fmt: skip
+def test_bundle_versions_are_compared_as_versions(bundle, monkeypatch, written, accepted):
+    import deepseg
+
+    # read by a 0.1.0 whatever deepseg is now: a release candidate is older than its release
+    # (a digit-picking parser read 0.1.0rc1 as 0.1.1, newer, and refused it)
+    monkeypatch.setattr(deepseg, "__version__", "0.1.0")
+    _edit_manifest(bundle, lambda m: m.update(deepseg_version=written))
+    if accepted:
+        assert load(bundle).manifest["deepseg_version"] == written
+    else:
+        with pytest.raises(BundleError, match=rf"written by deepseg {written}, which is incomp"):
+            load(bundle)
+
+
+def test_an_unreadable_version_is_refused(bundle):
+    _edit_manifest(bundle, lambda m: m.update(deepseg_version="zero.one"))
+    with pytest.raises(BundleError, match=r"deepseg_version 'zero.one' is not a version number"):
+        load(bundle)
+
+
 def test_corrupt_manifest_and_weights_that_do_not_fit(bundle):
     _edit_manifest(bundle, lambda m: m["model"]["encoder"]["config"].update(latent_dim=5))
     with pytest.raises(BundleError, match=rf"{WEIGHTS}: the weights do not fit"):

@@ -11,6 +11,7 @@ import pytest
 
 from deepseg.cli.embed import run as embed
 from deepseg.cli.predict import run as predict
+from tests.cli.scripts import run_in_process
 
 # Values read back from a CSV written with %.7g differ from the float32 ones by up to half a
 # unit in the 7th significant digit (5e-7 relative), plus float32 rounding of other summation
@@ -75,9 +76,10 @@ def test_missing_columns_exit_2_with_their_names(trained, tmp_path):
     bad = tmp_path / "bad.csv"
     trained.frame.drop(columns=["age", "country"]).to_csv(bad, index=False)
     out = tmp_path / "out.csv"
-    result = subprocess.run(
-        ["deepseg-predict", f"bundle={trained.bundle('dec')}", f"input={bad}", f"output={out}"],
-        capture_output=True, text=True, timeout=120,
+    # in this process: the exit code and the stderr line are the command's, not the process's
+    result = run_in_process(
+        "deepseg-predict", f"bundle={trained.bundle('dec')}", f"input={bad}", f"output={out}",
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

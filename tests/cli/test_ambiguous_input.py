@@ -2,16 +2,15 @@
 in exit 2 and one line naming the count and examples / the column and row, with nothing
 written; ``data.duplicate_ids=first`` keeps one row per id and says so in the row's config.
 
-The console-script runs are subprocesses of a few seconds (imports), started together when the
-module starts; each test checks its own.
+The console scripts run in this process (:func:`tests.cli.scripts.run_in_process`: their exit
+code, stdout and stderr as a subprocess gives them, without an interpreter start each), all of
+them when the module starts; each test checks its own.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,8 @@ import pandas as pd
 import pytest
 
 from deepseg.data.synthetic import make_synthetic_customers
-from tests.cli.scripts import console_script
+from tests.cli.scripts import run_in_process
 
-TIMEOUT = 300
 N_ROWS = 80
 
 
@@ -45,12 +43,6 @@ def infinite(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
-
-
 def _table_args(path: Path, run_dir: Path, *extra: str) -> list[str]:
     return [
         "data=table", f"data.path={path}", "data.id_column=customer_id", "n_clusters=3",
@@ -59,15 +51,12 @@ def _table_args(path: Path, run_dir: Path, *extra: str) -> list[str]:
 
 
 def _run(command: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [console_script(command), *args], cwd=cwd, env=_env(), capture_output=True, text=True,
-        timeout=TIMEOUT, check=False,
-    )  # fmt: skip
+    return run_in_process(command, *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Every case's subprocess, started together; {case: (process, run dir or output)}."""
+    """Every case's run; {case: (completed process, run dir or output)}."""
     root = tmp_path_factory.mktemp("ambiguous")
     inputs = {"dup": duplicated(customers()), "inf": infinite(customers())}
     for name, frame in inputs.items():
@@ -105,12 +94,10 @@ def runs(tmp_path_factory):
         _table_args(root / "dup.csv", run_dir, "model=kmeans", "data.duplicate_ids=first"),
         run_dir,
     )
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures: dict[str, Future] = {
-            case: pool.submit(_run, command, args, root)
-            for case, (command, args, _) in cases.items()
-        }
-        return {case: (futures[case].result(), cases[case][2]) for case in cases}
+    return {
+        case: (_run(command, args, root), target)
+        for case, (command, args, target) in cases.items()
+    }
 
 
 def _one_error_line(proc, command: str) -> str:

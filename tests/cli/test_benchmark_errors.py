@@ -6,19 +6,19 @@ own composition errors (an unknown config group option) end the same way. A
 positive control checks that a valid table does run and write its results, and with
 HYDRA_FULL_ERROR=1 a user error keeps its traceback.
 
-Each run is a subprocess of a few seconds (mostly imports), so the selected runs are started
-together, a few at a time, when the module starts; each test then checks its own run. Every run
-has its own directory holding its input CSV, its working directory and its Hydra run dir.
+Each run is the console script's entry point called in this process with its arguments
+(:func:`tests.cli.scripts.run_in_process`: exit code, stdout and stderr as a subprocess would
+give them, without paying an interpreter start per case); the exit code of a real process is
+checked in ``tests/cli/test_idiom.py``. Every run has its own directory holding its input CSV,
+its working directory and its Hydra run dir.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +26,10 @@ import pytest
 import yaml
 
 from deepseg.cli.common import config_dir
-from tests.cli.scripts import console_script
+from tests.cli.scripts import run_in_process
 
 CLI = "deepseg-benchmark"
 ERROR_PREFIX = f"{CLI}: error: "
-TIMEOUT = 300
-WORKERS = max(2, 2 * (os.cpu_count() or 1))
 
 N_ROWS = 60
 HEADER = ["spend", "visits", "region", "segment"]
@@ -231,50 +229,33 @@ RUNS = {**USER_ERRORS, **OTHER_RUNS}
 class Run:
     tmp: Path
     path: Path
-    future: Future[subprocess.CompletedProcess[str]]
+    overrides: list[str]
+    full_error: bool
+    done: subprocess.CompletedProcess[str] | None = None
 
     def result(self) -> subprocess.CompletedProcess[str]:
-        return self.future.result(timeout=TIMEOUT + 60)
-
-
-def run_cli(tmp: Path, overrides: list[str], full_error: bool) -> subprocess.CompletedProcess:
-    """Run the console script in ``tmp`` with its Hydra run dir inside ``tmp``."""
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    if full_error:
-        env["HYDRA_FULL_ERROR"] = "1"
-    cmd = [console_script(CLI), *overrides, f"hydra.run.dir='{tmp / 'run'}'"]
-    return subprocess.run(
-        cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
+        """Run the console script once, in ``tmp``, with its Hydra run dir inside ``tmp``."""
+        if self.done is None:
+            env = {"HYDRA_FULL_ERROR": "1"} if self.full_error else None
+            args = [*self.overrides, f"hydra.run.dir='{self.tmp / 'run'}'"]
+            self.done = run_in_process(CLI, *args, cwd=self.tmp, env=env)
+        return self.done
 
 
 @pytest.fixture(scope="module")
-def runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Run]]:
-    """Start the runs of the selected tests, a few at a time; each test waits for its own."""
-    selected = [
-        item.callspec.params["case"]
-        for item in request.session.items
-        if item.module is request.module
-        and hasattr(item, "callspec")
-        and "case" in item.callspec.params
-    ]
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Every case's run, each made when its test first asks for it."""
     started: dict[str, Run] = {}
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for name in dict.fromkeys(selected):
-            case = RUNS[name]
-            tmp = tmp_path_factory.mktemp(name)
-            path = case.build(tmp) if case.build is not None else tmp
-            overrides = (
-                ["data=table", f"data.path='{path}'", *case.overrides]
-                if case.table
-                else list(case.overrides)
-            )
-            future = pool.submit(run_cli, tmp, overrides, case.full_error)
-            started[name] = Run(tmp, path, future)
-        yield started
+    for name, case in RUNS.items():
+        tmp = tmp_path_factory.mktemp(name)
+        path = case.build(tmp) if case.build is not None else tmp
+        overrides = (
+            ["data=table", f"data.path='{path}'", *case.overrides]
+            if case.table
+            else list(case.overrides)
+        )
+        started[name] = Run(tmp, path, overrides, case.full_error)
+    return started
 
 
 def _describe(proc: subprocess.CompletedProcess) -> str:

@@ -1,6 +1,11 @@
 """Acceptance (issue 13, point 2): ``deepseg-train model=dec`` killed with SIGKILL after its first
 pretraining checkpoint, and again during the clustering phase, resumes mid-training each time
-when the same command runs again, and ends with the assignments of an uninterrupted run."""
+when the same command runs again, and ends with the assignments of an uninterrupted run.
+
+Issue 24, point 1: the same for ``deepseg-benchmark`` and ``deepseg-suite``, which keep their
+jobs in the same store: killed during dec's clustering phase, the re-run takes the finished
+kmeans job from the store, resumes dec from its checkpoint, and ends with the rows (and, through
+the report of the dec job, the labels) of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -29,14 +34,16 @@ COMMAND = [
 ]
 
 
-def start(tmp: Path, store: str, run: str) -> tuple[subprocess.Popen, Path]:
+def start(
+    tmp: Path, store: str, run: str, command: str = "deepseg-train", args: list[str] = COMMAND
+) -> tuple[subprocess.Popen, Path]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     log = tmp / f"{run}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
-                *script_command("deepseg-train"), *COMMAND,
+                *script_command(command), *args,
                 f"paths.output_dir={tmp / store}", f"hydra.run.dir={tmp / run}",
             ],
             cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
@@ -88,3 +95,54 @@ def test_a_killed_dec_training_resumes_mid_training_with_the_same_assignments(tm
     # the finished job's record answers re-runs: its checkpoints are gone
     assert not list(checkpoints.glob("*/checkpoints"))
     assert len(list(checkpoints.glob("*.json"))) == 1
+
+
+# kmeans, then dec (whose report fit is the one killed and resumed): one dataset, one seed
+JOBS = [
+    "methods=[kmeans,dec]",
+    "seeds=[3]",
+    "model.dec.tol=0",  # all 20 clustering epochs: time to kill it in the middle
+    "model.dec.epochs=20",
+    "autoencoder.hidden_dims=[64,64]",
+    "pretrain.min_steps=300",
+    "checkpoint.every_n_epochs=5",
+    "checkpoint.every_n_seconds=0",
+    "report=default",
+    "report.method=dec",
+    "report.map=pca",
+    "trainer.enable_progress_bar=false",
+]
+BENCHMARK = ["data=digits", *JOBS]
+SUITE = ["only=[digits]", *JOBS]
+SCORES = ["method", "seed", "n_clusters_found", "acc", "nmi", "ari", "silhouette", "job_hash"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "args", "results", "segments"),
+    [
+        ("deepseg-benchmark", BENCHMARK, "results.csv", "segments.csv"),
+        ("deepseg-suite", SUITE, "suite_results.csv", "digits/segments.csv"),
+    ],
+)
+def test_a_killed_benchmark_or_suite_resumes_its_deep_fit(tmp_path, command, args, results,
+                                                          segments):  # fmt: skip
+    task = command.removeprefix("deepseg-")
+    reference = start(tmp_path, "ref", "uninterrupted", command, args)
+    store = tmp_path / "out" / task / "jobs"
+    first = start(tmp_path, "out", "run1", command, args)
+    kill_when(*first, "*/checkpoints/cluster-*.ckpt", store)
+    assert len(list(store.glob("*.json"))) == 1  # kmeans finished and is stored
+
+    text = finish(*start(tmp_path, "out", "run2", command, args))
+    assert text.count("not run again") == 1 and "kmeans (seed 3): already done" in text
+    assert resumed_epoch(text, "clustering") >= 5, text
+    finish(*reference)
+    ours = pd.read_csv(tmp_path / "run2" / results)
+    theirs = pd.read_csv(tmp_path / "uninterrupted" / results)
+    pd.testing.assert_frame_equal(ours[SCORES], theirs[SCORES])
+    # the resumed dec fit's labels, bit for bit
+    mine = pd.read_csv(tmp_path / "run2" / segments)
+    pd.testing.assert_frame_equal(mine, pd.read_csv(tmp_path / "uninterrupted" / segments))
+    assert not list(store.glob("*/checkpoints"))
+    assert len(list(store.glob("*.json"))) == 2

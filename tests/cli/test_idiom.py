@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from tests.cli.scripts import project_scripts, run_script, script_command
+from tests.cli.scripts import project_scripts, run_in_process, run_script, script_command
 
 SCRIPTS = sorted(project_scripts())
 TIMEOUT = 120
@@ -36,7 +36,9 @@ MISSPELT = {
 
 
 def run(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_script(name, *args, cwd=cwd, timeout=TIMEOUT)
+    """The console script's entry point in this process: what these tests check is the
+    command's behaviour; the process boundary is checked by the tests that use run_script."""
+    return run_in_process(name, *args, cwd=cwd)
 
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:
@@ -95,6 +97,16 @@ def test_misspelt_option_exits_2_with_one_line(name, tmp_path):
     assert lines[0].startswith(f"{name}: error: Unknown option '{key}'"), describe(proc)
     assert f"did you mean '{expected}'?" in lines[0], describe(proc)
     assert list(tmp_path.iterdir()) == [], "a refused command wrote files"
+
+
+@pytest.mark.parametrize("name", ["deepseg-benchmark", "deepseg-report"])
+def test_a_real_process_exits_2_with_one_line(name, tmp_path):
+    override = MISSPELT[name][0] if name != "deepseg-report" else "--outt"
+    args = [override] if name != "deepseg-report" else [str(tmp_path), override, "x"]
+    proc = run_script(name, *args, cwd=tmp_path, timeout=TIMEOUT)
+    assert proc.returncode == 2, describe(proc)
+    assert len(proc.stderr.splitlines()) == 1, describe(proc)
+    assert proc.stderr.startswith(f"{name}: error: Unknown option"), describe(proc)
 
 
 def _results(directory: Path) -> Path:

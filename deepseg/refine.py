@@ -1,0 +1,303 @@
+"""Self-training: a label-free refinement of any partition in its feature space.
+
+A clustering method's partition is refined by a classifier: fit it on the confident core of every
+cluster, relabel every row with it, and repeat until few labels change (the "iterative
+classification" of the short-text clustering literature). Nothing here reads ground truth.
+
+Two cares keep it from harming the partition it refines:
+
+* **Per-cluster thresholds.** The core of a cluster is its own most confident share
+  (``core_fraction`` of its rows, at least ``min_core``), not the rows above one global
+  threshold: a global threshold hands the core to the large, dense clusters and starves the
+  small ones.
+* **Every cluster stays alive.** The classifier weighs the clusters equally
+  (``class_weight="balanced"``), and a cluster that would lose every row keeps its core. A naive
+  version without these lost 11 points of ACC on the 89-cluster tweet corpus, whose small
+  clusters vanished.
+
+A row's confidence is its margin: in the first round, the squared distance to the nearest other
+centroid minus that to its own; afterwards, the classifier's probability of the row's cluster
+minus the largest other probability.
+
+The defaults (``core_fraction=0.8``, ``C=0.1``) were chosen by ACC on the development suite
+(docs/benchmarks.md): on K-Means partitions they cost no dataset more than 1 point (medians of
+3 seeds) and gain up to 1.6 points; a smaller core (0.3) gains 5 points on the 89-cluster tweet
+corpus but loses 2 on AG News and 4 on digits.
+
+:class:`SelfTraining` wraps any clusterer (``fit`` that sets ``labels_``); :func:`self_train`
+refines a given partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SelfTraining", "SelfTrainingResult", "self_train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SelfTrainingResult:
+    """What :func:`self_train` did.
+
+    Attributes:
+        labels: the refined partition, array of shape (n_samples,), values ``0..k-1``.
+        n_iter: rounds run.
+        changed: the share of rows whose label changed in each round.
+        converged: whether the last round changed fewer than ``tol`` of the rows.
+    """
+
+    labels: np.ndarray
+    n_iter: int
+    changed: list[float] = field(default_factory=list)
+    converged: bool = False
+
+
+def _check_params(
+    core_fraction: float, min_core: int, max_iter: int, tol: float, C: float
+) -> None:
+    def bad(name: str, expected: str, value: Any) -> ValueError:
+        return ValueError(
+            f"The '{name}' parameter of SelfTraining must be {expected}. Got {value!r} instead."
+        )
+
+    if not isinstance(core_fraction, numbers.Real) or not 0.0 < core_fraction <= 1.0:
+        raise bad("core_fraction", "a float in the range (0.0, 1.0]", core_fraction)
+    if isinstance(min_core, bool) or not isinstance(min_core, numbers.Integral) or min_core < 1:
+        raise bad("min_core", "an int in the range [1, inf)", min_core)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise bad("max_iter", "an int in the range [1, inf)", max_iter)
+    if not isinstance(tol, numbers.Real) or not 0.0 <= tol < 1.0:
+        raise bad("tol", "a float in the range [0.0, 1.0)", tol)
+    if not isinstance(C, numbers.Real) or C <= 0:
+        raise bad("C", "a float in the range (0.0, inf)", C)
+
+
+def _centroid_confidence(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The margin of each row: squared distance to the nearest other centroid minus the squared
+    distance to its own cluster's centroid (higher: farther from the cluster's borders)."""
+    centers = np.stack(
+        [X[labels == c].mean(axis=0) if (labels == c).any() else np.full(X.shape[1], np.inf)
+         for c in range(n_clusters)]
+    )  # fmt: skip
+    d2 = (X**2).sum(1)[:, None] - 2 * X @ np.where(np.isfinite(centers), centers, 0).T
+    d2 = d2 + np.where(np.isfinite(centers), centers, 0).__pow__(2).sum(1)[None, :]
+    d2[:, ~np.isfinite(centers).all(axis=1)] = np.inf
+    rows = np.arange(len(X))
+    own = d2[rows, labels]
+    d2[rows, labels] = np.inf
+    return d2.min(axis=1) - own
+
+
+def _proba_margin(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The probability of the row's cluster minus the largest other probability."""
+    rows = np.arange(len(proba))
+    own = proba[rows, labels].copy()
+    other = proba.copy()
+    other[rows, labels] = -np.inf
+    return own - other.max(axis=1)
+
+
+def _core(labels: np.ndarray, confidence: np.ndarray, n_clusters: int, fraction: float,
+          min_core: int) -> np.ndarray:  # fmt: skip
+    """Indices of each cluster's most confident share (per-cluster thresholds)."""
+    picked = []
+    for c in range(n_clusters):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) == 0:
+            continue
+        n_keep = min(len(rows), max(min_core, int(np.ceil(fraction * len(rows)))))
+        order = np.argsort(-confidence[rows], kind="stable")
+        picked.append(rows[order[:n_keep]])
+    return np.sort(np.concatenate(picked))
+
+
+def self_train(
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    core_fraction: float = 0.8,
+    min_core: int = 2,
+    max_iter: int = 10,
+    tol: float = 0.005,
+    C: float = 0.1,
+    random_state: int | None = 0,
+) -> SelfTrainingResult:
+    """Refines a partition by self-training a logistic regression on each cluster's core.
+
+    Args:
+        X: array of shape (n_samples, n_features), the feature space of the partition.
+        labels: array of shape (n_samples,), the partition to refine (any integer labels; the
+            result numbers the clusters ``0..k-1`` in the order of ``np.unique(labels)``).
+        core_fraction: the share of each cluster's rows, the most confident, that trains the
+            classifier.
+        min_core: the smallest core of a cluster (a smaller cluster trains with every row).
+        max_iter: the most rounds.
+        tol: stop when a round changes fewer than this share of the labels.
+        C: the inverse regularisation strength of the logistic regression.
+        random_state: seed of the classifier's solver.
+
+    Returns:
+        A :class:`SelfTrainingResult` with the refined labels; no cluster is empty.
+
+    Raises:
+        ValueError: If a parameter is out of range, or ``X`` and ``labels`` disagree.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    _check_params(core_fraction, min_core, max_iter, tol, C)
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels)
+    if X.ndim != 2 or labels.shape != (X.shape[0],):
+        raise ValueError(
+            f"self_train needs X of shape (n_samples, n_features) and labels of shape "
+            f"(n_samples,); got X {X.shape} and labels {labels.shape}."
+        )
+    _, current = np.unique(labels, return_inverse=True)
+    k = int(current.max()) + 1 if len(current) else 0
+    result = SelfTrainingResult(labels=current.copy(), n_iter=0)
+    if k < 2:
+        return result
+    confidence = _centroid_confidence(X, current, k)
+    for it in range(max_iter):
+        core = _core(current, confidence, k, core_fraction, min_core)
+        clf = LogisticRegression(
+            C=C, class_weight="balanced", max_iter=300, random_state=random_state
+        )
+        clf.fit(X[core], current[core])
+        proba = np.zeros((len(X), k))
+        proba[:, clf.classes_] = clf.predict_proba(X)
+        new = proba.argmax(axis=1)
+        # Keep every cluster alive: one that lost every row keeps its core.
+        for c in range(k):
+            if not (new == c).any():
+                keep = core[current[core] == c]
+                new[keep] = c
+        changed = float(np.mean(new != current))
+        result.changed.append(changed)
+        result.n_iter = it + 1
+        confidence = _proba_margin(proba, new)
+        current = new
+        logger.debug("self-training round %d: %.4f of the labels changed", it + 1, changed)
+        if changed < tol:
+            result.converged = True
+            break
+    result.labels = current
+    logger.info(
+        "Self-training: %d round(s), %s, last round changed %.2f%% of the labels.",
+        result.n_iter,
+        "converged" if result.converged else "stopped at max_iter",
+        100 * result.changed[-1] if result.changed else 0.0,
+    )
+    return result
+
+
+class SelfTraining:
+    """A clusterer whose partition is refined by self-training (label-free).
+
+    Args:
+        estimator: any clusterer with ``fit(X)`` that sets ``labels_`` (a deepseg method, a
+            scikit-learn clusterer); it is cloned when it has ``get_params``.
+        core_fraction: see :func:`self_train`.
+        min_core: see :func:`self_train`.
+        max_iter: see :func:`self_train`.
+        tol: see :func:`self_train`.
+        C: see :func:`self_train`.
+        random_state: seed of the classifier (the wrapped estimator keeps its own).
+
+    Attributes:
+        labels_: the refined partition, array of shape (n_samples,).
+        labels_unrefined_: the wrapped estimator's own partition (renumbered ``0..k-1``).
+        estimator_: the fitted wrapped estimator.
+        n_iter_: self-training rounds run.
+        changed_: the share of labels changed in each round.
+
+    Example:
+        >>> from sklearn.cluster import KMeans
+        >>> from sklearn.datasets import make_blobs
+        >>> X, _ = make_blobs(200, centers=3, random_state=0)
+        >>> model = SelfTraining(KMeans(3, n_init=3, random_state=0)).fit(X)
+        >>> model.labels_.shape, len(set(model.labels_))
+        ((200,), 3)
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        core_fraction: float = 0.8,
+        min_core: int = 2,
+        max_iter: int = 10,
+        tol: float = 0.005,
+        C: float = 0.1,
+        random_state: int | None = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.core_fraction = core_fraction
+        self.min_core = min_core
+        self.max_iter = max_iter
+        self.tol = tol
+        self.C = C
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {
+            "estimator": self.estimator,
+            "core_fraction": self.core_fraction,
+            "min_core": self.min_core,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "C": self.C,
+            "random_state": self.random_state,
+        }
+
+    def fit(self, X: np.ndarray, y: Any = None) -> SelfTraining:
+        """Fits the wrapped estimator, then refines its partition.
+
+        Args:
+            X: array of shape (n_samples, n_features).
+            y: ignored (clustering is label-free).
+
+        Returns:
+            self.
+        """
+        _check_params(self.core_fraction, self.min_core, self.max_iter, self.tol, self.C)
+        if hasattr(self.estimator, "get_params"):
+            from sklearn.base import clone
+
+            estimator = clone(self.estimator)
+        else:
+            estimator = self.estimator
+        estimator.fit(X)
+        if not hasattr(estimator, "labels_"):
+            raise TypeError(
+                f"SelfTraining needs an estimator whose fit sets labels_; "
+                f"{type(estimator).__name__} has none."
+            )
+        self.estimator_ = estimator
+        result = self_train(
+            X,
+            np.asarray(estimator.labels_),
+            core_fraction=self.core_fraction,
+            min_core=self.min_core,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            C=self.C,
+            random_state=self.random_state,
+        )
+        _, self.labels_unrefined_ = np.unique(np.asarray(estimator.labels_), return_inverse=True)
+        self.labels_ = result.labels
+        self.n_iter_ = result.n_iter
+        self.changed_ = result.changed
+        return self
+
+    def fit_predict(self, X: np.ndarray, y: Any = None) -> np.ndarray:
+        """Fits and returns ``labels_``."""
+        return self.fit(X).labels_
