@@ -10,6 +10,7 @@ spreadsheet formula.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
 import numpy as np
@@ -18,7 +19,6 @@ import pandas as pd
 from deepseg.insight.association import cramers_v
 from deepseg.tasks.benchmark import run_benchmark
 from tests.cli.scripts import console_script
-from tests.cli.test_ambiguous_input import _env, _one_error_line
 from tests.insight.test_report_task import compose_benchmark
 
 #: (income, spending score, share, age shift): the mall's five groups in income x spending.
@@ -47,6 +47,19 @@ def mall_like(seed: int = 1, n: int = 200) -> pd.DataFrame:
     frame["Gender"] = rng.choice(["Female", "Male"], len(frame), p=[0.56, 0.44])
     frame.insert(0, "CustomerID", np.arange(1, len(frame) + 1))
     return frame
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def _one_error_line(proc: subprocess.CompletedProcess, command: str) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [x for x in proc.stderr.splitlines() if x.startswith(f"{command}: error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]
 
 
 def _run(tmp_path, frame: pd.DataFrame, *overrides: str):
