@@ -288,11 +288,48 @@ def atomic_write_json(path: str | Path, obj: Any, **kwargs: Any) -> None:
     atomic_write_text(path, json_dumps(obj, **kwargs) + "\n")
 
 
-def atomic_write_csv(path: str | Path, frame: Any, **kwargs: Any) -> None:
-    """Write a pandas frame as CSV (no index unless asked) to ``path`` atomically."""
+#: A text cell beginning with one of these is read as a formula by spreadsheets (CSV injection,
+#: CWE-1236; OWASP's guidance): it is written with a leading apostrophe.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: Any) -> Any:
+    """A copy of a pandas frame whose text cells and column names cannot run as formulas.
+
+    Every text cell (and column name) beginning with ``= + - @``, TAB or CR gets a leading
+    apostrophe, which spreadsheets show as text. Numbers stay numbers: a numeric column is
+    never touched, so ``-2.5`` in a numeric column is written as ``-2.5``.
+
+    >>> import pandas as pd
+    >>> spreadsheet_safe(pd.DataFrame({"name": ["=1+1", "ok"], "x": [-2.5, 1.0]})).to_dict("list")
+    {'name': ["'=1+1", 'ok'], 'x': [-2.5, 1.0]}
+    """
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        kind = getattr(values.dtype, "kind", "O")
+        if kind in "OSU" or str(values.dtype) in ("str", "string", "category"):
+            out[column] = values.astype(object).map(_neutralise)
+    out.columns = [_neutralise(c) for c in out.columns]
+    return out
+
+
+def atomic_write_csv(path: str | Path, frame: Any, *, safe: bool = True, **kwargs: Any) -> None:
+    """Write a pandas frame as CSV (no index unless asked) to ``path`` atomically.
+
+    With ``safe`` (the default) text cells and column names are made
+    :func:`spreadsheet_safe` first: every CSV that deepseg writes may be opened by people in a
+    spreadsheet.
+    """
     kwargs.setdefault("index", False)
     with atomic_open(path, "w", newline="") as fh:
-        frame.to_csv(fh, **kwargs)
+        (spreadsheet_safe(frame) if safe else frame).to_csv(fh, **kwargs)
 
 
 # -- directories ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class Dataset:
         roles: column roles of ``frame`` (for ``X`` data all roles are empty).
         n_clusters: the dataset's natural number of segments, if known.
         feature_names: names of the columns of ``X``.
+        source: the file(s) it was read from, when a loader knows them (report titles).
     """
 
     name: str
@@ -42,6 +43,7 @@ class Dataset:
     roles: ColumnRoles = field(default_factory=ColumnRoles)
     n_clusters: int | None = None
     feature_names: list[str] | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if (self.frame is None) == (self.X is None):
@@ -76,4 +78,5 @@ class Dataset:
             roles=self.roles,
             n_clusters=self.n_clusters,
             feature_names=self.feature_names,
+            source=self.source,
         )

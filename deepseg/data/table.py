@@ -11,6 +11,7 @@ import csv
 import glob
 import gzip
 import logging
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,11 @@ import numpy as np
 import pandas as pd
 
 from deepseg.data.base import ColumnRoles, Dataset, require_columns
-from deepseg.features.columns import infer_roles  # codes, dates, constants, ids (issue 15)
+from deepseg.features.columns import (  # codes, dates, constants, ids (issue 15)
+    infer_roles,
+    log_missing_values,
+    missing_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +159,38 @@ def sniff_separator(text: str, default: str = ",") -> str:
     return best
 
 
+_SEP_WORDS = {",": "','", ";": "';'", "\t": "TAB", "|": "'|'"}
+
+
+def check_separator(frame: pd.DataFrame, path: str | Path, sep: str) -> None:
+    """Refuse a table read as one column whose header and values hold another separator.
+
+    A TAB-separated file read with ``data.sep=,`` becomes one text column that would be
+    segmented on the words of its lines. The file is refused when its single column's name
+    contains ``; TAB |`` (or ``,``) and at least 90% of its first 200 non-empty values contain it
+    as often as the name does, whatever ``data.sep`` says. A real one-column text with such a
+    character in some values passes.
+
+    Raises:
+        ValueError: naming the file and the separator it suspects.
+    """
+    if frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    values = frame.iloc[:200, 0].dropna().astype(str)
+    for candidate in SEPARATORS:
+        if candidate == sep or candidate not in header or values.empty:
+            continue
+        count = header.count(candidate)
+        if (values.str.count(re.escape(candidate)) == count).mean() >= 0.9:
+            raise ValueError(
+                f"'{path}': one column whose name and values contain {_SEP_WORDS[candidate]}: "
+                f"is the separator right? It was read with {_SEP_WORDS.get(sep, repr(sep))}; "
+                f"the file looks separated by {_SEP_WORDS[candidate]} (set data.sep, or leave "
+                "it null to sniff it)."
+            )
+
+
 def csv_options(
     path: str | Path, *, encoding: str | None = None, sep: str | None = None
 ) -> dict[str, str]:
@@ -196,7 +233,9 @@ def read_csv_file(
     path = Path(path)
     options = csv_options(path, encoding=encoding, sep=sep)
     try:
-        return pd.read_csv(path, **options, **kwargs)
+        frame = pd.read_csv(path, **options, **kwargs)
+        check_separator(frame, path, options["sep"])
+        return frame
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except UnicodeDecodeError as exc:
@@ -376,6 +415,9 @@ def dataset_from_frame(
     if not roles.feature_columns():
         raise ValueError(f"{source} has no feature columns: declare numeric, categorical or text.")
     check_finite(frame, roles.numeric, source)
+    log_missing_values(
+        missing_values(frame, roles.numeric, roles.categorical, roles.text), source, len(frame)
+    )
     ids = frame[roles.id].to_numpy(dtype=object) if roles.id is not None else np.arange(len(frame))
     labels = None
     if roles.label is not None:
@@ -434,7 +476,7 @@ def load_table(
             per id; the option is part of the run's config in its results row).
     """
     frame = read_table(path, encoding=encoding, sep=sep, sheet=sheet)
-    return dataset_from_frame(
+    dataset = dataset_from_frame(
         frame,
         name=name,
         id_column=id_column,
@@ -448,6 +490,10 @@ def load_table(
         source=f"Table '{path}'",
         duplicate_ids=duplicate_ids,
     )
+    dataset.source = (
+        ", ".join(str(p) for p in path) if isinstance(path, list | tuple) else str(path)
+    )
+    return dataset
 
 
 def load_text_corpus(

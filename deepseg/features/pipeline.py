@@ -22,9 +22,10 @@ of 1. A weight of 0 drops the block.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.features.blocks import CategoricalBlock, MatrixBlock, NumericBlock
-from deepseg.features.columns import ColumnRoles, require_columns
+from deepseg.features.columns import ColumnRoles, require_columns, unrelated_categoricals
 
 if TYPE_CHECKING:  # features sit below data: Dataset is only duck-typed here
     from deepseg.data.base import Dataset
@@ -111,6 +112,7 @@ class FeaturePipeline:
         fit_sample_rows: int | None = FIT_SAMPLE_ROWS,
         chunk_rows: int = CHUNK_ROWS,
         sample_seed: int = 0,
+        profile_only: str | Sequence[str] | None = None,
     ) -> None:
         self.numeric = dict(numeric or {})
         self.categorical = dict(categorical or {})
@@ -121,6 +123,7 @@ class FeaturePipeline:
         self.fit_sample_rows = fit_sample_rows
         self.chunk_rows = chunk_rows
         self.sample_seed = sample_seed
+        self.profile_only = profile_only
 
     def _balance_mode(self) -> str:
         if self.balance_blocks is not None:
@@ -170,6 +173,8 @@ class FeaturePipeline:
                 new array.
         """
         frame, X, roles = self._unpack(data, roles)
+        if frame is not None:
+            roles = self._segmentation_basis(frame, roles)
         n_rows = len(frame) if frame is not None else len(X)  # type: ignore[arg-type]
         limit = self.fit_sample_rows
         if limit is not None and (isinstance(limit, bool) or int(limit) < 2):
@@ -196,6 +201,50 @@ class FeaturePipeline:
             roles,
         )
         return self.transform(data, out=out)
+
+    def _segmentation_basis(self, frame: pd.DataFrame, roles: ColumnRoles) -> ColumnRoles:
+        """The roles without the columns kept to describe the segments (``profile_only``).
+
+        ``profile_only`` is None (every column segments), a list of columns, or "auto": the
+        categorical columns that go with no other column
+        (:func:`~deepseg.features.columns.unrelated_categoricals`). The decision is logged and
+        kept in ``profile_only_`` ({column: reason}).
+        """
+        self.profile_only_: dict[str, str] = {}
+        choice = self.profile_only
+        if choice is None or choice is False:
+            return roles
+        if isinstance(choice, str) and choice == "auto":
+            self.profile_only_ = unrelated_categoricals(
+                frame, roles.numeric, roles.categorical, random_state=self.sample_seed
+            )
+        elif isinstance(choice, str):
+            raise ValueError(
+                "The 'profile_only' parameter of FeaturePipeline must be null, 'auto' or a list "
+                f"of columns. Got {choice!r} instead."
+            )
+        else:
+            unknown = [c for c in choice if c not in roles.feature_columns()]
+            if unknown:
+                raise ValueError(
+                    f"profile_only names {unknown}, which are not feature columns: "
+                    f"{roles.feature_columns()}"
+                )
+            self.profile_only_ = {str(c): "listed in features.profile_only" for c in choice}
+        left = [c for c in roles.feature_columns() if c not in self.profile_only_]
+        if not left:  # nothing would be left to segment on: keep them all
+            self.profile_only_ = {}
+            return roles
+        for column, reason in self.profile_only_.items():
+            logger.info("'%s' describes the segments but is not segmented on: %s", column, reason)
+        if not self.profile_only_:
+            return roles
+        return dataclasses.replace(
+            roles,
+            numeric=[c for c in roles.numeric if c not in self.profile_only_],
+            categorical=[c for c in roles.categorical if c not in self.profile_only_],
+            text=[c for c in roles.text if c not in self.profile_only_],
+        )
 
     def _fit_rows(
         self,
@@ -439,7 +488,11 @@ class FeaturePipeline:
                 "fit_sample_rows": self.fit_sample_rows,
                 "chunk_rows": self.chunk_rows,
                 "sample_seed": self.sample_seed,
+                "profile_only": self.profile_only
+                if self.profile_only is None or isinstance(self.profile_only, str)
+                else list(self.profile_only),
             },
+            "profile_only": getattr(self, "profile_only_", {}),
             "roles": self.roles_.to_dict(),
             "weights": self.weights_,
             "factors": self.factors_,
@@ -475,6 +528,7 @@ class FeaturePipeline:
             block_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             pipe.blocks_[block] = classes[block].from_state(block_state, block_arrays)
         pipe.roles_ = ColumnRoles.from_dict(state["roles"])
+        pipe.profile_only_ = dict(state.get("profile_only") or {})
         pipe.weights_ = {k: float(v) for k, v in state["weights"].items()}
         pipe.factors_ = {k: float(v) for k, v in state["factors"].items()}
         pipe.column_scales_ = {  # absent in pipelines saved before column balancing

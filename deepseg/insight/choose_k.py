@@ -13,7 +13,13 @@ has its own choice; the recommendation combines two of them with one rule:
 Silhouette, Calinski-Harabasz and stability alone favour k=2 on most customer data (a coarse
 split is always well separated and reproducible), and the gap statistic tends to grow with k in
 many dimensions, so none of them is used alone; their choices are reported beside the
-recommendation. The same function works on a feature matrix or on an embedding (e.g. the
+recommendation. But when the criteria agree (at least ``AGREEMENT`` of the six, the knee
+included, choose the same k), the recommendation is that k: a knee that alone disagrees with
+silhouette, Calinski-Harabasz, Davies-Bouldin, the gap statistic and stability is the curve's
+shape, not evidence (on two well-separated groups the inertia curve has no real knee at all).
+When they split, the summary says which chose what and why the knee rule decided.
+
+The same function works on a feature matrix or on an embedding (e.g. the
 ``transform(X)`` of a fitted deep estimator). Ground-truth labels are never an input.
 """
 
@@ -44,6 +50,11 @@ CRITERIA: dict[str, bool | None] = {
     "gap": None,
     "stability": True,
 }
+
+
+#: Criteria (of the six: knee, silhouette, Calinski-Harabasz, Davies-Bouldin, gap, stability)
+#: that must choose the same k for the recommendation to follow them.
+AGREEMENT = 5
 
 
 @dataclass
@@ -247,6 +258,10 @@ def choose_k(
     return _recommend(table, k_values)
 
 
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _recommend(table: pd.DataFrame, k_values: list[int]) -> ChooseKResult:
     def best(column: str, higher: bool) -> int:
         values = table[column].to_numpy(dtype=np.float64)
@@ -265,23 +280,43 @@ def _recommend(table: pd.DataFrame, k_values: list[int]) -> ChooseKResult:
     }
     window = list(range(max(0, knee_idx - 1), min(len(k_values), knee_idx + 2)))
     sil = table["silhouette"].to_numpy(dtype=np.float64)
-    if np.isnan(sil[window]).all():
-        pick = knee_idx
-    else:
-        pick = window[int(np.nanargmax(sil[window]))]
-    recommended = k_values[pick]
+    votes: dict[int, list[str]] = {}
+    for criterion, k in choices.items():
+        votes.setdefault(k, []).append(criterion)
+    consensus, voters = max(votes.items(), key=lambda kv: (len(kv[1]), -kv[0]))
     neighbours = ", ".join(str(k_values[i]) for i in window)
-    reasons = [
-        f"The inertia curve has its knee (elbow) at k={knee}.",
-        f"Among the knee and its neighbours (k = {neighbours}) the silhouette is highest at "
-        f"k={recommended} ({sil[pick]:.3f}).",
+    if len(voters) >= AGREEMENT:
+        pick = k_values.index(consensus)
+        recommended = consensus
+        others = sorted(set(choices) - set(voters))
+        reasons = [
+            f"{len(voters)} of the {len(choices)} criteria choose k={consensus}"
+            + (f" (only {_join(others)} differs)." if others else ": they all agree."),
+            f"The inertia curve has its knee (elbow) at k={knee}.",
+        ]
+    else:
+        if np.isnan(sil[window]).all():
+            pick = knee_idx
+        else:
+            pick = window[int(np.nanargmax(sil[window]))]
+        recommended = k_values[pick]
+        split = "; ".join(f"k={k}: {_join(sorted(names))}" for k, names in sorted(votes.items()))
+        reasons = [
+            f"The criteria split ({split}), so the knee rule decides: a coarse split is always "
+            "well separated and reproducible, which makes silhouette, Calinski-Harabasz and "
+            "stability favour small k on their own.",
+            f"The inertia curve has its knee (elbow) at k={knee}.",
+            f"Among the knee and its neighbours (k = {neighbours}) the silhouette is highest at "
+            f"k={recommended} ({sil[pick]:.3f}).",
+        ]
+    reasons += [
         f"Bootstrap stability at k={recommended} is {table['stability'].iloc[pick]:.2f} "
         "(mean ARI between fits on resamples, 1 = identical).",
         "On their own: silhouette chooses k={silhouette}, "
         "Calinski-Harabasz k={calinski_harabasz}, Davies-Bouldin k={davies_bouldin}, "
         "the gap statistic k={gap}, stability k={stability}.".format(**choices),
     ]
-    if knee_idx in (0, len(k_values) - 1):
+    if knee_idx in (0, len(k_values) - 1) and recommended == knee:
         reasons.append(
             "The knee is at the edge of the range: widen k_range to confirm the recommendation."
         )

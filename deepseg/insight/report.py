@@ -80,6 +80,25 @@ def human(value: Any, share: bool = False) -> str:
     return f"{v:.3f}"
 
 
+def human_pair(a: float, b: float, share: bool = False) -> tuple[str, str]:
+    """Two numbers to compare, rounded alike: the same decimals for both.
+
+    >>> human_pair(4.5, 2.0), human_pair(1452.0, 980.25), human_pair(0.25, 0.1, share=True)
+    (('4.50', '2.00'), ('1,452', '980'), ('25.0%', '10.0%'))
+    >>> human_pair(16.0, 50.0)
+    ('16', '50')
+    """
+    if share:
+        return human(a, share=True), human(b, share=True)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return human(a), human(b)
+    if a == round(a) and b == round(b):
+        return f"{round(a):,}", f"{round(b):,}"
+    top = max(abs(a), abs(b))
+    decimals = 0 if top >= 100 else 1 if top >= 10 else 2 if top >= 1 else 3
+    return f"{a:,.{decimals}f}", f"{b:,.{decimals}f}"
+
+
 def _is_share(column: str) -> bool:
     return column == "share" or column.endswith(("_share", "_fraction"))
 
@@ -100,6 +119,10 @@ class ReportContent:
         association: Cramér's V of every attribute against the segments (see
             :func:`deepseg.insight.association.attribute_association`); dominant ones are
             flagged at the top of the page.
+        input_notes: sentences about the input shown near the top (missing values, columns
+            kept out of the segmentation, the RFM columns).
+        missing: the missing values per column (see
+            :func:`deepseg.features.columns.missing_values`).
     """
 
     title: str
@@ -111,6 +134,8 @@ class ReportContent:
     images: list[tuple[str, bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     association: pd.DataFrame | None = None
+    input_notes: list[str] = field(default_factory=list)
+    missing: pd.DataFrame | None = None
 
 
 def _table(frame: pd.DataFrame, css_class: str = "") -> str:
@@ -191,6 +216,7 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
         return f"{size} that the method left unassigned (noise)."
     roles = {column: role for role, column in profiles.rfm.items()}
     numeric: list[str] = []
+    plain = profiles.names.get(segment, "")
     categories: list[str] = []
     terms: list[str] = []
     used: frozenset[str] = frozenset()  # one category sentence per theme
@@ -205,10 +231,10 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
                 what, unit = f"have {d.word} dates", " days ago"
             else:
                 what = f"have {'higher' if higher else 'lower'} {d.word.split(' ', 1)[-1]}"
-            numeric.append(
-                f"{what} (median {human(d.segment_value)}{unit} against "
-                f"{human(d.population_value)})"
-            )
+            share = d.statistic == "non-zero share"
+            mine, everyone = human_pair(d.segment_value, d.population_value, share)
+            unit = "" if share else unit
+            numeric.append(f"{what} ({d.statistic} {mine}{unit} against {everyone})")
         elif d.kind == "category" and len(categories) < 2 and not (d.stem & used):
             used |= d.stem
             categories.append(
@@ -218,6 +244,12 @@ def segment_summary(profiles: SegmentProfiles, segment: int) -> str:
         elif d.kind == "term" and len(terms) < 3:
             terms.append(f"'{d.category}'")
     if not (numeric or categories or terms):
+        if plain.startswith("no distinct trait"):
+            return (
+                f"{size}. They differ from the other customers in some columns, but as a slice "
+                "of one continuous group rather than a group of their own: no trait is named "
+                "(the differences are in the segment details below)."
+            )
         return (
             f"{size}. Nothing sets them apart from the other customers by a material margin: "
             "an average group."
@@ -272,8 +304,9 @@ def _segment_details(profiles: SegmentProfiles) -> str:
         num = profiles.numeric[profiles.numeric["segment"] == s]
         num = num.reindex(num["effect"].abs().sort_values(ascending=False).index).head(5)
         deviations = ", ".join(
-            f"{html.escape(str(r.column))}: median {human(r.median)} (all customers "
-            f"{human(r.population_median)}; d {r.effect:+.2f})"
+            "{}: median {} (all customers {}; d {:+.2f})".format(
+                html.escape(str(r.column)), *human_pair(r.median, r.population_median), r.effect
+            )
             for r in num.itertuples()
         )
         cats = profiles.categories[profiles.categories["segment"] == s]
@@ -309,6 +342,38 @@ def _segment_columns(profiles: SegmentProfiles, max_numeric: int = 5) -> list[st
     return columns
 
 
+def input_notes(profiles: SegmentProfiles | None, pipeline: Any = None) -> list[str]:
+    """What the page should say about its input: the columns kept out of the segmentation
+    (``features.profile_only``) and the columns behind the RFM scores."""
+    notes = []
+    for column, reason in (getattr(pipeline, "profile_only_", None) or {}).items():
+        notes.append(
+            f"'{column}' describes the segments but was kept out of the segmentation: {reason}"
+        )
+    if profiles is not None and profiles.rfm:
+        used = ", ".join(f"{role} = '{column}'" for role, column in profiles.rfm.items())
+        notes.append(
+            f"RFM scores (quintiles 1-5) and the RFM words come from the columns {used}; set "
+            "report.rfm to choose others."
+        )
+    return notes
+
+
+def report_title(dataset_name: str, source: str | None, method: str) -> str:
+    """The page title names the input: the dataset's own name, or the file a generic loader
+    read ("Segment report: mall.csv / kmeans", not "table / kmeans").
+
+    >>> report_title("table", "/data/mall.csv", "kmeans")
+    'Segment report: mall.csv / kmeans'
+    >>> report_title("telco_churn", "/data/telco.csv", "dec")
+    'Segment report: telco_churn / dec'
+    """
+    name = dataset_name
+    if source and dataset_name in ("table", "text_corpus", "transactions"):
+        name = ", ".join(part.strip().rstrip("/").rsplit("/", 1)[-1] for part in source.split(","))
+    return f"Segment report: {name} / {method}"
+
+
 def render_report(content: ReportContent) -> str:
     """The report as one HTML page, with no external references."""
     out = [
@@ -326,6 +391,12 @@ def render_report(content: ReportContent) -> str:
     if content.profiles is not None:
         out += ["<h2>The segments at a glance</h2>", _glance(content.profiles)]
     out.append(_warnings(content.association))
+    if content.input_notes or (content.missing is not None and not content.missing.empty):
+        out.append("<h2>About the input</h2><ul>")
+        out += [f"<li>{html.escape(n)}</li>" for n in content.input_notes]
+        out.append("</ul>")
+        if content.missing is not None and not content.missing.empty:
+            out.append(_table(content.missing))
     if content.leaderboard is not None:
         out += ["<h2>Leaderboard</h2>", _table(compact_leaderboard(content.leaderboard))]
     if content.choose_k is not None:

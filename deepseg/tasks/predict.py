@@ -26,7 +26,7 @@ from deepseg.bundle import Segmenter, assignments_frame, load
 from deepseg.data.table import csv_options, read_table, table_kind
 from deepseg.drift import DriftAccumulator, drift_markdown
 from deepseg.features.columns import require_columns
-from deepseg.io import atomic_open, atomic_write_json, atomic_write_text
+from deepseg.io import atomic_open, atomic_write_json, atomic_write_text, spreadsheet_safe
 from deepseg.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -309,7 +309,9 @@ def _run(
                 frame = assignments_frame(ids, labels, proba, z if embedding else None)
             if accumulator is not None:
                 accumulator.update(chunk, labels)
-            frame.to_csv(fh, header=n_rows == 0, index=False, float_format=FLOAT_FORMAT)
+            spreadsheet_safe(frame).to_csv(
+                fh, header=n_rows == 0, index=False, float_format=FLOAT_FORMAT
+            )
             n_rows += len(frame)
             bar.update(len(frame))
         if n_rows == 0:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.data.base import Dataset
+from deepseg.features.columns import missing_values
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight import plots
 from deepseg.insight.association import attribute_association
@@ -22,7 +23,13 @@ from deepseg.insight.drivers import (
     text_component_names,
 )
 from deepseg.insight.profiles import SegmentProfiles, profile_segments
-from deepseg.insight.report import ReportContent, render_report, segments_table
+from deepseg.insight.report import (
+    ReportContent,
+    input_notes,
+    render_report,
+    report_title,
+    segments_table,
+)
 from deepseg.tasks.common import atomic_write_csv, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,7 @@ REPORT_DEFAULTS: dict[str, Any] = {
     "map": "auto",
     "sample_size": 5000,
     "rfm": {},
+    "labels": {},
 }
 
 CONFIDENCE_NOTE = (
@@ -51,6 +59,7 @@ def report_options(node: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"Unknown report option(s) {unknown}. Known: {sorted(REPORT_DEFAULTS)}")
     opts.update({k: v for k, v in (node or {}).items()})
     opts["rfm"] = dict(opts.get("rfm") or {})
+    opts["labels"] = {str(k): str(v) for k, v in dict(opts.get("labels") or {}).items()}
     return opts
 
 
@@ -152,6 +161,7 @@ def segment_report(
         text=text,
         rfm=opts["rfm"],
         reference_date=reference_date,
+        column_labels=opts["labels"],
     )
     text_matrix, text_names = None, None
     if "text" in pipeline.block_slices_:
@@ -232,7 +242,9 @@ def segment_report(
         notes.append(auto_note(estimator.selection()))
         meta["chosen by auto"] = estimator.selection()["chosen"]
     content = ReportContent(
-        title=f"Segment report: {dataset.name} / {method}",
+        title=report_title(dataset.name, dataset.source, method),
+        input_notes=input_notes(profiles, pipeline),
+        missing=missing_values(frame, numeric, categorical, text),
         meta=meta,
         leaderboard=leaderboard,
         profiles=profiles,
@@ -246,10 +258,13 @@ def segment_report(
             "A word enters a segment's name only when the segment differs from the rest of the "
             "customers materially and beyond noise: for a numeric column (RFM words included) "
             "the 95% interval of the standardised difference on normal scores must clear 0.5, "
-            "and the segment must stand apart in its numeric columns rather than be a slice of "
-            "one continuous blob; a category needs a share of at least 30%, a lift of 1.5 and "
-            "a lift interval that excludes 1. A segment without such a difference is "
-            "'average'. Every descriptor and its evidence is in profiles.csv (descriptors).",
+            "and the segment must stand apart in its numeric columns (from the rest, or from "
+            "its nearest segment) rather than be a slice of one continuous blob; a category "
+            "needs a share of at least 30%, a lift of 1.5 and a lift interval that excludes 1. "
+            "Words are ranked by effect size, largest first. A segment without a material "
+            "difference is 'average'; one whose differences are those of a slice of one "
+            "continuous group has 'no distinct trait'. Every descriptor and its evidence is in "
+            "profiles.csv (descriptors).",
             "The reported segmentation is the configured method and seed (default: the first "
             "of each), never chosen with ground-truth labels.",
             "An attribute is flagged when its Cramér's V against the segments (numeric columns "

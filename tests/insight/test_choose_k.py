@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
@@ -115,3 +116,44 @@ def test_works_in_a_deep_estimators_latent_space():
     assert z.shape == (800, 5)
     result = choose_k(z, (2, 8), random_state=0, n_bootstrap=3)
     assert result.recommended == 4, result.summary()
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_well_separated_groups_give_the_true_k(k):
+    # Issue 26, acceptance 3: the recommendation follows the criteria when they agree (before,
+    # two groups gave k=4 or 5: the inertia curve of two groups has no real knee)
+    X, _ = make_blobs(n_samples=600, centers=k, cluster_std=0.6, random_state=0, n_features=5)
+    result = choose_k(X, (2, 10), random_state=0, n_bootstrap=3)
+    assert result.recommended == k, result.summary()
+    agreeing = [c for c, chosen in result.choices.items() if chosen == k]
+    assert len(agreeing) >= 4  # k=6: the knee (5) and stability (2) differ; the rule gives 6
+    if len(agreeing) >= 5:
+        assert f"criteria choose k={k}" in result.summary()
+    else:
+        assert "The criteria split" in result.summary()
+
+
+def test_agreement_and_split_rules():
+    from deepseg.insight.choose_k import _recommend
+
+    k_values = [2, 3, 4, 5, 6]
+    table = pd.DataFrame(
+        {
+            "k": k_values,
+            "inertia": [100.0, 40.0, 30.0, 25.0, 22.0],  # knee at 3
+            "silhouette": [0.5, 0.4, 0.3, 0.2, 0.1],
+            "calinski_harabasz": [9.0, 8, 7, 6, 5],
+            "davies_bouldin": [0.5, 0.6, 0.7, 0.8, 0.9],
+            "gap": [1.0, 0.9, 0.8, 0.7, 0.6],
+            "gap_se": [0.01] * 5,
+            "stability": [0.99, 0.9, 0.8, 0.7, 0.6],
+        }
+    )
+    agree = _recommend(table, k_values)
+    assert agree.knee == 3 and agree.recommended == 2  # five of six choose 2
+    assert "5 of the 6 criteria choose k=2 (only knee differs)" in agree.summary()
+    split = table.assign(gap=[0.1, 0.2, 0.3, 0.4, 0.5], stability=[0.6, 0.7, 0.99, 0.8, 0.7])
+    result = _recommend(split, k_values)
+    assert result.choices["gap"] != 2 and result.choices["stability"] == 4
+    assert result.recommended == 2  # the best silhouette among the knee (3) and its neighbours
+    assert "The criteria split (k=2: " in result.summary()
