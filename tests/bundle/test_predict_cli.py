@@ -74,7 +74,9 @@ def test_progress_lines_in_the_log_off_a_terminal(trained, tmp_path, suffix):
 
 def test_missing_columns_exit_2_with_their_names(trained, tmp_path):
     bad = tmp_path / "bad.csv"
-    trained.frame.drop(columns=["age", "country"]).to_csv(bad, index=False)
+    # two columns the bundle segments on (profile-only columns are not asked for)
+    assert not {"age", "tenure_months"} & set(trained.pipeline.profile_only_)
+    trained.frame.drop(columns=["age", "tenure_months"]).to_csv(bad, index=False)
     out = tmp_path / "out.csv"
     # in this process: the exit code and the stderr line are the command's, not the process's
     result = run_in_process(
@@ -84,7 +86,7 @@ def test_missing_columns_exit_2_with_their_names(trained, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deepseg-predict: error: ")
-    assert "['age', 'country'] not found" in lines[0]
+    assert "column(s) ['tenure_months', 'age'] not found" in lines[0]  # in the pipeline's order
     assert not out.exists()
 
 
