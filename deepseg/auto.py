@@ -1,11 +1,25 @@
 """``model=auto``: fit several clusterings of one table, keep one partition chosen without labels.
 
 :class:`AutoCluster` fits each candidate (classic and deep methods, each with its own options)
-on the same features, then chooses among their partitions by how much they agree: the winner is
-the partition that shares the most information with the others (its mean normalised mutual
-information with every other candidate, the "median partition" of cluster-ensemble selection).
-Agreement is measured between partitions, never in any candidate's own embedding, so the
-scores are comparable across candidates, and no label is read.
+on the same features, then chooses among their partitions by how much they agree: a partition's
+score is its mean normalised mutual information with the others (the "median partition" of
+cluster-ensemble selection). Agreement is measured between partitions, never in any candidate's
+own embedding, so the scores are comparable across candidates, and no label is read.
+
+The candidates fall into families by the space they see (:func:`family_of`): the raw features
+(the classic methods), the autoencoder's latent space (ae_kmeans, dec, idec, ...) and the
+manifold (n2d; dec/idec with ``init=umap``). Members of one family vote as a block, so:
+
+* ``consensus`` (on by default) adds one more candidate, the consensus partition of the
+  others with every family weighing the same (:func:`consensus_partition`);
+* the default criterion ``safe_agreement`` keeps the best classic candidate unless a candidate
+  of another family (or the consensus) agrees more by at least ``margin``, a threshold chosen
+  leave-one-dataset-out on the development suite (``scripts/bench_auto_lodo.py``,
+  docs/benchmarks.md);
+* ``agreement`` (the plain mean NMI) and ``family_agreement`` (one vote per family) are the
+  alternatives measured there.
+
+The results row and the report give the decision's margin: how far the runner-up was.
 
 The deep candidates that share their autoencoder options are pretrained once, as in the
 benchmark.
@@ -30,9 +44,32 @@ from deepseg.io import json_dumps
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AutoCluster", "agreement_scores", "shared_autoencoder"]
+__all__ = [
+    "AutoCluster",
+    "ConsensusAssignment",
+    "agreement_scores",
+    "consensus_partition",
+    "family_agreement_scores",
+    "family_of",
+    "shared_autoencoder",
+]
 
-CRITERIA = ("agreement",)
+CRITERIA = ("safe_agreement", "agreement", "family_agreement")
+#: the family of the classic methods on the raw features: the safe default of safe_agreement
+CLASSIC = "raw"
+CONSENSUS = "consensus"
+_LATENT = {"AEKMeans", "AEGMM", "DEC", "IDEC", "DCN", "VaDE"}
+_MANIFOLD = {"N2D"}
+
+
+def _nmi_matrix(partitions: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    names = list(partitions)
+    matrix = np.eye(len(names))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            value = normalized_mutual_info_score(partitions[a], partitions[names[j]])
+            matrix[i, j] = matrix[j, i] = value
+    return names, matrix
 
 
 def agreement_scores(partitions: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -42,16 +79,156 @@ def agreement_scores(partitions: Mapping[str, np.ndarray]) -> dict[str, float]:
     >>> {k: round(v, 3) for k, v in agreement_scores({"a": a, "b": b, "c": c}).items()}
     {'a': 0.5, 'b': 0.5, 'c': 0.0}
     """
-    names = list(partitions)
+    names, matrix = _nmi_matrix(partitions)
     if len(names) == 1:
         return {names[0]: 1.0}
-    matrix = np.eye(len(names))
-    for i, a in enumerate(names):
-        for j in range(i + 1, len(names)):
-            value = normalized_mutual_info_score(partitions[a], partitions[names[j]])
-            matrix[i, j] = matrix[j, i] = value
     means = (matrix.sum(axis=1) - 1.0) / (len(names) - 1)
     return {name: float(v) for name, v in zip(names, means, strict=True)}
+
+
+def family_of(name: str, node: Mapping[str, Any] | None) -> str:
+    """The space a candidate clusters in: ``raw``, ``latent``, ``manifold`` or ``consensus``.
+
+    Keyed on the candidate's class (its ``_target_``) and its ``init``, never on its name,
+    except for the consensus that :class:`AutoCluster` adds itself.
+
+    >>> family_of("kmeans", {"_target_": "sklearn.cluster.KMeans"})
+    'raw'
+    >>> family_of("dec", {"_target_": "deepseg.deep.dec.DEC", "init": "kmeans"})
+    'latent'
+    >>> family_of("dec_umap", {"_target_": "deepseg.deep.dec.DEC", "init": "umap"})
+    'manifold'
+    """
+    if name == CONSENSUS and node is None:
+        return CONSENSUS
+    target = str((node or {}).get("_target_", ""))
+    cls = target.rsplit(".", 1)[-1]
+    if cls in _MANIFOLD or (cls in _LATENT and (node or {}).get("init") == "umap"):
+        return "manifold"
+    if cls in _LATENT:
+        return "latent"
+    return CLASSIC
+
+
+def family_agreement_scores(
+    partitions: Mapping[str, np.ndarray], families: Mapping[str, str]
+) -> dict[str, float]:
+    """Each partition's agreement with the other families, one vote per family.
+
+    A partition's mean NMI with the members of each other family is averaged over those
+    families: agreement counts only where another space corroborates it, and a family of
+    near-identical partitions votes once. When all partitions are of one family, it is the
+    plain mean NMI with the others; a partition alone gets 1.0.
+
+    >>> a, b, c = [0, 0, 1, 1], [0, 0, 1, 1], [0, 1, 0, 1]
+    >>> s = family_agreement_scores({"a": a, "b": b, "c": c}, {"a": "x", "b": "y", "c": "y"})
+    >>> {k: round(v, 3) for k, v in s.items()}
+    {'a': 0.5, 'b': 1.0, 'c': 0.0}
+    """
+    names, matrix = _nmi_matrix(partitions)
+    if len(names) == 1:
+        return {names[0]: 1.0}
+    if len({families[n] for n in names}) == 1:
+        return agreement_scores(partitions)
+    out = {}
+    for i, name in enumerate(names):
+        votes = []
+        for family in dict.fromkeys(families[n] for n in names):
+            if family == families[name]:
+                continue
+            members = [j for j, n in enumerate(names) if families[n] == family]
+            votes.append(float(matrix[i, members].mean()))
+        out[name] = float(np.mean(votes))
+    return out
+
+
+def consensus_partition(
+    partitions: Mapping[str, np.ndarray],
+    families: Mapping[str, str],
+    n_clusters: int,
+    seed: int,
+) -> np.ndarray:
+    """One partition that summarises the others, every family weighing the same.
+
+    Each partition becomes its one-hot membership matrix, scaled so that every family's
+    partitions together weigh one; K-Means (10 restarts, the seed) on the concatenation groups
+    the rows that the partitions put together most often (the co-association of cluster
+    ensembles, in memory linear in the rows).
+    """
+    from sklearn.cluster import KMeans
+
+    names = list(partitions)
+    size = {f: sum(families[n] == f for n in names) for f in set(families[n] for n in names)}
+    blocks = []
+    for name in names:
+        labels = np.asarray(partitions[name])
+        values, codes = np.unique(labels, return_inverse=True)
+        onehot = np.zeros((len(labels), len(values)), dtype=np.float32)
+        onehot[np.arange(len(labels)), codes] = 1.0
+        blocks.append(onehot * np.float32(np.sqrt(1.0 / size[families[name]])))
+    H = np.hstack(blocks)
+    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(H)
+
+
+class ConsensusAssignment(ClusterMixin, BaseEstimator):
+    """The consensus partition as an estimator: new rows go to the nearest segment mean.
+
+    ``fit`` takes the features and the consensus labels (computed by :class:`AutoCluster`);
+    the centres are the segments' means in the feature space, so a bundle assigns new
+    customers as it would with K-Means.
+    """
+
+    def __init__(self, labels: np.ndarray | None = None) -> None:
+        self.labels = labels
+
+    def fit(self, X: Any, y: object = None) -> ConsensusAssignment:
+        X = np.asarray(X, dtype=np.float32)
+        labels = np.asarray(self.labels)
+        if labels.shape != (X.shape[0],):
+            raise ValueError(
+                f"ConsensusAssignment needs one label per row: {labels.shape} for {X.shape[0]}."
+            )
+        values = np.unique(labels)
+        self.cluster_centers_ = np.stack([X[labels == v].mean(axis=0) for v in values])
+        self.labels_ = np.searchsorted(values, labels)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "cluster_centers_")
+        X = np.asarray(X, dtype=np.float32)
+        d = ((X[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        return d.argmin(axis=1)
+
+
+def choose(
+    scores: Mapping[str, float],
+    families: Mapping[str, str],
+    criterion: str,
+    margin: float,
+    order: list[str],
+) -> tuple[str, str]:
+    """The winner among scored candidates, and the runner-up the decision's margin is taken to.
+
+    ``safe_agreement``: the best classic candidate, unless another candidate's score exceeds
+    it by at least ``margin``; then that one. The runner-up is the best of the other side.
+    The others: the highest score; the runner-up is the second highest. Ties go to the
+    candidate listed first.
+    """
+
+    def best(names: list[str]) -> str:
+        return max(names, key=lambda n: (scores[n], -order.index(n)))
+
+    names = [n for n in order if n in scores]
+    classic = [n for n in names if families[n] == CLASSIC]
+    other = [n for n in names if families[n] != CLASSIC]
+    if criterion == "safe_agreement" and classic and other:
+        safe, bold = best(classic), best(other)
+        if scores[bold] - scores[safe] >= margin:
+            return bold, safe
+        return safe, bold
+    winner = best(names)
+    rest = [n for n in names if n != winner]
+    return winner, (best(rest) if rest else winner)
 
 
 def shared_autoencoder(
@@ -111,21 +288,31 @@ def _build(name: str, node: Mapping[str, Any], n_clusters: int, seed: int) -> An
 
 
 class AutoCluster(ClusterMixin, BaseEstimator):
-    """Fit every candidate clustering and keep the partition that agrees most with the others.
+    """Fit every candidate clustering and keep one partition, chosen by agreement, label-free.
 
     Args:
         n_clusters: the number of clusters every candidate is asked for.
         candidates: ``{name: config node}``; each node has a ``_target_`` (an estimator class)
             and its keyword arguments (``configs/model/auto.yaml`` lists the defaults).
-        criterion: the label-free choice: ``agreement`` (mean NMI with the other partitions).
+        criterion: the label-free choice: ``safe_agreement`` (the best classic candidate
+            unless another agrees more by ``margin``), ``agreement`` (the highest mean NMI with
+            the other partitions) or ``family_agreement`` (the same, one vote per family).
+        margin: how much more agreement a candidate outside the classic family needs to be
+            chosen over the best classic one (``safe_agreement`` only).
+        consensus: add the consensus partition of the candidates as one more candidate.
         random_state: the seed every candidate is fitted with.
 
     Attributes:
         labels_: the chosen candidate's own labels.
-        chosen_: the chosen candidate's name.
+        chosen_: the chosen candidate's name (``consensus`` for the consensus partition).
         candidates_: ``{name: fitted estimator}`` of every candidate that fitted.
         candidate_labels_: ``{name: labels}`` of those candidates.
-        scores_: ``{name: label-free score}``; the highest won.
+        families_: ``{name: family}`` (:func:`family_of`).
+        scores_: ``{name: label-free score}`` under the criterion.
+        runner_up_: the candidate the decision was closest to.
+        decision_margin_: the winner's score minus the runner-up's (for ``safe_agreement``
+            negative when the classic candidate was kept against a higher score that did not
+            clear ``margin``).
         failed_: ``{name: error}`` of the candidates that failed.
         reason_: one sentence on why the winner won.
     """
@@ -134,12 +321,16 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self,
         n_clusters: int = 8,
         candidates: Mapping[str, Mapping[str, Any]] | None = None,
-        criterion: str = "agreement",
+        criterion: str = "safe_agreement",
+        margin: float = 0.01,
+        consensus: bool = True,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.candidates = candidates
         self.criterion = criterion
+        self.margin = margin
+        self.consensus = consensus
         self.random_state = random_state
 
     def check_params(self, n_samples: int | None = None) -> int:
@@ -163,6 +354,20 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             raise ValueError(
                 f"The 'criterion' parameter of AutoCluster must be one of {list(CRITERIA)}. "
                 f"Got {self.criterion!r} instead."
+            )
+        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)):
+            raise ValueError(
+                f"The 'margin' parameter of AutoCluster must be a number. Got {self.margin!r}."
+            )
+        if not isinstance(self.consensus, bool):
+            raise ValueError(
+                "The 'consensus' parameter of AutoCluster must be true or false. "
+                f"Got {self.consensus!r} instead."
+            )
+        if self.consensus and CONSENSUS in self.candidates:
+            raise ValueError(
+                f"AutoCluster adds the candidate '{CONSENSUS}' itself (consensus=true); name "
+                "yours otherwise."
             )
         seed = 0 if self.random_state is None else int(self.random_state)
         if n_samples is not None:
@@ -248,19 +453,60 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         if not self.candidates_:
             assert first_error is not None
             raise first_error
-        self.scores_ = agreement_scores(self.candidate_labels_)
-        order = list(estimators)  # ties go to the first candidate listed
-        self.chosen_ = max(self.scores_, key=lambda n: (self.scores_[n], -order.index(n)))
-        ranked = sorted(self.scores_.items(), key=lambda kv: -kv[1])
-        runner_up = f"; next {ranked[1][0]} ({ranked[1][1]:.3f})" if len(ranked) > 1 else ""
-        self.reason_ = (
-            f"{self.chosen_} agrees most with the other {len(ranked) - 1} candidates "
-            f"(mean NMI {self.scores_[self.chosen_]:.3f}{runner_up})"
-        )
+        self._choose(X, seed, list(estimators))
         logger.info("auto: chose %s: %s", self.chosen_, self.reason_)
         self.labels_ = self.candidate_labels_[self.chosen_]
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _choose(self, X: np.ndarray, seed: int, order: list[str]) -> None:
+        """Score the fitted candidates (and their consensus), pick the winner."""
+        assert self.candidates is not None
+        self.families_ = {n: family_of(n, self.candidates[n]) for n in self.candidate_labels_}
+        if self.consensus and len(self.candidate_labels_) > 1:
+            start = time.perf_counter()
+            labels = consensus_partition(
+                self.candidate_labels_, self.families_, int(self.n_clusters), seed
+            )
+            self.candidates_[CONSENSUS] = ConsensusAssignment(labels).fit(X)
+            self.candidate_labels_[CONSENSUS] = self.candidates_[CONSENSUS].labels_
+            self.candidate_seconds_[CONSENSUS] = time.perf_counter() - start
+            self.families_[CONSENSUS] = CONSENSUS
+            order = [*order, CONSENSUS]
+        if self.criterion == "family_agreement":
+            self.scores_ = family_agreement_scores(self.candidate_labels_, self.families_)
+        else:
+            self.scores_ = agreement_scores(self.candidate_labels_)
+        self.chosen_, self.runner_up_ = choose(
+            self.scores_, self.families_, self.criterion, float(self.margin), order
+        )
+        self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
+        what = {
+            "safe_agreement": "agreement (mean NMI with the other candidates)",
+            "agreement": "agreement (mean NMI with the other candidates)",
+            "family_agreement": "agreement with the other families (one vote per family)",
+        }[self.criterion]
+        if self.runner_up_ == self.chosen_:
+            why = f"{self.chosen_} is the only candidate"
+        elif self.criterion == "safe_agreement" and self.families_[self.chosen_] == CLASSIC:
+            why = (
+                f"{self.chosen_} is the best classic candidate by {what}, "
+                f"{self.scores_[self.chosen_]:.3f}; the best other, {self.runner_up_} "
+                f"({self.scores_[self.runner_up_]:.3f}), does not clear it by the margin "
+                f"{float(self.margin):g}"
+            )
+        elif self.criterion == "safe_agreement":
+            why = (
+                f"{self.chosen_} ({self.families_[self.chosen_]}) beats the best classic "
+                f"candidate, {self.runner_up_}, by {self.decision_margin_:.3f} in {what}, at "
+                f"least the margin {float(self.margin):g}"
+            )
+        else:
+            why = (
+                f"{self.chosen_} has the highest {what}, {self.scores_[self.chosen_]:.3f}; "
+                f"next {self.runner_up_} ({self.scores_[self.runner_up_]:.3f})"
+            )
+        self.reason_ = why
 
     @property
     def best_estimator_(self) -> Any:
@@ -302,9 +548,13 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "chosen_")
         return {
             "criterion": self.criterion,
+            "margin": float(self.margin),
             "chosen": self.chosen_,
+            "runner_up": self.runner_up_,
+            "decision_margin": round(float(self.decision_margin_), 4),
             "reason": self.reason_,
             "scores": {k: round(v, 4) for k, v in self.scores_.items()},
+            "families": dict(self.families_),
             "seconds": {k: round(v, 2) for k, v in self.candidate_seconds_.items()},
             "failed": dict(self.failed_),
             "reused": list(self.reused_),

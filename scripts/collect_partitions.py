@@ -1,18 +1,29 @@
-"""Fit the candidate methods of ``model=auto`` on the suite's datasets and keep their partitions.
+"""Fit the candidate methods of ``model=auto`` on a suite's datasets and keep their partitions.
 
-For each dataset of a suite (``suite=small`` by default) and each seed, every candidate method
+For each dataset of a suite (``suite=dev`` by default), each seed and each method, the method
 runs once with the suite's default features, exactly as ``deepseg-suite`` runs it, and its own
-labels are saved with the autoencoder's embedding of the data (the space that ae_kmeans
-clusters) into ``OUT/<dataset>.npz``. ``scripts/bench_auto.py`` then scores label-free choices
-over these partitions without fitting anything again. Labels are stored to score the choices,
-never to make them.
+labels are saved. ``scripts/bench_auto_lodo.py`` then scores label-free choices over these
+partitions without fitting anything again. Labels are stored to score the choices, never to
+make them.
 
-    python scripts/collect_partitions.py --out PARTITIONS_DIR [--suite small] [--only wine glass]
+Layout (resumable: a file that exists is not computed again, so a killed run goes on where it
+stopped)::
+
+    OUT/<dataset>/data.npz            y (the reference labels), X (the features), k
+    OUT/<dataset>/<method>__<seed>.npz labels, seconds (and latent: ae_kmeans' embedding)
+
+The deep methods of one dataset and seed share one pretrained autoencoder, as in the benchmark,
+so their times exclude it (it is in ``pretrain_seconds``). ``<model>_umap`` runs a deep model
+with ``init=umap`` (DEC or IDEC started from the manifold, the issue's manifold family).
+
+    python scripts/collect_partitions.py --out PARTITIONS_DIR [--suite dev] [--only wine glass]
+        [--seeds 0 1 2] [--methods kmeans dec n2d dec_umap]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import time
 from pathlib import Path
@@ -26,13 +37,31 @@ from deepseg.tasks.common import to_container
 from deepseg.tasks.run import load_dataset, resolve_n_clusters, run_one
 from deepseg.tasks.suite import benchmark_config, selected_datasets, skip_reason
 
-METHODS = ["kmeans", "gmm", "agglomerative", "spectral", "ae_kmeans", "dec", "idec"]
+METHODS = ["kmeans", "gmm", "agglomerative", "spectral", "ae_kmeans", "dec", "idec", "n2d"]
+
+
+def method_config(available: dict, method: str) -> dict:
+    """The config of a method; ``<model>_umap`` is that model with ``init=umap``."""
+    if method in available:
+        return available[method]
+    if method.endswith("_umap") and method[: -len("_umap")] in available:
+        node = copy.deepcopy(available[method[: -len("_umap")]])
+        node["init"] = "umap"
+        return node
+    raise SystemExit(f"Unknown method {method!r}; known: {sorted(available)}")
+
+
+def save(path: Path, **arrays: np.ndarray) -> None:
+    """Write atomically, so a killed run leaves no half file that would count as done."""
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--suite", default="small")
+    parser.add_argument("--suite", default="dev")
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="*", default=METHODS)
@@ -44,32 +73,49 @@ def main() -> None:
     if args.only:
         cfg.only = args.only
     available = {**to_container(cfg.baseline), **to_container(cfg.model or {})}
-    args.out.mkdir(parents=True, exist_ok=True)
+    configs = {m: method_config(available, m) for m in args.methods}
     for key, entry in selected_datasets(cfg).items():
         if skip_reason(entry):
             print(key, "skipped:", skip_reason(entry), flush=True)
+            continue
+        folder = args.out / key
+        todo = [
+            (seed, m)
+            for seed in args.seeds
+            for m in args.methods
+            if not (folder / f"{m}__{seed}.npz").exists()
+        ]
+        if not todo:
             continue
         bench = benchmark_config(cfg, entry)
         dataset = load_dataset(to_container(bench.data))
         X = FeaturePipeline(**to_container(bench.features)).fit_transform(dataset)
         k = resolve_n_clusters(bench.n_clusters, dataset)
-        saved: dict[str, np.ndarray] = {"y": np.asarray(dataset.labels), "X": X}
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "data.npz").exists():
+            save(folder / "data.npz", y=np.asarray(dataset.labels), X=X, k=np.array(k))
         for seed in args.seeds:
             cache: dict = {}
             for method in args.methods:
+                if (seed, method) not in todo:
+                    continue
                 kept: dict = {}
                 start = time.perf_counter()
-                row = run_one(X, dataset, method, available[method], k, seed, "singletons",
+                row = run_one(X, dataset, method, configs[method], k, seed, "singletons",
                               cache, keep=kept)  # fmt: skip
                 if row["status"] != "ok":
                     print(key, method, seed, "failed:", row["error"], flush=True)
                     continue
-                saved[f"{method}/{seed}"] = kept["labels"]
-                saved[f"seconds:{method}/{seed}"] = np.array(time.perf_counter() - start)
+                arrays = {
+                    "labels": np.asarray(kept["labels"]),
+                    "seconds": np.array(time.perf_counter() - start),
+                    "pretrain_seconds": np.array(row.get("pretrain_seconds", np.nan)),
+                }
                 if method == "ae_kmeans":
-                    saved[f"latent/{seed}"] = kept["estimator"].transform(X)
-                print(key, method, seed, f"acc={row['acc']:.3f}", flush=True)
-        np.savez_compressed(args.out / f"{key}.npz", **saved)
+                    arrays["latent"] = np.asarray(kept["estimator"].transform(X))
+                save(folder / f"{method}__{seed}.npz", **arrays)
+                print(key, method, seed, f"acc={row['acc']:.3f}",
+                      f"{arrays['seconds']:.1f}s", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import normalized_mutual_info_score
 
 import deepseg.auto as auto_module
-from deepseg.auto import AutoCluster, agreement_scores
+from deepseg.auto import (
+    AutoCluster,
+    agreement_scores,
+    choose,
+    consensus_partition,
+    family_agreement_scores,
+    family_of,
+)
 from deepseg.metrics import acc
 
 KMEANS = {"_target_": "sklearn.cluster.KMeans", "n_init": 5}
@@ -72,9 +79,8 @@ def test_agreement_is_the_mean_nmi_with_the_other_partitions():
 
 def test_the_outlier_partition_loses_and_labels_are_the_winners_own(blobs):
     X, y = blobs
-    est = AutoCluster(
-        4, {"kmeans": KMEANS, "gmm": GMM, "ward": WARD, "halves": SPLIT}, random_state=0
-    ).fit(X)
+    cands = {"kmeans": KMEANS, "gmm": GMM, "ward": WARD, "halves": SPLIT}
+    est = AutoCluster(4, cands, criterion="agreement", consensus=False, random_state=0).fit(X)
     assert set(est.scores_) == {"kmeans", "gmm", "ward", "halves"}
     assert est.chosen_ != "halves"
     assert est.scores_["halves"] == min(est.scores_.values())
@@ -92,7 +98,7 @@ def test_a_failing_candidate_is_recorded_and_left_out(blobs):
     broken = {"_target_": "tests.test_auto.Broken"}
     est = AutoCluster(4, {"kmeans": KMEANS, "broken": broken, "gmm": GMM}, random_state=0).fit(X)
     assert "broken" in est.failed_ and "always fails" in est.failed_["broken"]
-    assert set(est.scores_) == {"kmeans", "gmm"}
+    assert set(est.scores_) == {"kmeans", "gmm", "consensus"}
     with pytest.raises(RuntimeError, match="always fails"):
         AutoCluster(4, {"broken": broken}, random_state=0).fit(X)
 
@@ -103,14 +109,14 @@ def test_a_candidate_without_its_extra_is_left_out_and_named(blobs):
     est = AutoCluster(4, {"kmeans": KMEANS, "n2d": extra, "gmm": GMM}, random_state=0)
     assert est.check_params(len(X)) == 0  # not an error before the work starts
     est.fit(X)
-    assert "umap" in est.failed_["n2d"] and set(est.scores_) == {"kmeans", "gmm"}
+    assert "umap" in est.failed_["n2d"] and set(est.scores_) == {"kmeans", "gmm", "consensus"}
     assert est.selection()["failed"] == est.failed_
 
 
 def test_a_candidate_set_to_null_is_left_out(blobs):
     X, _ = blobs
     est = AutoCluster(4, {"kmeans": KMEANS, "gmm": None, "ward": WARD}, random_state=0).fit(X)
-    assert set(est.scores_) == {"kmeans", "ward"} and not est.failed_
+    assert set(est.scores_) == {"kmeans", "ward", "consensus"} and not est.failed_
     with pytest.raises(ValueError, match="'candidates' parameter"):
         AutoCluster(4, {"gmm": None}, random_state=0).fit(X)
 
@@ -121,6 +127,9 @@ def test_a_candidate_set_to_null_is_left_out(blobs):
         ({"n_clusters": 1}, "'n_clusters' parameter of AutoCluster"),
         ({"candidates": {}}, "'candidates' parameter of AutoCluster"),
         ({"criterion": "silhouette"}, "'criterion' parameter of AutoCluster"),
+        ({"margin": "big"}, "'margin' parameter of AutoCluster"),
+        ({"consensus": "yes"}, "'consensus' parameter of AutoCluster"),
+        ({"candidates": {"consensus": KMEANS}}, "adds the candidate 'consensus' itself"),
         ({"candidates": {"x": {"n_init": 3}}}, "candidate 'x' of AutoCluster needs a _target_"),
     ],
 )
@@ -138,3 +147,93 @@ def test_same_seed_same_choice_and_labels(blobs):
     b = AutoCluster(4, cands, random_state=5).fit(X)
     assert a.chosen_ == b.chosen_ and a.scores_ == b.scores_
     np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_families_of_the_packaged_candidates():
+    from hydra import compose, initialize_config_dir
+
+    from deepseg.cli.common import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=auto"])
+    nodes = cfg.model.candidates
+    families = {name: family_of(name, nodes[name]) for name in nodes}
+    assert families == {
+        "kmeans": "raw", "gmm": "raw", "agglomerative": "raw", "spectral": "raw",
+        "ae_kmeans": "latent", "dec": "latent", "idec": "latent", "n2d": "manifold",
+    }  # fmt: skip
+    assert family_of("dec", {**nodes["dec"], "init": "umap"}) == "manifold"
+    assert family_of("consensus", None) == "consensus"
+
+
+def test_family_agreement_counts_a_block_of_copies_once():
+    rng = np.random.default_rng(0)
+    p = rng.integers(0, 3, 300)
+    q = rng.integers(0, 3, 300)
+    mixed = np.where(rng.random(300) < 0.5, p, q)  # shares with both
+    parts = {"a": p, "b": p.copy(), "c": p.copy(), "m": mixed, "q": q}
+    fam = {"a": "latent", "b": "latent", "c": "latent", "m": "raw", "q": "manifold"}
+    plain = agreement_scores(parts)
+    by_family = family_agreement_scores(parts, fam)
+    assert max(plain, key=plain.get) in {"a", "b", "c"}  # the block outvotes the others
+    assert max(by_family, key=by_family.get) == "m"  # corroborated by both other families
+    assert by_family["m"] == pytest.approx(
+        np.mean([normalized_mutual_info_score(mixed, p), normalized_mutual_info_score(mixed, q)])
+    )
+
+
+def test_consensus_weighs_every_family_the_same():
+    rng = np.random.default_rng(1)
+    p = np.repeat(np.arange(3), 100)
+    q = rng.permutation(p)
+    noisy_p = np.where(rng.random(300) < 0.1, rng.integers(0, 3, 300), p)
+    parts = {"k": p, "g": noisy_p, "a": q, "b": q.copy(), "c": q.copy()}
+    fam = {"k": "raw", "g": "manifold", "a": "latent", "b": "latent", "c": "latent"}
+    got = consensus_partition(parts, fam, 3, seed=0)
+    # two families against one block of three (seeded: 0.866 with p, 0.02 with q)
+    assert normalized_mutual_info_score(got, p) > 0.8 > 0.1 > normalized_mutual_info_score(got, q)
+    again = consensus_partition(parts, fam, 3, seed=0)
+    np.testing.assert_array_equal(got, again)
+    # counted per partition instead, the block of three copies wins
+    flat = consensus_partition(parts, {n: n for n in parts}, 3, seed=0)
+    assert normalized_mutual_info_score(flat, q) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("bold_score", "expected", "runner_up"), [(0.50, "kmeans", "dec"), (0.56, "dec", "kmeans")]
+)
+def test_safe_agreement_leaves_the_classic_family_only_by_the_margin(
+    bold_score, expected, runner_up
+):
+    scores = {"kmeans": 0.50, "gmm": 0.45, "dec": bold_score, "consensus": 0.49}
+    fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent", "consensus": "consensus"}
+    order = list(scores)
+    assert choose(scores, fam, "safe_agreement", 0.05, order) == (expected, runner_up)
+    # the plain criterion takes the highest score, ties to the first listed
+    assert choose(scores, fam, "agreement", 0.05, order)[0] == (
+        "dec" if bold_score > 0.5 else "kmeans"
+    )
+
+
+def test_the_consensus_can_win_and_assigns_new_rows_to_its_nearest_mean(blobs):
+    X, y = blobs
+    cands = {"kmeans": KMEANS, "gmm": GMM, "ward": WARD}
+    est = AutoCluster(4, cands, criterion="agreement", random_state=0).fit(X)
+    assert est.families_["consensus"] == "consensus"
+    cons = est.candidates_["consensus"]
+    np.testing.assert_array_equal(cons.predict(X[:50]), cons.labels_[:50])  # well separated
+    assert acc(y, est.candidate_labels_["consensus"]) >= 0.9
+    sel = est.selection()
+    assert sel["chosen"] == est.chosen_ and sel["runner_up"] == est.runner_up_
+    assert sel["decision_margin"] == pytest.approx(
+        est.scores_[est.chosen_] - est.scores_[est.runner_up_], abs=1e-4
+    )
+    assert sel["families"]["kmeans"] == "raw" and "consensus" in sel["seconds"]
+
+
+def test_safe_default_keeps_a_classic_candidate_against_a_close_outsider(blobs):
+    X, _ = blobs
+    cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
+    est = AutoCluster(4, cands, random_state=0, margin=1.0).fit(X)  # no outsider clears 1.0
+    assert est.criterion == "safe_agreement" and est.families_[est.chosen_] == "raw"
+    assert "margin" in est.reason_ and est.decision_margin_ <= 1.0

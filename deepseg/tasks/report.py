@@ -104,15 +104,36 @@ def confidence_of(estimator: Any, X: np.ndarray, labels: np.ndarray) -> tuple[np
 
 
 def auto_note(selection: Mapping[str, Any]) -> str:
-    """model=auto's choice in one paragraph: the candidates, their label-free scores, why."""
+    """model=auto's choice in one paragraph: the candidates, their families, scores and times,
+    the winner, the runner-up and the decision's margin."""
     scores = sorted(selection["scores"].items(), key=lambda kv: -kv[1])
-    listed = ", ".join(f"{name} {value:.3f}" for name, value in scores)
+    families = selection.get("families") or {}
+    seconds = selection.get("seconds") or {}
+
+    def one(name: str, value: float) -> str:
+        family = f" [{families[name]}]" if name in families else ""
+        time_ = f", {seconds[name]:.1f}s" if name in seconds else ""
+        return f"{name}{family} {value:.3f}{time_}"
+
+    listed = "; ".join(one(name, value) for name, value in scores)
     failed = selection.get("failed") or {}
     tail = f" Failed and left out: {', '.join(sorted(failed))}." if failed else ""
+    margin = ""
+    if "decision_margin" in selection and selection.get("runner_up") != selection["chosen"]:
+        margin = (
+            f" Decision margin: {selection['decision_margin']:+.3f} against "
+            f"{selection['runner_up']} (criterion {selection['criterion']}"
+            + (
+                f", margin asked {selection['margin']:g})."
+                if selection["criterion"] == "safe_agreement"
+                else ")."
+            )
+        )
     return (
         f"model=auto fitted {len(scores)} candidates and kept {selection['chosen']}: "
-        f"{selection['reason']}. Label-free agreement of each candidate (mean NMI of its "
-        f"partition with every other candidate's; no label is read): {listed}.{tail}"
+        f"{selection['reason']}.{margin} Label-free agreement of each candidate [family] "
+        f"(mean NMI of its partition with every other candidate's; no label is read) and its "
+        f"fitting time: {listed}.{tail}"
     )
 
 

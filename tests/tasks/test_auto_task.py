@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
+from deepseg.auto import choose
 from deepseg.cli.common import config_dir
 from deepseg.data.synthetic import make_synthetic_customers
 from deepseg.tasks.benchmark import run_benchmark
@@ -32,6 +33,7 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     cfg = compose_config(
         "benchmark", "data.n_samples=240", "data.n_clusters=4", f"methods=[{methods}]",
         "seeds=[0]", "model.dec.epochs=3", "model.auto.candidates.dec.epochs=3",
+        "model.auto.consensus=false",  # the winner is one of the candidates that also run alone
         *[f"model.auto.candidates.{name}=null" for name in DROPPED], *TINY_AE,
         "report=default", "report.method=auto", "report.map=pca",
     )  # fmt: skip
@@ -41,7 +43,11 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     selection = json.loads(row["auto_selection"])
     assert set(selection["scores"]) == set(CANDIDATES)
     assert row["auto_chosen"] == selection["chosen"] in CANDIDATES
-    assert selection["scores"][selection["chosen"]] == max(selection["scores"].values())
+    # the safe default, recomputed from the scores, families and margin the row gives
+    order = list(selection["scores"])
+    assert (selection["chosen"], selection["runner_up"]) == choose(
+        selection["scores"], selection["families"], "safe_agreement", selection["margin"], order
+    )
     assert selection["chosen"] in selection["reason"] and selection["reused"] == []
     # the same candidate, seed and (shared) pretraining as its own row: the same partition
     alone = results.loc[row["auto_chosen"]]
@@ -50,7 +56,11 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     # the report names the candidates, their scores and the winner
     html = (tmp_path / "report.html").read_text()
     assert f"kept {row['auto_chosen']}" in html
-    assert all(f"{name} {selection['scores'][name]:.3f}" in html for name in CANDIDATES)
+    assert all(
+        f"{name} [{selection['families'][name]}] {selection['scores'][name]:.3f}" in html
+        for name in CANDIDATES
+    )
+    assert f"Decision margin: {selection['decision_margin']:+.3f}" in html
     on_disk = pd.read_csv(tmp_path / "results.csv")
     assert json.loads(on_disk.set_index("method").loc["auto", "config"])["method"]["_target_"] == (
         "deepseg.auto.AutoCluster"
@@ -61,6 +71,7 @@ def test_auto_after_its_candidates_takes_their_fits(tmp_path):
     deep = ["ae_kmeans", "dec", "idec", "n2d"]
     cfg = compose_config(
         "benchmark", "data.n_samples=300", "methods=[kmeans,gmm,auto,agglomerative]", "seeds=[1]",
+        "model.auto.consensus=false",
         *[f"model.auto.candidates.{name}=null" for name in [*deep, "spectral"]],
     )  # fmt: skip
     results = run_benchmark(cfg, tmp_path).set_index("method")
