@@ -72,7 +72,7 @@ def selected_datasets(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """
     datasets = to_container(cfg.get("datasets") or {})
     if not datasets:
-        raise ValueError("The suite has no datasets: choose suite=small or suite=large.")
+        raise ValueError("The suite has no datasets: choose suite=small, suite=large or suite=dev.")
     only = cfg.get("only")
     if only is not None:
         names = [only] if isinstance(only, str) else [str(n) for n in only]
