@@ -95,7 +95,9 @@ def test_manifest_describes_the_segmenter(trained):
     # the columns it segments on: every feature column but those kept to describe the segments
     # (features.profile_only, auto by default)
     roles = trained.dataset.roles
-    segmenting = (set(roles.numeric) | set(roles.categorical)) - set(trained.pipeline.profile_only_)
+    segmenting = (set(roles.numeric) | set(roles.categorical)) - set(
+        trained.pipeline.profile_only_
+    )
     assert set(fp["columns"]) == segmenting
     shares = np.bincount(trained.estimators["dec"].labels_, minlength=4) / 300
     np.testing.assert_allclose(fp["segment_shares"], shares)
