@@ -98,6 +98,19 @@ def lodo(medians: pd.DataFrame, prefix: str) -> tuple[pd.Series, pd.Series, str]
     return pd.Series(held), pd.Series(chosen), insample
 
 
+def markdown(frame: pd.DataFrame | pd.Series) -> str:
+    """A pipe table (without the optional tabulate package)."""
+    frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    head = ["", *map(str, frame.columns)]
+    rows = [[str(i), *map(cell, r)] for i, r in zip(frame.index, frame.to_numpy().tolist())]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
 def summary(table: pd.DataFrame, rows: list[str], against: str = "kmeans") -> pd.DataFrame:
     """Mean ACC, datasets within 1 point of K-Means, worst gap, for a set of datasets."""
     part = table.loc[rows]
@@ -169,19 +182,19 @@ def main() -> None:
         "",
         "## Per dataset",
         "",
-        table.round(3).to_markdown(),
+        markdown(table),
         "",
         "## Real datasets",
         "",
-        summary(scored, real).round(4).to_markdown(),
+        markdown(summary(scored, real)),
         "",
         "## All datasets",
         "",
-        summary(scored, list(scored.index)).round(4).to_markdown(),
+        markdown(summary(scored, list(scored.index))),
         "",
         "## Every margin, mean ACC in-sample (all datasets)",
         "",
-        medians[[c for c in medians if "@" in c]].mean().round(4).to_markdown(),
+        markdown(medians[[c for c in medians if "@" in c]].mean().rename("mean acc")),
         "",
     ]
     args.out.write_text("\n".join(lines))
