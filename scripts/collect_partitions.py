@@ -93,7 +93,9 @@ def main() -> None:
         k = resolve_n_clusters(bench.n_clusters, dataset)
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "data.npz").exists():
-            save(folder / "data.npz", y=np.asarray(dataset.labels), X=X, k=np.array(k))
+            # the reference labels as integer codes (a class column may hold strings)
+            y = np.unique(np.asarray(dataset.labels).astype(str), return_inverse=True)[1]
+            save(folder / "data.npz", y=y, X=X, k=np.array(k))
         for seed in args.seeds:
             cache: dict = {}
             for method in args.methods:
