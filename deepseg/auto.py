@@ -54,7 +54,7 @@ __all__ = [
     "shared_autoencoder",
 ]
 
-CRITERIA = ("safe_agreement", "agreement", "family_agreement")
+CRITERIA = ("safe_agreement", "anchor_agreement", "agreement", "family_agreement")
 #: the family of the classic methods on the raw features: the safe default of safe_agreement
 CLASSIC = "raw"
 CONSENSUS = "consensus"
@@ -211,6 +211,8 @@ def choose(
 
     ``safe_agreement``: the best classic candidate, unless another candidate's score exceeds
     it by at least ``margin``; then that one. The runner-up is the best of the other side.
+    ``anchor_agreement``: the first classic candidate listed (kmeans by default), unless the
+    highest score exceeds its own by at least ``margin``; then that one.
     The others: the highest score; the runner-up is the second highest. Ties go to the
     candidate listed first.
     """
@@ -221,6 +223,12 @@ def choose(
     names = [n for n in order if n in scores]
     classic = [n for n in names if families[n] == CLASSIC]
     other = [n for n in names if families[n] != CLASSIC]
+    if criterion == "anchor_agreement" and classic:
+        anchor, top = classic[0], best(names)
+        if top != anchor and scores[top] - scores[anchor] >= margin:
+            return top, anchor
+        rest = [n for n in names if n != anchor]
+        return anchor, (best(rest) if rest else anchor)
     if criterion == "safe_agreement" and classic and other:
         safe, bold = best(classic), best(other)
         if scores[bold] - scores[safe] >= margin:
@@ -483,6 +491,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
         what = {
             "safe_agreement": "agreement (mean NMI with the other candidates)",
+            "anchor_agreement": "agreement (mean NMI with the other candidates)",
             "agreement": "agreement (mean NMI with the other candidates)",
             "family_agreement": "agreement with the other families (one vote per family)",
         }[self.criterion]
@@ -493,6 +502,21 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 f"{self.chosen_} is the best classic candidate by {what}, "
                 f"{self.scores_[self.chosen_]:.3f}; the best other, {self.runner_up_} "
                 f"({self.scores_[self.runner_up_]:.3f}), does not clear it by the margin "
+                f"{float(self.margin):g}"
+            )
+        elif self.criterion == "anchor_agreement" and self.chosen_ == next(
+            (n for n in order if self.families_.get(n) == CLASSIC), None
+        ):
+            why = (
+                f"{self.chosen_} is the anchor (the first classic candidate); the best by "
+                f"{what}, {self.runner_up_} ({self.scores_[self.runner_up_]:.3f} against "
+                f"{self.scores_[self.chosen_]:.3f}), does not clear it by the margin "
+                f"{float(self.margin):g}"
+            )
+        elif self.criterion == "anchor_agreement":
+            why = (
+                f"{self.chosen_} beats the anchor {self.runner_up_} by "
+                f"{self.decision_margin_:.3f} in {what}, at least the margin "
                 f"{float(self.margin):g}"
             )
         elif self.criterion == "safe_agreement":

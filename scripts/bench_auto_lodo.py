@@ -81,6 +81,7 @@ def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: 
     for m in MARGINS:
         out[f"safe_agreement@{m:g}"] = choose(plain, fam, "safe_agreement", m, order)[0]
         out[f"safe_family@{m:g}"] = choose(by_family, fam, "safe_agreement", m, order)[0]
+        out[f"anchor@{m:g}"] = choose(plain, fam, "anchor_agreement", m, order)[0]
     return out
 
 
@@ -162,15 +163,19 @@ def main() -> None:
     medians = raw.groupby("dataset")[numeric].median()
     held_safe, margins_safe, in_safe = lodo(medians, "safe_agreement")
     held_fam, margins_fam, in_fam = lodo(medians, "safe_family")
+    held_anchor, margins_anchor, in_anchor = lodo(medians, "anchor")
     table = medians[[*args.candidates, *([CONSENSUS] if CONSENSUS in medians else []),
                      "oracle", "agreement", "family_agreement"]].copy()  # fmt: skip
     table["safe_agreement (held out)"] = held_safe
     table["margin"] = margins_safe
     table["safe_family (held out)"] = held_fam
     table["margin (family)"] = margins_fam
+    table["anchor (held out)"] = held_anchor
+    table["margin (anchor)"] = margins_anchor
     table[f"safe_agreement in-sample ({in_safe})"] = medians[in_safe]
+    table[f"anchor in-sample ({in_anchor})"] = medians[in_anchor]
     table[f"safe_family in-sample ({in_fam})"] = medians[in_fam]
-    scored = table.drop(columns=["margin", "margin (family)"]).astype(float)
+    scored = table.drop(columns=["margin", "margin (family)", "margin (anchor)"]).astype(float)
     real = [d for d in scored.index if d not in SYNTHETIC]
     counts = raw.groupby("dataset").size()
     lines = [

@@ -237,3 +237,19 @@ def test_safe_default_keeps_a_classic_candidate_against_a_close_outsider(blobs):
     est = AutoCluster(4, cands, random_state=0, margin=1.0).fit(X)  # no outsider clears 1.0
     assert est.criterion == "safe_agreement" and est.families_[est.chosen_] == "raw"
     assert "margin" in est.reason_ and est.decision_margin_ <= 1.0
+
+
+def test_anchor_agreement_keeps_the_first_classic_candidate_unless_beaten_by_the_margin():
+    fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent"}
+    order = ["kmeans", "gmm", "dec"]
+    close = {"kmeans": 0.50, "gmm": 0.52, "dec": 0.53}
+    assert choose(close, fam, "anchor_agreement", 0.05, order) == ("kmeans", "dec")
+    far = {"kmeans": 0.50, "gmm": 0.56, "dec": 0.53}
+    assert choose(far, fam, "anchor_agreement", 0.05, order) == ("gmm", "kmeans")
+
+
+def test_anchor_reason_says_the_anchor_was_kept(blobs):
+    X, _ = blobs
+    cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
+    est = AutoCluster(4, cands, criterion="anchor_agreement", margin=1.0, random_state=0).fit(X)
+    assert est.chosen_ == "kmeans" and "is the anchor" in est.reason_
