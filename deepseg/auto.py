@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
@@ -49,12 +52,13 @@ __all__ = [
     "ConsensusAssignment",
     "agreement_scores",
     "consensus_partition",
+    "consensus_score",
     "family_agreement_scores",
     "family_of",
     "shared_autoencoder",
 ]
 
-CRITERIA = ("safe_agreement", "anchor_agreement", "agreement", "family_agreement")
+CRITERIA = ("anchor_agreement", "safe_agreement", "agreement", "family_agreement")
 #: the family of the classic methods on the raw features: the safe default of safe_agreement
 CLASSIC = "raw"
 CONSENSUS = "consensus"
@@ -101,13 +105,25 @@ def family_of(name: str, node: Mapping[str, Any] | None) -> str:
     """
     if name == CONSENSUS and node is None:
         return CONSENSUS
-    target = str((node or {}).get("_target_", ""))
-    cls = target.rsplit(".", 1)[-1]
-    if cls in _MANIFOLD or (cls in _LATENT and (node or {}).get("init") == "umap"):
+    node = node or {}
+    target = str(node.get("_target_", ""))
+    cls_name = target.rsplit(".", 1)[-1]
+    deep = cls_name in _LATENT | _MANIFOLD
+    manifold = cls_name in _MANIFOLD
+    if not deep and target:  # a subclass or a user's deep estimator: by what the class is
+        try:
+            from hydra.utils import get_object
+
+            cls = get_object(target)
+        except Exception:  # an unknown target fails later, where it is built
+            cls = None
+        deep = bool(getattr(cls, "uses_autoencoder", False))
+        manifold = deep and any(c.__name__ in _MANIFOLD for c in getattr(cls, "__mro__", ()))
+    if not deep:
+        return CLASSIC
+    if manifold or node.get("init") == "umap":
         return "manifold"
-    if cls in _LATENT:
-        return "latent"
-    return CLASSIC
+    return "latent"
 
 
 def family_agreement_scores(
@@ -153,7 +169,8 @@ def consensus_partition(
     Each partition becomes its one-hot membership matrix, scaled so that every family's
     partitions together weigh one; K-Means (10 restarts, the seed) on the concatenation groups
     the rows that the partitions put together most often (the co-association of cluster
-    ensembles, in memory linear in the rows).
+    ensembles, in memory linear in the rows). A noise label (-1) casts no vote (a zero row).
+    May return fewer than ``n_clusters`` segments when the partitions allow no more.
     """
     from sklearn.cluster import KMeans
 
@@ -165,39 +182,37 @@ def consensus_partition(
         values, codes = np.unique(labels, return_inverse=True)
         onehot = np.zeros((len(labels), len(values)), dtype=np.float32)
         onehot[np.arange(len(labels)), codes] = 1.0
+        onehot[:, values == -1] = 0.0  # noise votes for no segment
         blocks.append(onehot * np.float32(np.sqrt(1.0 / size[families[name]])))
     H = np.hstack(blocks)
-    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(H)
+    with warnings.catch_warnings():  # fewer distinct rows than k: fewer segments, reported
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(H)
 
 
 class ConsensusAssignment(ClusterMixin, BaseEstimator):
-    """The consensus partition as an estimator: new rows go to the nearest segment mean.
+    """The consensus partition as a fitted estimator (built by :class:`AutoCluster`).
 
-    ``fit`` takes the features and the consensus labels (computed by :class:`AutoCluster`);
-    the centres are the segments' means in the feature space, so a bundle assigns new
-    customers as it would with K-Means.
+    It has no ``predict``: the consensus is a partition of the rows it was computed on, as
+    agglomerative clustering's is, so when it wins, ``deepseg-train`` writes no bundle (a
+    nearest-mean rule would give the training rows other segments than ``labels_``).
     """
 
     def __init__(self, labels: np.ndarray | None = None) -> None:
         self.labels = labels
 
     def fit(self, X: Any, y: object = None) -> ConsensusAssignment:
-        X = np.asarray(X, dtype=np.float32)
         labels = np.asarray(self.labels)
-        if labels.shape != (X.shape[0],):
+        if labels.shape != (len(X),):
             raise ValueError(
-                f"ConsensusAssignment needs one label per row: {labels.shape} for {X.shape[0]}."
+                f"ConsensusAssignment needs one label per row: {labels.shape} for {len(X)}."
             )
-        values = np.unique(labels)
-        self.cluster_centers_ = np.stack([X[labels == v].mean(axis=0) for v in values])
-        self.labels_ = np.searchsorted(values, labels)
+        self.labels_ = np.unique(labels, return_inverse=True)[1]
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "cluster_centers_")
-        X = np.asarray(X, dtype=np.float32)
-        d = ((X[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
-        return d.argmin(axis=1)
+
+#: scores closer than this count as equal (NMI differences at the margin are not rounding)
+TOLERANCE = 1e-9
 
 
 def choose(
@@ -206,37 +221,52 @@ def choose(
     criterion: str,
     margin: float,
     order: list[str],
-) -> tuple[str, str]:
-    """The winner among scored candidates, and the runner-up the decision's margin is taken to.
+) -> tuple[str, str, str]:
+    """The winner among scored candidates, the runner-up, and which rule decided.
 
-    ``safe_agreement``: the best classic candidate, unless another candidate's score exceeds
-    it by at least ``margin``; then that one. The runner-up is the best of the other side.
-    ``anchor_agreement``: the first classic candidate listed (kmeans by default), unless the
-    highest score exceeds its own by at least ``margin``; then that one.
-    The others: the highest score; the runner-up is the second highest. Ties go to the
-    candidate listed first.
+    ``safe_agreement``: the best classic candidate, unless the best of the other families
+    exceeds it by at least ``margin``; then that one (the runner-up is the best of the other
+    side). ``anchor_agreement``: the first classic candidate listed (kmeans by default),
+    unless the highest score exceeds its own by at least ``margin``. Both fall back to the
+    highest score when one side is missing. ``agreement`` and ``family_agreement``: the
+    highest score; the runner-up is the second highest. Ties go to the candidate listed first.
+
+    Returns:
+        (winner, runner-up, how): how is ``kept`` (the classic side stayed), ``left`` (another
+        cleared the margin), ``highest`` (the highest score) or ``alone`` (one candidate).
     """
 
     def best(names: list[str]) -> str:
         return max(names, key=lambda n: (scores[n], -order.index(n)))
 
     names = [n for n in order if n in scores]
+    if len(names) == 1:
+        return names[0], names[0], "alone"
     classic = [n for n in names if families[n] == CLASSIC]
     other = [n for n in names if families[n] != CLASSIC]
     if criterion == "anchor_agreement" and classic:
         anchor, top = classic[0], best(names)
-        if top != anchor and scores[top] - scores[anchor] >= margin:
-            return top, anchor
-        rest = [n for n in names if n != anchor]
-        return anchor, (best(rest) if rest else anchor)
+        if top != anchor and scores[top] - scores[anchor] >= margin - TOLERANCE:
+            return top, anchor, "left"
+        return anchor, best([n for n in names if n != anchor]), "kept"
     if criterion == "safe_agreement" and classic and other:
         safe, bold = best(classic), best(other)
-        if scores[bold] - scores[safe] >= margin:
-            return bold, safe
-        return safe, bold
+        if scores[bold] - scores[safe] >= margin - TOLERANCE:
+            return bold, safe, "left"
+        return safe, bold, "kept"
     winner = best(names)
-    rest = [n for n in names if n != winner]
-    return winner, (best(rest) if rest else winner)
+    return winner, best([n for n in names if n != winner]), "highest"
+
+
+def consensus_score(consensus: np.ndarray, partitions: Mapping[str, np.ndarray]) -> float:
+    """The consensus's agreement: its mean NMI with each candidate.
+
+    The consensus is built from the candidates, so it is scored against them but casts no
+    vote in their scores.
+    """
+    return float(
+        np.mean([normalized_mutual_info_score(consensus, p) for p in partitions.values()])
+    )
 
 
 def shared_autoencoder(
@@ -329,8 +359,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self,
         n_clusters: int = 8,
         candidates: Mapping[str, Mapping[str, Any]] | None = None,
-        criterion: str = "safe_agreement",
-        margin: float = 0.01,
+        criterion: str = "anchor_agreement",
+        margin: float = 0.05,
         consensus: bool = True,
         random_state: int | None = None,
     ) -> None:
@@ -363,9 +393,15 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 f"The 'criterion' parameter of AutoCluster must be one of {list(CRITERIA)}. "
                 f"Got {self.criterion!r} instead."
             )
-        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)):
+        if (
+            isinstance(self.margin, bool)
+            or not isinstance(self.margin, (int, float))
+            or not math.isfinite(self.margin)
+            or self.margin < 0
+        ):
             raise ValueError(
-                f"The 'margin' parameter of AutoCluster must be a number. Got {self.margin!r}."
+                "The 'margin' parameter of AutoCluster must be a finite number >= 0. "
+                f"Got {self.margin!r} instead."
             )
         if not isinstance(self.consensus, bool):
             raise ValueError(
@@ -471,64 +507,61 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """Score the fitted candidates (and their consensus), pick the winner."""
         assert self.candidates is not None
         self.families_ = {n: family_of(n, self.candidates[n]) for n in self.candidate_labels_}
-        if self.consensus and len(self.candidate_labels_) > 1:
+        base = dict(self.candidate_labels_)  # the candidates that vote
+        order = [n for n in order if n in base]
+        if self.consensus and len(base) > 1:
             start = time.perf_counter()
-            labels = consensus_partition(
-                self.candidate_labels_, self.families_, int(self.n_clusters), seed
-            )
-            self.candidates_[CONSENSUS] = ConsensusAssignment(labels).fit(X)
-            self.candidate_labels_[CONSENSUS] = self.candidates_[CONSENSUS].labels_
-            self.candidate_seconds_[CONSENSUS] = time.perf_counter() - start
-            self.families_[CONSENSUS] = CONSENSUS
-            order = [*order, CONSENSUS]
+            try:
+                labels = consensus_partition(base, self.families_, int(self.n_clusters), seed)
+            except ValueError as exc:  # e.g. fewer rows than segments
+                logger.warning("auto: no consensus partition: %s", exc)
+                self.failed_[CONSENSUS] = f"{type(exc).__name__}: {exc}"
+            else:
+                self.candidates_[CONSENSUS] = ConsensusAssignment(labels).fit(X)
+                self.candidate_labels_[CONSENSUS] = self.candidates_[CONSENSUS].labels_
+                self.candidate_seconds_[CONSENSUS] = time.perf_counter() - start
+                self.families_[CONSENSUS] = CONSENSUS
+                order = [*order, CONSENSUS]
         if self.criterion == "family_agreement":
-            self.scores_ = family_agreement_scores(self.candidate_labels_, self.families_)
+            self.scores_ = family_agreement_scores(base, self.families_)
+            what = "agreement with the other families (one vote per family)"
         else:
-            self.scores_ = agreement_scores(self.candidate_labels_)
-        self.chosen_, self.runner_up_ = choose(
-            self.scores_, self.families_, self.criterion, float(self.margin), order
+            self.scores_ = agreement_scores(base)
+            what = "agreement (mean NMI with the other candidates)"
+        if CONSENSUS in self.candidate_labels_:  # scored against the candidates, votes in none
+            cons = self.candidate_labels_[CONSENSUS]
+            if self.criterion == "family_agreement":  # its mean over the families' means
+                both = family_agreement_scores({**base, CONSENSUS: cons}, self.families_)
+                self.scores_[CONSENSUS] = both[CONSENSUS]
+            else:
+                self.scores_[CONSENSUS] = consensus_score(cons, base)
+        margin = float(self.margin)
+        self.chosen_, self.runner_up_, how = choose(
+            self.scores_, self.families_, self.criterion, margin, order
         )
+        self.decision_how_ = how
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
-        what = {
-            "safe_agreement": "agreement (mean NMI with the other candidates)",
-            "anchor_agreement": "agreement (mean NMI with the other candidates)",
-            "agreement": "agreement (mean NMI with the other candidates)",
-            "family_agreement": "agreement with the other families (one vote per family)",
-        }[self.criterion]
-        if self.runner_up_ == self.chosen_:
-            why = f"{self.chosen_} is the only candidate"
-        elif self.criterion == "safe_agreement" and self.families_[self.chosen_] == CLASSIC:
+        chosen, runner = self.chosen_, self.runner_up_
+        score, runner_score = self.scores_[chosen], self.scores_[runner]
+        side = {
+            "safe_agreement": "the best classic candidate",
+            "anchor_agreement": "the anchor (the first classic candidate)",
+        }.get(self.criterion, "")
+        if how == "alone":
+            why = f"{chosen} is the only candidate"
+        elif how == "kept":
             why = (
-                f"{self.chosen_} is the best classic candidate by {what}, "
-                f"{self.scores_[self.chosen_]:.3f}; the best other, {self.runner_up_} "
-                f"({self.scores_[self.runner_up_]:.3f}), does not clear it by the margin "
-                f"{float(self.margin):g}"
+                f"{chosen} is {side} ({what} {score:.3f}); the best other, {runner} "
+                f"({runner_score:.3f}), does not clear it by the margin {margin:g}"
             )
-        elif self.criterion == "anchor_agreement" and self.chosen_ == next(
-            (n for n in order if self.families_.get(n) == CLASSIC), None
-        ):
+        elif how == "left":
             why = (
-                f"{self.chosen_} is the anchor (the first classic candidate); the best by "
-                f"{what}, {self.runner_up_} ({self.scores_[self.runner_up_]:.3f} against "
-                f"{self.scores_[self.chosen_]:.3f}), does not clear it by the margin "
-                f"{float(self.margin):g}"
-            )
-        elif self.criterion == "anchor_agreement":
-            why = (
-                f"{self.chosen_} beats the anchor {self.runner_up_} by "
-                f"{self.decision_margin_:.3f} in {what}, at least the margin "
-                f"{float(self.margin):g}"
-            )
-        elif self.criterion == "safe_agreement":
-            why = (
-                f"{self.chosen_} ({self.families_[self.chosen_]}) beats the best classic "
-                f"candidate, {self.runner_up_}, by {self.decision_margin_:.3f} in {what}, at "
-                f"least the margin {float(self.margin):g}"
+                f"{chosen} ({self.families_[chosen]}, {what} {score:.3f}) beats {side}, "
+                f"{runner}, by {self.decision_margin_:.3f}, at least the margin {margin:g}"
             )
         else:
             why = (
-                f"{self.chosen_} has the highest {what}, {self.scores_[self.chosen_]:.3f}; "
-                f"next {self.runner_up_} ({self.scores_[self.runner_up_]:.3f})"
+                f"{chosen} has the highest {what}, {score:.3f}; next {runner} ({runner_score:.3f})"
             )
         self.reason_ = why
 
@@ -576,6 +609,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             "chosen": self.chosen_,
             "runner_up": self.runner_up_,
             "decision_margin": round(float(self.decision_margin_), 4),
+            "decided_by": self.decision_how_,
+            "segments_found": {
+                k: len(np.unique(v[v >= 0])) for k, v in self.candidate_labels_.items()
+            },
             "reason": self.reason_,
             "scores": {k: round(v, 4) for k, v in self.scores_.items()},
             "families": dict(self.families_),

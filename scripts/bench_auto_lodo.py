@@ -35,6 +35,7 @@ from deepseg.auto import (
     agreement_scores,
     choose,
     consensus_partition,
+    consensus_score,
     family_agreement_scores,
     family_of,
 )
@@ -66,14 +67,19 @@ def families_for(names: list[str]) -> dict[str, str]:
 
 def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: int,
           consensus: bool) -> dict[str, str]:  # fmt: skip
-    """The candidate each rule picks for one dataset and seed."""
+    """The candidate each rule picks for one dataset and seed, as AutoCluster scores them."""
     fam = {n: families[n] for n in parts}
-    if consensus:
-        parts[CONSENSUS] = consensus_partition(parts, fam, k, seed)
-        fam[CONSENSUS] = CONSENSUS
     order = list(parts)
     plain = agreement_scores(parts)
     by_family = family_agreement_scores(parts, fam)
+    if consensus:
+        cons = consensus_partition(parts, fam, k, seed)
+        plain[CONSENSUS] = consensus_score(cons, parts)
+        both = family_agreement_scores({**parts, CONSENSUS: cons}, {**fam, CONSENSUS: CONSENSUS})
+        by_family[CONSENSUS] = both[CONSENSUS]
+        parts[CONSENSUS] = cons
+        fam[CONSENSUS] = CONSENSUS
+        order.append(CONSENSUS)
     out = {
         "agreement": choose(plain, fam, "agreement", 0.0, order)[0],
         "family_agreement": choose(by_family, fam, "family_agreement", 0.0, order)[0],
@@ -85,18 +91,22 @@ def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: 
     return out
 
 
-def lodo(medians: pd.DataFrame, prefix: str) -> tuple[pd.Series, pd.Series, str]:
-    """Held-out ACC per dataset of a rule family ``prefix@m``, the margin each fold chose,
-    and the in-sample margin."""
-    cols = [c for c in medians if c.startswith(prefix + "@")]
+def lodo(medians: pd.DataFrame, cols: list[str]) -> tuple[pd.Series, pd.Series, str]:
+    """Held-out ACC per dataset when each fold picks, among ``cols``, the rule with the best
+    mean ACC over the other datasets (ties to the safer: larger margin, then listed first);
+    the rule each fold picked; the rule picked on all datasets (in-sample)."""
+
+    def key(c: str, means: pd.Series) -> tuple[float, float, int]:
+        margin = float(c.split("@")[1]) if "@" in c else 0.0
+        return (round(float(means[c]), 6), margin, -cols.index(c))
+
     held, chosen = {}, {}
     for d in medians.index:
         train = medians.drop(index=d)[cols].mean()
-        best = max(cols, key=lambda c: (round(train[c], 6), float(c.split("@")[1])))
-        held[d], chosen[d] = medians.loc[d, best], best.split("@")[1]
+        best = max(cols, key=lambda c, t=train: key(c, t))
+        held[d], chosen[d] = medians.loc[d, best], best
     overall = medians[cols].mean()
-    insample = max(cols, key=lambda c: (round(overall[c], 6), float(c.split("@")[1])))
-    return pd.Series(held), pd.Series(chosen), insample
+    return pd.Series(held), pd.Series(chosen), max(cols, key=lambda c: key(c, overall))
 
 
 def markdown(frame: pd.DataFrame | pd.Series) -> str:
@@ -132,7 +142,7 @@ def main() -> None:
     parser.add_argument("--no-consensus", action="store_true")
     args = parser.parse_args()
     families = families_for(args.candidates)
-    rows = []
+    rows, incomplete = [], []
     for folder in sorted(p for p in args.partitions.iterdir() if (p / "data.npz").exists()):
         data = np.load(folder / "data.npz")
         y, k = data["y"], int(data["k"])
@@ -143,16 +153,16 @@ def main() -> None:
                 for m in args.candidates
                 if (folder / f"{m}__{seed}.npz").exists()
             }
-            if set(parts) != set(args.candidates):
-                print(folder.name, seed, "incomplete, missing",
-                      sorted(set(args.candidates) - set(parts)), flush=True)  # fmt: skip
+            missing = sorted(set(args.candidates) - set(parts))
+            if missing:  # as AutoCluster does with a failed candidate: the others choose
+                print(folder.name, seed, "without", missing, flush=True)
+                incomplete.append(f"{folder.name} seed {seed} without {', '.join(missing)}")
+            if len(parts) < 2:
                 continue
-            scores = {m: acc(y, labels) for m, labels in parts.items()}
             chosen = picks(parts, families, k, seed, not args.no_consensus)
-            if CONSENSUS in parts:
-                scores[CONSENSUS] = acc(y, parts[CONSENSUS])
+            scores = {m: acc(y, labels) for m, labels in parts.items()}
             record = {"dataset": folder.name, "seed": seed, **scores,
-                      "oracle": max(scores[m] for m in args.candidates)}  # fmt: skip
+                      "oracle": max(scores[m] for m in parts if m != CONSENSUS)}  # fmt: skip
             record.update({rule: scores[pick] for rule, pick in chosen.items()})
             record.update({f"pick:{rule}": pick for rule, pick in chosen.items()})
             rows.append(record)
@@ -161,21 +171,35 @@ def main() -> None:
     raw.to_csv(args.out.with_suffix(".csv"), index=False)
     numeric = [c for c in raw if not c.startswith("pick:") and c not in ("dataset", "seed")]
     medians = raw.groupby("dataset")[numeric].median()
-    held_safe, margins_safe, in_safe = lodo(medians, "safe_agreement")
-    held_fam, margins_fam, in_fam = lodo(medians, "safe_family")
-    held_anchor, margins_anchor, in_anchor = lodo(medians, "anchor")
+
+    def family(prefix: str) -> list[str]:
+        return [c for c in medians if c.startswith(prefix + "@")]
+
+    held_safe, margins_safe, in_safe = lodo(medians, family("safe_agreement"))
+    held_fam, margins_fam, in_fam = lodo(medians, family("safe_family"))
+    held_anchor, margins_anchor, in_anchor = lodo(medians, family("anchor"))
+    every = ["agreement", "family_agreement", *family("safe_agreement"), *family("safe_family"),
+             *family("anchor")]  # fmt: skip
+    held_any, rule_any, in_any = lodo(medians, every)
     table = medians[[*args.candidates, *([CONSENSUS] if CONSENSUS in medians else []),
                      "oracle", "agreement", "family_agreement"]].copy()  # fmt: skip
     table["safe_agreement (held out)"] = held_safe
     table["margin"] = margins_safe
     table["safe_family (held out)"] = held_fam
     table["margin (family)"] = margins_fam
+    table["any rule (held out)"] = held_any
+    table["rule"] = rule_any
     table["anchor (held out)"] = held_anchor
     table["margin (anchor)"] = margins_anchor
     table[f"safe_agreement in-sample ({in_safe})"] = medians[in_safe]
     table[f"anchor in-sample ({in_anchor})"] = medians[in_anchor]
     table[f"safe_family in-sample ({in_fam})"] = medians[in_fam]
-    scored = table.drop(columns=["margin", "margin (family)", "margin (anchor)"]).astype(float)
+    for name in ("margin", "margin (family)", "margin (anchor)"):
+        table[name] = table[name].str.split("@").str[1]
+    table[f"any rule in-sample ({in_any})"] = medians[in_any]
+    scored = table.drop(columns=["margin", "margin (family)", "margin (anchor)", "rule"]).astype(
+        float
+    )
     real = [d for d in scored.index if d not in SYNTHETIC]
     counts = raw.groupby("dataset").size()
     lines = [
@@ -183,7 +207,11 @@ def main() -> None:
         "",
         f"Partitions: `{args.partitions}`; candidates {args.candidates}; consensus "
         f"{not args.no_consensus}. ACC, median over seeds (seeds per dataset: "
-        f"{dict(counts)}).",
+        f"{ {d: int(n) for d, n in counts.items()} }). Scored without a missing candidate: "
+        f"{incomplete or 'none'}.",
+        "",
+        "Held-out columns: each fold picks the margin (or, for 'any rule', the rule and its "
+        "margin) on the other datasets; the held-out dataset is scored with that pick.",
         "",
         "## Per dataset",
         "",

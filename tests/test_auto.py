@@ -128,6 +128,8 @@ def test_a_candidate_set_to_null_is_left_out(blobs):
         ({"candidates": {}}, "'candidates' parameter of AutoCluster"),
         ({"criterion": "silhouette"}, "'criterion' parameter of AutoCluster"),
         ({"margin": "big"}, "'margin' parameter of AutoCluster"),
+        ({"margin": -0.1}, "'margin' parameter of AutoCluster"),
+        ({"margin": float("nan")}, "'margin' parameter of AutoCluster"),
         ({"consensus": "yes"}, "'consensus' parameter of AutoCluster"),
         ({"candidates": {"consensus": KMEANS}}, "adds the candidate 'consensus' itself"),
         ({"candidates": {"x": {"n_init": 3}}}, "candidate 'x' of AutoCluster needs a _target_"),
@@ -200,52 +202,96 @@ def test_consensus_weighs_every_family_the_same():
 
 
 @pytest.mark.parametrize(
-    ("bold_score", "expected", "runner_up"), [(0.50, "kmeans", "dec"), (0.56, "dec", "kmeans")]
-)
-def test_safe_agreement_leaves_the_classic_family_only_by_the_margin(
-    bold_score, expected, runner_up
-):
+    ("bold_score", "expected"),
+    [(0.50, ("kmeans", "dec", "kept")), (0.5499, ("kmeans", "dec", "kept")),
+     (0.55, ("dec", "kmeans", "left")), (0.56, ("dec", "kmeans", "left"))],
+)  # fmt: skip
+def test_safe_agreement_leaves_the_classic_family_only_by_the_margin(bold_score, expected):
     scores = {"kmeans": 0.50, "gmm": 0.45, "dec": bold_score, "consensus": 0.49}
     fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent", "consensus": "consensus"}
     order = list(scores)
-    assert choose(scores, fam, "safe_agreement", 0.05, order) == (expected, runner_up)
+    assert choose(scores, fam, "safe_agreement", 0.05, order) == expected
     # the plain criterion takes the highest score, ties to the first listed
     assert choose(scores, fam, "agreement", 0.05, order)[0] == (
         "dec" if bold_score > 0.5 else "kmeans"
     )
 
 
-def test_the_consensus_can_win_and_assigns_new_rows_to_its_nearest_mean(blobs):
+def test_one_sided_choices_fall_back_to_the_highest_score():
+    fam = {"kmeans": "raw", "gmm": "raw"}
+    scores = {"kmeans": 0.4, "gmm": 0.6}
+    assert choose(scores, fam, "safe_agreement", 0.05, list(fam)) == ("gmm", "kmeans", "highest")
+    deep = {"dec": "latent", "n2d": "manifold"}
+    assert choose({"dec": 0.3, "n2d": 0.2}, deep, "anchor_agreement", 0.05, list(deep)) == (
+        "dec", "n2d", "highest"
+    )  # fmt: skip
+    assert choose({"dec": 0.3}, deep, "anchor_agreement", 0.05, ["dec"]) == ("dec", "dec", "alone")
+
+
+class NoisyKMeans:
+    """K-Means' partition with a share of the rows given random labels (its own noise seed)."""
+
+    def __init__(self, n_clusters: int = 4, noise_seed: int = 0) -> None:
+        self.n_clusters = n_clusters
+        self.noise_seed = noise_seed
+
+    def fit_predict(self, X):
+        from sklearn.cluster import KMeans
+
+        labels = KMeans(self.n_clusters, n_init=5, random_state=0).fit_predict(X)
+        rng = np.random.default_rng(self.noise_seed)
+        flip = rng.random(len(X)) < 0.3
+        labels[flip] = rng.integers(0, self.n_clusters, flip.sum())
+        return labels
+
+
+def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
     X, y = blobs
-    cands = {"kmeans": KMEANS, "gmm": GMM, "ward": WARD}
-    est = AutoCluster(4, cands, criterion="agreement", random_state=0).fit(X)
-    assert est.families_["consensus"] == "consensus"
-    cons = est.candidates_["consensus"]
-    np.testing.assert_array_equal(cons.predict(X[:50]), cons.labels_[:50])  # well separated
-    assert acc(y, est.candidate_labels_["consensus"]) >= 0.9
-    sel = est.selection()
-    assert sel["chosen"] == est.chosen_ and sel["runner_up"] == est.runner_up_
-    assert sel["decision_margin"] == pytest.approx(
-        est.scores_[est.chosen_] - est.scores_[est.runner_up_], abs=1e-4
+    noisy = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
+             for i in range(4)}  # fmt: skip
+    est = AutoCluster(4, noisy, criterion="agreement", random_state=0).fit(X)
+    # each candidate has 30% of its rows at random; their consensus has almost none
+    assert est.chosen_ == "consensus" and est.families_["consensus"] == "consensus"
+    # seeded: the consensus 0.94, the candidates about 0.78
+    assert acc(y, est.labels_) > 0.9 > 0.85 > max(acc(y, est.candidate_labels_[n]) for n in noisy)
+    # the consensus casts no vote: the candidates' scores are their agreement among themselves
+    assert {n: est.scores_[n] for n in noisy} == agreement_scores(
+        {n: est.candidate_labels_[n] for n in noisy}
     )
-    assert sel["families"]["kmeans"] == "raw" and "consensus" in sel["seconds"]
+    sel = est.selection()
+    assert sel["chosen"] == "consensus" and sel["runner_up"] == est.runner_up_ in noisy
+    assert sel["decided_by"] == "highest" and sel["segments_found"]["consensus"] == 4
+    assert sel["decision_margin"] == pytest.approx(
+        est.scores_["consensus"] - est.scores_[est.runner_up_], abs=1e-4
+    )
+    with pytest.raises(AttributeError, match="cannot assign new rows"):
+        est.predict(X)
+    with pytest.raises(ValueError, match="cannot assign new rows"):
+        from deepseg.baselines import segmenter_parts
+
+        segmenter_parts(est.best_estimator_)
 
 
-def test_safe_default_keeps_a_classic_candidate_against_a_close_outsider(blobs):
+def test_the_default_keeps_kmeans_unless_another_clears_the_margin(blobs):
     X, _ = blobs
     cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
-    est = AutoCluster(4, cands, random_state=0, margin=1.0).fit(X)  # no outsider clears 1.0
-    assert est.criterion == "safe_agreement" and est.families_[est.chosen_] == "raw"
-    assert "margin" in est.reason_ and est.decision_margin_ <= 1.0
+    est = AutoCluster(4, cands, random_state=0).fit(X)
+    assert (est.criterion, est.margin, est.consensus) == ("anchor_agreement", 0.05, True)
+    if est.chosen_ == "kmeans":
+        assert est.decision_how_ == "kept" and "is the anchor" in est.reason_
+        assert est.scores_[est.runner_up_] - est.scores_["kmeans"] < 0.05
+    else:
+        assert est.decision_how_ == "left" and est.runner_up_ == "kmeans"
+        assert est.scores_[est.chosen_] - est.scores_["kmeans"] >= 0.05 - 1e-9
 
 
 def test_anchor_agreement_keeps_the_first_classic_candidate_unless_beaten_by_the_margin():
     fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent"}
     order = ["kmeans", "gmm", "dec"]
     close = {"kmeans": 0.50, "gmm": 0.52, "dec": 0.53}
-    assert choose(close, fam, "anchor_agreement", 0.05, order) == ("kmeans", "dec")
+    assert choose(close, fam, "anchor_agreement", 0.05, order) == ("kmeans", "dec", "kept")
     far = {"kmeans": 0.50, "gmm": 0.56, "dec": 0.53}
-    assert choose(far, fam, "anchor_agreement", 0.05, order) == ("gmm", "kmeans")
+    assert choose(far, fam, "anchor_agreement", 0.05, order) == ("gmm", "kmeans", "left")
 
 
 def test_anchor_reason_says_the_anchor_was_kept(blobs):

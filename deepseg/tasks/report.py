@@ -109,31 +109,45 @@ def auto_note(selection: Mapping[str, Any]) -> str:
     scores = sorted(selection["scores"].items(), key=lambda kv: -kv[1])
     families = selection.get("families") or {}
     seconds = selection.get("seconds") or {}
+    reused = set(selection.get("reused") or [])
 
     def one(name: str, value: float) -> str:
         family = f" [{families[name]}]" if name in families else ""
-        time_ = f", {seconds[name]:.1f}s" if name in seconds else ""
+        if name in reused:
+            time_ = ", reused"
+        elif name in seconds:
+            time_ = f", {seconds[name]:.1f}s"
+        else:
+            time_ = ""
         return f"{name}{family} {value:.3f}{time_}"
 
     listed = "; ".join(one(name, value) for name, value in scores)
     failed = selection.get("failed") or {}
     tail = f" Failed and left out: {', '.join(sorted(failed))}." if failed else ""
+    fitted = len([n for n in selection["scores"] if n != "consensus"])
+    consensus = " and their consensus" if "consensus" in selection["scores"] else ""
     margin = ""
-    if "decision_margin" in selection and selection.get("runner_up") != selection["chosen"]:
+    how = selection.get("decided_by")
+    if "decision_margin" in selection and how not in (None, "alone"):
+        asked = f", margin asked {selection['margin']:g}" if how in ("kept", "left") else ""
         margin = (
             f" Decision margin: {selection['decision_margin']:+.3f} against "
-            f"{selection['runner_up']} (criterion {selection['criterion']}"
-            + (
-                f", margin asked {selection['margin']:g})."
-                if selection["criterion"] == "safe_agreement"
-                else ")."
-            )
+            f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
+        )
+    if selection.get("criterion") == "family_agreement":
+        what = (
+            "mean over the other families of its mean NMI with their partitions; the "
+            "consensus votes in no score"
+        )
+    else:
+        what = (
+            "mean NMI of its partition with every other candidate's; the consensus votes in "
+            "no score"
         )
     return (
-        f"model=auto fitted {len(scores)} candidates and kept {selection['chosen']}: "
-        f"{selection['reason']}.{margin} Label-free agreement of each candidate [family] "
-        f"(mean NMI of its partition with every other candidate's; no label is read) and its "
-        f"fitting time: {listed}.{tail}"
+        f"model=auto fitted {fitted} candidates{consensus} and kept {selection['chosen']}: "
+        f"{selection['reason']}.{margin} Label-free agreement of each [family] ({what}; no "
+        f"label is read) and its time: {listed}.{tail}"
     )
 
 

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from deepseg.auto import choose
 from deepseg.cli.common import config_dir
 from deepseg.data.synthetic import make_synthetic_customers
 from deepseg.tasks.benchmark import run_benchmark
@@ -43,11 +42,16 @@ def test_auto_in_the_benchmark_is_its_chosen_candidate_run_alone(tmp_path):
     selection = json.loads(row["auto_selection"])
     assert set(selection["scores"]) == set(CANDIDATES)
     assert row["auto_chosen"] == selection["chosen"] in CANDIDATES
-    # the safe default, recomputed from the scores, families and margin the row gives
-    order = list(selection["scores"])
-    assert (selection["chosen"], selection["runner_up"]) == choose(
-        selection["scores"], selection["families"], "safe_agreement", selection["margin"], order
-    )
+    # the default keeps kmeans unless the best clears the margin (scores rounded to 4 places)
+    scores, chosen = selection["scores"], selection["chosen"]
+    assert (selection["criterion"], selection["margin"]) == ("anchor_agreement", 0.05)
+    if chosen == "kmeans":
+        assert selection["decided_by"] == "kept"
+        assert max(scores.values()) - scores["kmeans"] < 0.05 + 1e-4
+    else:
+        assert selection["decided_by"] == "left" and selection["runner_up"] == "kmeans"
+        assert scores[chosen] == max(scores.values())
+        assert scores[chosen] - scores["kmeans"] >= 0.05 - 1e-4
     assert selection["chosen"] in selection["reason"] and selection["reused"] == []
     # the same candidate, seed and (shared) pretraining as its own row: the same partition
     alone = results.loc[row["auto_chosen"]]
