@@ -214,3 +214,51 @@ def test_date_columns_are_profiled_as_days_since():
 
     assert "have earlier customer since dates (median" in segment_summary(p, 0)
     assert "days ago" in segment_summary(p, 0)
+
+
+def _look_alikes(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Segments 0 and 1 are both "high x" (a group of their own) and use 'christmas' alike (90%
+    each, none in segment 2); segment 1 alone has a higher y. Segment 0's notes are long (words
+    of its own, each in 40% of them, repeated), so 'christmas' is a smaller part of its words
+    than of everyone's and not among its terms: only a test between the two segments can see
+    that they share it."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    labels = np.repeat([0, 1, 2], [n, n, 3 * n])
+    own = "alpha bravo delta echo foxtrot golf hotel india".split()
+    xmas = rng.random(2 * n) < 0.9
+    notes = [
+        ("christmas " if x else "") + " ".join(f"{w} " * 5 for w in own if rng.random() < 0.4)
+        for x in xmas[:n]
+    ]
+    notes += ["christmas" if x else "" for x in xmas[n:]]
+    notes += ["gift card"] * (3 * n)
+    frame = pd.DataFrame(
+        {
+            "x": np.r_[rng.normal(8, 1, 2 * n), rng.normal(0, 1, 3 * n)],
+            "y": np.r_[rng.normal(0, 1, n), rng.normal(0.8, 1, n), rng.normal(0, 1, 3 * n)],
+            "notes": notes,
+        }
+    )
+    return frame, labels
+
+
+def test_a_tie_break_word_tells_the_tied_segments_apart():
+    """Issue 26 (Online Retail): 'christmas' was added to a name to tell it from a segment that
+    has the word just as often. The tie-break must pick what differs between the two: y."""
+    frame, labels = _look_alikes()
+    p = profile_segments(frame, labels, numeric=["x", "y"], text=["notes"], max_words=1)
+    terms = p.terms.set_index(["segment", "term"])["share"]
+    assert ("christmas" in p.terms.query("segment == 1")["term"].tolist()) and (
+        "christmas" not in p.terms.query("segment == 0")["term"].tolist()
+    )  # the setting of the Online Retail case: a passing word of 1, not in 0's top terms
+    assert terms[(1, "christmas")] == pytest.approx(0.9, abs=0.05)
+    in_0 = frame["notes"][labels == 0].str.contains("christmas").mean()
+    assert in_0 == pytest.approx(terms[(1, "christmas")], abs=0.1)  # both have it alike
+    words = _descriptor_words(p.summary, 1)
+    assert "'christmas'" in words and "high y" in words
+    # 'christmas' is the stronger difference against everyone, but not against segment 0
+    found = {d.word: d.strength for d in p.descriptors[1]}
+    assert found["'christmas'"] > found["high y"]
+    assert p.names[1] == "high x, high y"
+    assert p.names[0].startswith("high x, '") and "christmas" not in p.names[0]
