@@ -45,7 +45,8 @@ differs from the rest of the customers materially and beyond noise:
   when the category's share in the segment is at least ``MIN_CATEGORY_SHARE`` with a lift of
   at least ``MIN_CATEGORY_LIFT``, and the lower bound of the share's 95% interval is above the
   population share (the lift's interval excludes 1). Text terms likewise: ``'term'``.
-* A name holds at most ``max_words`` descriptors, RFM words first, then the strongest; a
+* A name holds at most ``max_words`` descriptors (one more when it tells look-alike segments
+  apart, below), RFM words first, then the strongest; a
   descriptor that shares a content word with one already in the name is skipped
   ("low total charges" after "low monthly charges"). A segment with
   no material difference is "average" (with its share of customers when several are); one with
@@ -373,7 +374,8 @@ def profile_segments(
         rfm: {"recency", "frequency", "monetary": column}; missing roles are found by name.
         top_categories: categories kept per segment and column.
         top_terms: text terms kept per segment.
-        max_words: descriptors per name (RFM words always count).
+        max_words: descriptors per name (RFM words always count); segments that would share
+            a name get one more each, which sets them apart.
         reference_date: date columns are profiled as days since this date (default: the
             latest date in the column); pass the feature pipeline's, so both agree.
         column_labels: {column: words} used in names instead of the column's own words

@@ -216,12 +216,12 @@ def test_date_columns_are_profiled_as_days_since():
     assert "days ago" in segment_summary(p, 0)
 
 
-def _look_alikes(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def _look_alikes(seed: int = 0, shared: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
     """Segments 0 and 1 are both "high x" (a group of their own) and use 'christmas' alike (90%
     each, none in segment 2); segment 1 alone has a higher y. Segment 0's notes are long (words
     of its own, each in 40% of them, repeated), so 'christmas' is a smaller part of its words
     than of everyone's and not among its terms: only a test between the two segments can see
-    that they share it."""
+    that they share it. ``shared`` columns (x, x2, ...) set segments 0 and 1 apart alike."""
     rng = np.random.default_rng(seed)
     n = 300
     labels = np.repeat([0, 1, 2], [n, n, 3 * n])
@@ -240,6 +240,8 @@ def _look_alikes(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
             "notes": notes,
         }
     )
+    for i in range(2, shared + 1):
+        frame[f"x{i}"] = i * frame["x"]  # the same ranks: the same effects, in column order
     return frame, labels
 
 
@@ -262,3 +264,19 @@ def test_a_tie_break_word_tells_the_tied_segments_apart():
     assert found["'christmas'"] > found["high y"]
     assert p.names[1] == "high x, high y"
     assert p.names[0].startswith("high x, '") and "christmas" not in p.names[0]
+
+
+def test_a_tie_break_is_a_fourth_word_as_the_readme_says():
+    """Segments that share their three words keep them and get a fourth that sets them apart
+    (the shared words say what they have in common); the README says so."""
+    from tests.conftest import PROJECT_ROOT
+
+    frame, labels = _look_alikes(shared=3)
+    p = profile_segments(frame, labels, numeric=["x", "x2", "x3", "y"], text=["notes"])
+    shared = ["high x", "high x2", "high x3"]
+    assert p.names[1].split(", ") == [*shared, "high y"]
+    assert p.names[0].split(", ")[:3] == shared and len(p.names[0].split(", ")) == 4
+    assert len(p.names[2].split(", ")) <= 3
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    assert "Names hold up to 3 descriptors" in readme
+    assert "When two segments would get the same name, each gets a fourth descriptor" in readme
