@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.features.columns import date_format, numeric_values
+from deepseg.insight.report import human_pair
 
 logger = logging.getLogger(__name__)
 
@@ -828,9 +829,10 @@ def _descriptors(
         else:
             word = ("high " if high else "low ") + _humanise(row.column, labels)
         statistic, value, population = _telling_statistic(row)
+        mine, everyone = human_pair(value, population, share=statistic == "non-zero share")
         evidence = (
             f"{row.column}: d={row.effect:+.2f} [{row.effect_low:+.2f}, {row.effect_high:+.2f}],"
-            f" {statistic} {value:,.4g} vs {population:,.4g}"
+            f" {statistic} {mine} vs {everyone}"
         )
         found[s].append(
             Descriptor(
@@ -957,10 +959,11 @@ def _pairwise_test(
 
 def _telling_statistic(row: Any) -> tuple[str, float, float]:
     """The statistic that shows a numeric difference: the median, unless the segment's and the
-    population's medians are equal (at 4 significant digits); then the share of non-zero values
-    when the column is mostly zero, else the mean."""
+    population's medians are equal as people read them (:func:`human_pair`: "648" and "648"
+    for 648.1 and 648.3); then the share of non-zero values when the column is mostly zero,
+    else the mean."""
     median, population = float(row.median), float(row.population_median)
-    if np.isfinite(median) and f"{median:.4g}" != f"{population:.4g}":
+    if np.isfinite(median) and len(set(human_pair(median, population))) == 2:
         return "median", median, population
     nonzero, population_nonzero = float(row.nonzero_share), float(row.population_nonzero_share)
     if population == 0 and np.isfinite(nonzero) and nonzero != population_nonzero:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -280,3 +282,44 @@ def test_a_tie_break_is_a_fourth_word_as_the_readme_says():
     readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
     assert "Names hold up to 3 descriptors" in readme
     assert "When two segments would get the same name, each gets a fourth descriptor" in readme
+
+
+def test_evidence_numbers_read_as_people_write_them():
+    """Issue 26 (Online Retail): profiles.csv showed "median 1.857e+04 vs 648.1". Evidence
+    numbers have thousands separators, no exponent and the same decimals on both sides."""
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.repeat([0, 1, 2], [n, 3 * n, n])
+    frame = pd.DataFrame(
+        {
+            "spend": np.r_[
+                rng.normal(18570, 500, n), rng.normal(648.1, 20, 3 * n), rng.normal(2.5e9, 1e7, n)
+            ],
+            "returns": np.r_[np.zeros(4 * n), (rng.random(n) < 0.35) * 3.0],
+        }
+    )
+    p = profile_segments(frame, labels)
+    evidence = p.summary.set_index("segment")["descriptors"]
+    assert "e+" not in " ".join(evidence), evidence.tolist()
+    spend = p.summary.set_index("segment")["spend_median"]
+    population = frame["spend"].median()
+    assert 600 < population < 700 and 18_000 < spend[0] < 19_000
+    assert f"median {spend[0]:,.0f} vs {population:,.0f})" in evidence[0]  # 18,5xx vs 6xx
+    assert re.search(r"median 2,\d{3},\d{3},\d{3} vs \d{3}\)", evidence[2]), evidence[2]
+    # a mostly-zero column (median 0 everywhere): the share of non-zero values, in percent
+    assert re.search(r"returns: d=.*non-zero share 3\d\.\d% vs \d\.\d%\)", evidence[2])
+
+
+def test_a_median_difference_that_rounds_away_is_shown_by_the_mean():
+    """Medians equal as shown ("648 vs 648") say nothing: the mean shows the difference."""
+    from types import SimpleNamespace
+
+    from deepseg.insight.profiles import _telling_statistic
+
+    row = SimpleNamespace(
+        median=648.1, population_median=648.3, mean=700.0, population_mean=650.0,
+        nonzero_share=1.0, population_nonzero_share=1.0,
+    )  # fmt: skip
+    assert _telling_statistic(row) == ("mean", 700.0, 650.0)
+    row.median = 660.0
+    assert _telling_statistic(row) == ("median", 660.0, 648.3)
