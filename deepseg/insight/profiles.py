@@ -45,12 +45,15 @@ differs from the rest of the customers materially and beyond noise:
   when the category's share in the segment is at least ``MIN_CATEGORY_SHARE`` with a lift of
   at least ``MIN_CATEGORY_LIFT``, and the lower bound of the share's 95% interval is above the
   population share (the lift's interval excludes 1). Text terms likewise: ``'term'``.
-* A name holds at most ``max_words`` descriptors, RFM words first, then the strongest; a
+* A name holds at most ``max_words`` descriptors (one more when it tells look-alike segments
+  apart, below), RFM words first, then the strongest; a
   descriptor that shares a content word with one already in the name is skipped
   ("low total charges" after "low monthly charges"). A segment with
   no material difference is "average" (with its share of customers when several are); one with
   material differences that are only those of a slice of a continuum has "no distinct trait". Names
-  are made unique by adding descriptors, then the segment id. ``profiles.csv`` lists every
+  are made unique by adding a descriptor that sets the segment apart from each look-alike by the
+  same rules applied between the two (the effect against that segment alone; the share against
+  its share), then the share of customers, then the segment id. ``profiles.csv`` lists every
   descriptor with its evidence (``descriptors``) and each numeric column's effect
   (``<column>_effect``).
 """
@@ -59,7 +62,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.features.columns import date_format, numeric_values
+from deepseg.insight.report import human_pair
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +375,8 @@ def profile_segments(
         rfm: {"recency", "frequency", "monetary": column}; missing roles are found by name.
         top_categories: categories kept per segment and column.
         top_terms: text terms kept per segment.
-        max_words: descriptors per name (RFM words always count).
+        max_words: descriptors per name (RFM words always count); segments that would share
+            a name get one more each, which sets them apart.
         reference_date: date columns are profiled as days since this date (default: the
             latest date in the column); pass the feature pipeline's, so both agree.
         column_labels: {column: words} used in names instead of the column's own words
@@ -516,7 +521,14 @@ def profile_segments(
         )
         for s in segments
     }
-    names = _name_segments(segments, found, summary, max_words, material)
+    names = _name_segments(
+        segments,
+        found,
+        summary,
+        max_words,
+        material,
+        differs=_pairwise_test(frame, labels, num, scores, numeric_table, categorical, text),
+    )
     summary.insert(1, "name", [names[s] for s in segments])
     summary["descriptors"] = [
         "; ".join(f"{d.word} ({d.evidence})" for d in found[s]) for s in segments
@@ -541,7 +553,7 @@ def _category_profiles(
 ) -> pd.DataFrame:
     rows = []
     for column in columns:
-        values = frame[column].astype(object).where(frame[column].notna(), "(missing)").astype(str)
+        values = _category_values(frame[column])
         population = values.value_counts(normalize=True)
         for s in segments:
             shares = values[labels == s].value_counts(normalize=True)
@@ -566,6 +578,23 @@ def _category_profiles(
     )
 
 
+#: The words of text columns (the term profiles' vectoriser, lower-cased).
+_TOKEN_PATTERN = r"(?u)\b[a-zA-Z]{3,}\b"
+
+
+def _documents(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Each row's text columns joined into one document ('' for missing values)."""
+    docs = frame[columns[0]].astype(object).where(frame[columns[0]].notna(), "").map(str)
+    for column in columns[1:]:
+        docs = docs + " " + frame[column].astype(object).where(frame[column].notna(), "").map(str)
+    return docs
+
+
+def _category_values(values: pd.Series) -> pd.Series:
+    """A categorical column as the category profiles read it: strings, '(missing)' for NaN."""
+    return values.astype(object).where(values.notna(), "(missing)").astype(str)
+
+
 def _term_profiles(
     frame: pd.DataFrame, labels: np.ndarray, segments: list[int], columns: list[str], top: int
 ) -> pd.DataFrame:
@@ -580,14 +609,11 @@ def _term_profiles(
         return pd.DataFrame(columns=out_columns)
     from sklearn.feature_extraction.text import CountVectorizer
 
-    docs = frame[columns[0]].astype(object).where(frame[columns[0]].notna(), "").map(str)
-    for column in columns[1:]:
-        docs = docs + " " + frame[column].astype(object).where(frame[column].notna(), "").map(str)
     vectorizer = CountVectorizer(
-        stop_words="english", min_df=2, max_features=20000, token_pattern=r"(?u)\b[a-zA-Z]{3,}\b"
+        stop_words="english", min_df=2, max_features=20000, token_pattern=_TOKEN_PATTERN
     )
     try:
-        counts = vectorizer.fit_transform(docs.tolist()).tocsr()
+        counts = vectorizer.fit_transform(_documents(frame, columns).tolist()).tocsr()
     except ValueError:  # empty vocabulary
         return pd.DataFrame(columns=out_columns)
     vocab = np.asarray(vectorizer.get_feature_names_out())
@@ -752,10 +778,14 @@ def _plain_category(
     return f"{value} {col}"
 
 
-def _share_clears(share: float, population: float, n: int) -> bool:
+def _share_clears(share: float, population: float, n: int, n_population: int = 0) -> bool:
     """The lower bound of the share's 95% (normal-approximation) interval is above the
-    population share: the lift's interval excludes 1."""
-    return share - 1.96 * np.sqrt(max(share * (1 - share), 1e-12) / max(n, 1)) > population
+    population share: the lift's interval excludes 1. With ``n_population``, the reference is
+    a sample too (another segment): the interval of the difference of the two shares."""
+    variance = max(share * (1 - share), 1e-12) / max(n, 1)
+    if n_population:
+        variance += population * (1 - population) / n_population
+    return share - 1.96 * np.sqrt(variance) > population
 
 
 def _descriptors(
@@ -799,9 +829,10 @@ def _descriptors(
         else:
             word = ("high " if high else "low ") + _humanise(row.column, labels)
         statistic, value, population = _telling_statistic(row)
+        mine, everyone = human_pair(value, population, share=statistic == "non-zero share")
         evidence = (
             f"{row.column}: d={row.effect:+.2f} [{row.effect_low:+.2f}, {row.effect_high:+.2f}],"
-            f" {statistic} {value:,.4g} vs {population:,.4g}"
+            f" {statistic} {mine} vs {everyone}"
         )
         found[s].append(
             Descriptor(
@@ -873,12 +904,66 @@ def _descriptors(
     return found
 
 
+def _pairwise_test(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    num: pd.DataFrame,
+    scores: pd.DataFrame,
+    numeric: pd.DataFrame,
+    categorical: list[str],
+    text: list[str],
+) -> Callable[[int, int, Descriptor], float | None]:
+    """``differs(s, o, d)``: how strongly descriptor ``d`` of segment ``s`` sets it apart from
+    segment ``o`` by the rules it passed against everyone, else None. A numeric difference: the
+    normal-score effect of ``s`` against ``o`` alone, in the direction of the word, with its 95%
+    interval clear of ``MIN_EFFECT``. A category: its share in ``s`` at least
+    ``MIN_CATEGORY_LIFT`` times that in ``o`` and the interval of the difference above 0. A text
+    term: a share at least 10 points above that in ``o``, the interval of the difference above
+    0. The strength reads as the descriptors' (|d|; twice a share difference)."""
+    direction = {(int(r.segment), str(r.column)): r.effect for r in numeric.itertuples()}
+    words: list[frozenset[str]] = []  # each row's words, read once when a term is tested
+
+    def shares(d: Descriptor, s: int, o: int) -> tuple[float, int, float, int]:
+        if d.kind == "category":
+            hit = (_category_values(frame[d.column]) == d.category).to_numpy()
+        else:
+            if not words:
+                docs = _documents(frame, text).str.lower()
+                words.extend(frozenset(re.findall(_TOKEN_PATTERN, doc)) for doc in docs)
+            hit = np.array([d.category in w for w in words])
+        a, b = labels == s, labels == o
+        return float(hit[a].mean()), int(a.sum()), float(hit[b].mean()), int(b.sum())
+
+    def differs(s: int, o: int, d: Descriptor) -> float | None:
+        if d.kind == "numeric":
+            if d.column not in num.columns:
+                return None
+            rows = (labels == s) | (labels == o)
+            effect, se = standardised_difference(
+                scores[d.column].to_numpy()[rows], (labels == s)[rows]
+            )
+            effect *= np.sign(direction.get((s, d.column), 0.0))
+            return float(effect) if effect - 1.96 * se >= MIN_EFFECT else None
+        if d.kind == "category" and d.column in categorical:
+            share, n, other, m = shares(d, s, o)
+            ok = share >= MIN_CATEGORY_LIFT * other and _share_clears(share, other, n, m)
+            return 2 * (share - other) if ok else None
+        if d.kind == "term" and text:
+            share, n, other, m = shares(d, s, o)
+            ok = share - other >= 0.1 and _share_clears(share, other, n, m)
+            return 2 * (share - other) if ok else None
+        return None
+
+    return differs
+
+
 def _telling_statistic(row: Any) -> tuple[str, float, float]:
     """The statistic that shows a numeric difference: the median, unless the segment's and the
-    population's medians are equal (at 4 significant digits); then the share of non-zero values
-    when the column is mostly zero, else the mean."""
+    population's medians are equal as people read them (:func:`human_pair`: "648" and "648"
+    for 648.1 and 648.3); then the share of non-zero values when the column is mostly zero,
+    else the mean."""
     median, population = float(row.median), float(row.population_median)
-    if np.isfinite(median) and f"{median:.4g}" != f"{population:.4g}":
+    if np.isfinite(median) and len(set(human_pair(median, population))) == 2:
         return "median", median, population
     nonzero, population_nonzero = float(row.nonzero_share), float(row.population_nonzero_share)
     if population == 0 and np.isfinite(nonzero) and nonzero != population_nonzero:
@@ -892,18 +977,28 @@ def _name_segments(
     summary: pd.DataFrame,
     max_words: int,
     material: Mapping[int, bool] | None = None,
+    *,
+    differs: Callable[[int, int, Descriptor], float | None] | None = None,
 ) -> dict[int, str]:
     """Names from the descriptors; "average" for a segment with no material difference, "no
-    distinct trait" for one whose differences are those of a slice of one continuous group."""
+    distinct trait" for one whose differences are those of a slice of one continuous group.
+
+    Segments that would share a name get one more descriptor each: one that is not among the
+    other segments' descriptors and, by ``differs(s, o, d)`` (see :func:`_pairwise_test`),
+    sets the segment apart from each of them; the strongest such difference is taken (without
+    ``differs``, the strongest descriptor against everyone)."""
     share = dict(zip(summary["segment"], summary["share"]))
     material = material or {}
 
     def plain(s: int) -> str:
         return "no distinct trait" if material.get(s, False) else "average"
 
-    def build(s: int, avoid: set[str] | None = None) -> list[Descriptor]:
+    def build(
+        s: int, avoid: set[str] | None = None, rivals: Sequence[int] = ()
+    ) -> list[Descriptor]:
         """Up to ``max_words`` descriptors, one per column stem; with ``avoid``, one more that
-        is not among those words (to tell look-alike segments apart)."""
+        is not among those words and differs from every segment of ``rivals`` (to tell
+        look-alike segments apart)."""
         chosen: list[Descriptor] = []
         for d in found[s]:
             if len(chosen) >= max_words:
@@ -911,14 +1006,18 @@ def _name_segments(
             if not any(d.stem & c.stem for c in chosen):
                 chosen.append(d)
         if avoid is not None:
-            extra = [
-                d
-                for d in sorted(found[s], key=lambda d: -d.strength)
-                if d.word not in avoid
-                and d not in chosen
-                and not any(d.stem & c.stem for c in chosen)
-            ]
-            chosen += extra[:1]
+            extra = []
+            for d in found[s]:
+                if d.word in avoid or d in chosen or any(d.stem & c.stem for c in chosen):
+                    continue
+                if differs is None:
+                    extra.append((d.strength, d))
+                    continue
+                apart = [differs(s, o, d) for o in rivals]
+                if rivals and all(a is not None for a in apart):
+                    extra.append((min(a for a in apart if a is not None), d))
+            extra.sort(key=lambda a: -a[0])
+            chosen += [d for _, d in extra[:1]]
         return chosen
 
     chosen = {s: build(s) for s in segments}
@@ -926,8 +1025,9 @@ def _name_segments(
     for name in {n for n in names.values() if list(names.values()).count(n) > 1}:
         group = [s for s in segments if names[s] == name]
         for s in group:
-            others = {d.word for o in group if o != s for d in found[o]}
-            words = [d.word for d in build(s, avoid=others)]
+            rivals = [o for o in group if o != s]
+            others = {d.word for o in rivals for d in found[o]}
+            words = [d.word for d in build(s, avoid=others, rivals=rivals)]
             names[s] = ", ".join(words) or plain(s)
     duplicated = {s for s in segments if list(names.values()).count(names[s]) > 1}
     for s in duplicated:  # no further descriptor tells them apart: their size does

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,3 +216,110 @@ def test_date_columns_are_profiled_as_days_since():
 
     assert "have earlier customer since dates (median" in segment_summary(p, 0)
     assert "days ago" in segment_summary(p, 0)
+
+
+def _look_alikes(seed: int = 0, shared: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """Segments 0 and 1 are both "high x" (a group of their own) and use 'christmas' alike (90%
+    each, none in segment 2); segment 1 alone has a higher y. Segment 0's notes are long (words
+    of its own, each in 40% of them, repeated), so 'christmas' is a smaller part of its words
+    than of everyone's and not among its terms: only a test between the two segments can see
+    that they share it. ``shared`` columns (x, x2, ...) set segments 0 and 1 apart alike."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    labels = np.repeat([0, 1, 2], [n, n, 3 * n])
+    own = "alpha bravo delta echo foxtrot golf hotel india".split()
+    xmas = rng.random(2 * n) < 0.9
+    notes = [
+        ("christmas " if x else "") + " ".join(f"{w} " * 5 for w in own if rng.random() < 0.4)
+        for x in xmas[:n]
+    ]
+    notes += ["christmas" if x else "" for x in xmas[n:]]
+    notes += ["gift card"] * (3 * n)
+    frame = pd.DataFrame(
+        {
+            "x": np.r_[rng.normal(8, 1, 2 * n), rng.normal(0, 1, 3 * n)],
+            "y": np.r_[rng.normal(0, 1, n), rng.normal(0.8, 1, n), rng.normal(0, 1, 3 * n)],
+            "notes": notes,
+        }
+    )
+    for i in range(2, shared + 1):
+        frame[f"x{i}"] = i * frame["x"]  # the same ranks: the same effects, in column order
+    return frame, labels
+
+
+def test_a_tie_break_word_tells_the_tied_segments_apart():
+    """Issue 26 (Online Retail): 'christmas' was added to a name to tell it from a segment that
+    has the word just as often. The tie-break must pick what differs between the two: y."""
+    frame, labels = _look_alikes()
+    p = profile_segments(frame, labels, numeric=["x", "y"], text=["notes"], max_words=1)
+    terms = p.terms.set_index(["segment", "term"])["share"]
+    assert ("christmas" in p.terms.query("segment == 1")["term"].tolist()) and (
+        "christmas" not in p.terms.query("segment == 0")["term"].tolist()
+    )  # the setting of the Online Retail case: a passing word of 1, not in 0's top terms
+    assert terms[(1, "christmas")] == pytest.approx(0.9, abs=0.05)
+    in_0 = frame["notes"][labels == 0].str.contains("christmas").mean()
+    assert in_0 == pytest.approx(terms[(1, "christmas")], abs=0.1)  # both have it alike
+    words = _descriptor_words(p.summary, 1)
+    assert "'christmas'" in words and "high y" in words
+    # 'christmas' is the stronger difference against everyone, but not against segment 0
+    found = {d.word: d.strength for d in p.descriptors[1]}
+    assert found["'christmas'"] > found["high y"]
+    assert p.names[1] == "high x, high y"
+    assert p.names[0].startswith("high x, '") and "christmas" not in p.names[0]
+
+
+def test_a_tie_break_is_a_fourth_word_as_the_readme_says():
+    """Segments that share their three words keep them and get a fourth that sets them apart
+    (the shared words say what they have in common); the README says so."""
+    from tests.conftest import PROJECT_ROOT
+
+    frame, labels = _look_alikes(shared=3)
+    p = profile_segments(frame, labels, numeric=["x", "x2", "x3", "y"], text=["notes"])
+    shared = ["high x", "high x2", "high x3"]
+    assert p.names[1].split(", ") == [*shared, "high y"]
+    assert p.names[0].split(", ")[:3] == shared and len(p.names[0].split(", ")) == 4
+    assert len(p.names[2].split(", ")) <= 3
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    assert "Names hold up to 3 descriptors" in readme
+    assert "When two segments would get the same name, each gets a fourth descriptor" in readme
+
+
+def test_evidence_numbers_read_as_people_write_them():
+    """Issue 26 (Online Retail): profiles.csv showed "median 1.857e+04 vs 648.1". Evidence
+    numbers have thousands separators, no exponent and the same decimals on both sides."""
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.repeat([0, 1, 2], [n, 3 * n, n])
+    frame = pd.DataFrame(
+        {
+            "spend": np.r_[
+                rng.normal(18570, 500, n), rng.normal(648.1, 20, 3 * n), rng.normal(2.5e9, 1e7, n)
+            ],
+            "returns": np.r_[np.zeros(4 * n), (rng.random(n) < 0.35) * 3.0],
+        }
+    )
+    p = profile_segments(frame, labels)
+    evidence = p.summary.set_index("segment")["descriptors"]
+    assert "e+" not in " ".join(evidence), evidence.tolist()
+    spend = p.summary.set_index("segment")["spend_median"]
+    population = frame["spend"].median()
+    assert 600 < population < 700 and 18_000 < spend[0] < 19_000
+    assert f"median {spend[0]:,.0f} vs {population:,.0f})" in evidence[0]  # 18,5xx vs 6xx
+    assert re.search(r"median 2,\d{3},\d{3},\d{3} vs \d{3}\)", evidence[2]), evidence[2]
+    # a mostly-zero column (median 0 everywhere): the share of non-zero values, in percent
+    assert re.search(r"returns: d=.*non-zero share 3\d\.\d% vs \d\.\d%\)", evidence[2])
+
+
+def test_a_median_difference_that_rounds_away_is_shown_by_the_mean():
+    """Medians equal as shown ("648 vs 648") say nothing: the mean shows the difference."""
+    from types import SimpleNamespace
+
+    from deepseg.insight.profiles import _telling_statistic
+
+    row = SimpleNamespace(
+        median=648.1, population_median=648.3, mean=700.0, population_mean=650.0,
+        nonzero_share=1.0, population_nonzero_share=1.0,
+    )  # fmt: skip
+    assert _telling_statistic(row) == ("mean", 700.0, 650.0)
+    row.median = 660.0
+    assert _telling_statistic(row) == ("median", 660.0, 648.3)
