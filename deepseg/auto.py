@@ -11,13 +11,17 @@ The candidates fall into families by the space they see (:func:`family_of`): the
 manifold (n2d; dec/idec with ``init=umap``). Members of one family vote as a block, so:
 
 * ``consensus`` (on by default) adds one more candidate, the consensus partition of the
-  others with every family weighing the same (:func:`consensus_partition`);
-* the default criterion ``safe_agreement`` keeps the best classic candidate unless a candidate
-  of another family (or the consensus) agrees more by at least ``margin``, a threshold chosen
+  others with every family weighing the same (:func:`consensus_partition`); it is scored
+  against them and votes in no one's score;
+* the default criterion ``anchor_agreement`` keeps the first classic candidate (K-Means)
+  unless the candidate that agrees most beats it by at least ``margin``, a threshold chosen
   leave-one-dataset-out on the development suite (``scripts/bench_auto_lodo.py``,
-  docs/benchmarks.md);
-* ``agreement`` (the plain mean NMI) and ``family_agreement`` (one vote per family) are the
-  alternatives measured there.
+  docs/benchmarks.md); ``safe_agreement`` (against the best classic candidate),
+  ``agreement`` (the plain mean NMI) and ``family_agreement`` (one vote per family) are the
+  alternatives measured there;
+* ``stand_in`` (on by default): when the consensus wins, the real candidate nearest to it
+  (the highest NMI with it, :func:`nearest_to`) is returned in its place, so the result is
+  always one method's own partition, with its ``predict`` and its bundle.
 
 The results row and the report give the decision's margin: how far the runner-up was.
 
@@ -55,6 +59,7 @@ __all__ = [
     "consensus_score",
     "family_agreement_scores",
     "family_of",
+    "nearest_to",
     "shared_autoencoder",
 ]
 
@@ -258,6 +263,23 @@ def choose(
     return winner, best([n for n in names if n != winner]), "highest"
 
 
+def nearest_to(
+    consensus: np.ndarray, partitions: Mapping[str, np.ndarray], order: list[str]
+) -> tuple[str, dict[str, float]]:
+    """The candidate whose partition agrees most with the consensus (NMI), and every NMI.
+
+    Ties go to the candidate listed first in ``order``.
+    """
+    near = {
+        n: float(normalized_mutual_info_score(consensus, partitions[n]))
+        for n in order
+        if n in partitions and n != CONSENSUS
+    }
+    if not near:
+        raise ValueError("nearest_to needs at least one candidate besides the consensus.")
+    return max(near, key=lambda n: (near[n], -order.index(n))), near
+
+
 def consensus_score(consensus: np.ndarray, partitions: Mapping[str, np.ndarray]) -> float:
     """The consensus's agreement: its mean NMI with each candidate.
 
@@ -332,17 +354,23 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         n_clusters: the number of clusters every candidate is asked for.
         candidates: ``{name: config node}``; each node has a ``_target_`` (an estimator class)
             and its keyword arguments (``configs/model/auto.yaml`` lists the defaults).
-        criterion: the label-free choice: ``safe_agreement`` (the best classic candidate
-            unless another agrees more by ``margin``), ``agreement`` (the highest mean NMI with
-            the other partitions) or ``family_agreement`` (the same, one vote per family).
-        margin: how much more agreement a candidate outside the classic family needs to be
-            chosen over the best classic one (``safe_agreement`` only).
+        criterion: the label-free choice: ``anchor_agreement`` (the first classic candidate
+            unless the one that agrees most beats it by ``margin``), ``safe_agreement`` (the
+            best classic candidate unless one of another family agrees more by ``margin``),
+            ``agreement`` (the highest mean NMI with the other partitions) or
+            ``family_agreement`` (the same, one vote per family).
+        margin: how much more agreement a challenger needs (``anchor_agreement`` and
+            ``safe_agreement`` only).
         consensus: add the consensus partition of the candidates as one more candidate.
+        stand_in: when the consensus wins, return the candidate nearest to it instead.
         random_state: the seed every candidate is fitted with.
 
     Attributes:
         labels_: the chosen candidate's own labels.
-        chosen_: the chosen candidate's name (``consensus`` for the consensus partition).
+        chosen_: the chosen candidate's name (``consensus`` for the consensus partition,
+            possible only with ``stand_in=False``).
+        stood_in_: the NMI of each candidate with the consensus when the consensus won and
+            the nearest stood in for it; else None.
         candidates_: ``{name: fitted estimator}`` of every candidate that fitted.
         candidate_labels_: ``{name: labels}`` of those candidates.
         families_: ``{name: family}`` (:func:`family_of`).
@@ -362,6 +390,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         criterion: str = "anchor_agreement",
         margin: float = 0.05,
         consensus: bool = True,
+        stand_in: bool = True,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -369,6 +398,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.criterion = criterion
         self.margin = margin
         self.consensus = consensus
+        self.stand_in = stand_in
         self.random_state = random_state
 
     def check_params(self, n_samples: int | None = None) -> int:
@@ -403,11 +433,12 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 "The 'margin' parameter of AutoCluster must be a finite number >= 0. "
                 f"Got {self.margin!r} instead."
             )
-        if not isinstance(self.consensus, bool):
-            raise ValueError(
-                "The 'consensus' parameter of AutoCluster must be true or false. "
-                f"Got {self.consensus!r} instead."
-            )
+        for name in ("consensus", "stand_in"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"The '{name}' parameter of AutoCluster must be true or false. "
+                    f"Got {getattr(self, name)!r} instead."
+                )
         if self.consensus and CONSENSUS in self.candidates:
             raise ValueError(
                 f"AutoCluster adds the candidate '{CONSENSUS}' itself (consensus=true); name "
@@ -542,6 +573,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.decision_how_ = how
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
         chosen, runner = self.chosen_, self.runner_up_
+        self.stood_in_: dict[str, float] | None = None
+        if chosen == CONSENSUS and self.stand_in and len(base) > 0:
+            self.chosen_, self.stood_in_ = nearest_to(self.candidate_labels_[CONSENSUS], base,
+                                                      order)  # fmt: skip
         score, runner_score = self.scores_[chosen], self.scores_[runner]
         side = {
             "safe_agreement": "the best classic candidate",
@@ -562,6 +597,11 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         else:
             why = (
                 f"{chosen} has the highest {what}, {score:.3f}; next {runner} ({runner_score:.3f})"
+            )
+        if self.stood_in_ is not None:
+            why += (
+                f"; {self.chosen_}, the candidate nearest to the consensus (NMI "
+                f"{self.stood_in_[self.chosen_]:.3f}), stands in for it"
             )
         self.reason_ = why
 
@@ -607,6 +647,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             "criterion": self.criterion,
             "margin": float(self.margin),
             "chosen": self.chosen_,
+            "stood_in_for": None if self.stood_in_ is None else CONSENSUS,
+            "nmi_with_consensus": None
+            if self.stood_in_ is None
+            else {k: round(v, 4) for k, v in self.stood_in_.items()},
             "runner_up": self.runner_up_,
             "decision_margin": round(float(self.decision_margin_), 4),
             "decided_by": self.decision_how_,

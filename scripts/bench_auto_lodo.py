@@ -9,8 +9,10 @@ included, as ``AutoCluster`` computes it):
 * ``family_agreement``: the same, one vote per family;
 * ``safe_agreement@m``: the best classic candidate unless another beats it by ``m``;
 * ``safe_family@m``: the same with one vote per family;
-* ``anchor@m`` (the default ``anchor_agreement``): the first classic candidate unless the
-  candidate with the highest agreement beats it by ``m``;
+* ``anchor@m`` (``anchor_agreement``): the first classic candidate unless the candidate with
+  the highest agreement beats it by ``m``;
+* ``stand_in@m`` (the default: ``anchor_agreement`` with ``stand_in``): the same, but when the
+  consensus wins, the candidate nearest to it (NMI) is picked instead;
 * ``kmeans`` and every candidate alone; ``oracle``: the best candidate by ACC (no run can know it).
 
 The margin of each ``@m`` rule is its tunable part. It is chosen **leave one dataset out**:
@@ -42,6 +44,7 @@ from deepseg.auto import (
     consensus_score,
     family_agreement_scores,
     family_of,
+    nearest_to,
 )
 from deepseg.cli.common import config_dir
 from deepseg.metrics import acc
@@ -94,6 +97,9 @@ def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: 
         out[f"safe_agreement@{m:g}"] = choose(plain, fam, "safe_agreement", m, order)[0]
         out[f"safe_family@{m:g}"] = choose(by_family, fam, "safe_agreement", m, order)[0]
         out[f"anchor@{m:g}"] = choose(plain, fam, "anchor_agreement", m, order)[0]
+        if consensus:  # the default: the candidate nearest to a winning consensus stands in
+            won = out[f"anchor@{m:g}"]
+            out[f"stand_in@{m:g}"] = nearest_to(cons, parts, order)[0] if won == CONSENSUS else won
     return out
 
 
@@ -192,8 +198,9 @@ def main() -> None:
     held_fam, margins_fam, in_fam = lodo(medians, family("safe_family"))
     held_anchor, margins_anchor, in_anchor = lodo(medians, family("anchor"))
     held_anchor_mean, margins_anchor_mean, _ = lodo(medians, family("anchor"), floor=None)
+    held_stand, margins_stand, in_stand = lodo(medians, family("stand_in"))
     every = ["agreement", "family_agreement", *family("safe_agreement"), *family("safe_family"),
-             *family("anchor")]  # fmt: skip
+             *family("anchor"), *family("stand_in")]  # fmt: skip
     held_any, rule_any, in_any = lodo(medians, every)
     table = medians[[*args.candidates, *([CONSENSUS] if CONSENSUS in medians else []),
                      "oracle", "agreement", "family_agreement"]].copy()  # fmt: skip
@@ -205,12 +212,15 @@ def main() -> None:
     table["rule"] = rule_any
     table["anchor (held out)"] = held_anchor
     table["margin (anchor)"] = margins_anchor
+    table["stand_in (held out)"] = held_stand
+    table["margin (stand_in)"] = margins_stand
     table["anchor (held out, best mean only)"] = held_anchor_mean
     table["margin (anchor, best mean only)"] = margins_anchor_mean
     table[f"safe_agreement in-sample ({in_safe})"] = medians[in_safe]
     table[f"anchor in-sample ({in_anchor})"] = medians[in_anchor]
+    table[f"stand_in in-sample ({in_stand})"] = medians[in_stand]
     table[f"safe_family in-sample ({in_fam})"] = medians[in_fam]
-    margin_columns = ("margin", "margin (family)", "margin (anchor)",
+    margin_columns = ("margin", "margin (family)", "margin (anchor)", "margin (stand_in)",
                       "margin (anchor, best mean only)")  # fmt: skip
     for name in margin_columns:
         table[name] = table[name].str.split("@").str[1]

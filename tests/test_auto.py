@@ -249,7 +249,7 @@ def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
     X, y = blobs
     noisy = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
              for i in range(4)}  # fmt: skip
-    est = AutoCluster(4, noisy, criterion="agreement", random_state=0).fit(X)
+    est = AutoCluster(4, noisy, criterion="agreement", stand_in=False, random_state=0).fit(X)
     # each candidate has 30% of its rows at random; their consensus has almost none
     assert est.chosen_ == "consensus" and est.families_["consensus"] == "consensus"
     # seeded: the consensus 0.94, the candidates about 0.78
@@ -260,6 +260,7 @@ def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
     )
     sel = est.selection()
     assert sel["chosen"] == "consensus" and sel["runner_up"] == est.runner_up_ in noisy
+    assert sel["stood_in_for"] is None and est.stood_in_ is None
     assert sel["decided_by"] == "highest" and sel["segments_found"]["consensus"] == 4
     assert sel["decision_margin"] == pytest.approx(
         est.scores_["consensus"] - est.scores_[est.runner_up_], abs=1e-4
@@ -272,17 +273,42 @@ def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
         segmenter_parts(est.best_estimator_)
 
 
+def test_the_candidate_nearest_to_a_winning_consensus_stands_in_for_it(blobs):
+    X, _ = blobs
+    noisy = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
+             for i in range(4)}  # fmt: skip
+    alone = AutoCluster(4, noisy, criterion="agreement", stand_in=False, random_state=0).fit(X)
+    est = AutoCluster(4, noisy, criterion="agreement", random_state=0).fit(X)
+    assert est.stand_in and alone.chosen_ == "consensus"
+    cons = alone.candidate_labels_["consensus"]
+    near = {n: normalized_mutual_info_score(cons, alone.candidate_labels_[n]) for n in noisy}
+    # the same fits and consensus; the winner is the candidate with the highest NMI with it
+    assert est.chosen_ == max(near, key=near.get) != "consensus"
+    assert est.stood_in_ == pytest.approx(near, rel=1e-12)
+    assert (est.labels_ == est.candidate_labels_[est.chosen_]).all()  # its own labels
+    sel = est.selection()
+    assert sel["chosen"] == est.chosen_ and sel["stood_in_for"] == "consensus"
+    assert sel["decided_by"] == "highest" and sel["runner_up"] == alone.runner_up_
+    assert sel["decision_margin"] == alone.selection()["decision_margin"]
+    assert f"{est.chosen_}, the candidate nearest to the consensus" in est.reason_
+    assert sel["nmi_with_consensus"][est.chosen_] == round(near[est.chosen_], 4)
+
+
 def test_the_default_keeps_kmeans_unless_another_clears_the_margin(blobs):
     X, _ = blobs
     cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
     est = AutoCluster(4, cands, random_state=0).fit(X)
-    assert (est.criterion, est.margin, est.consensus) == ("anchor_agreement", 0.05, True)
-    if est.chosen_ == "kmeans":
-        assert est.decision_how_ == "kept" and "is the anchor" in est.reason_
+    assert (est.criterion, est.margin, est.consensus, est.stand_in) == (
+        "anchor_agreement", 0.05, True, True
+    )  # fmt: skip
+    if est.decision_how_ == "kept":
+        assert est.chosen_ == "kmeans" and "is the anchor" in est.reason_
         assert est.scores_[est.runner_up_] - est.scores_["kmeans"] < 0.05
     else:
         assert est.decision_how_ == "left" and est.runner_up_ == "kmeans"
-        assert est.scores_[est.chosen_] - est.scores_["kmeans"] >= 0.05 - 1e-9
+        won = "consensus" if est.stood_in_ is not None else est.chosen_
+        assert est.scores_[won] - est.scores_["kmeans"] >= 0.05 - 1e-9
+        assert est.chosen_ != "consensus"
 
 
 def test_anchor_agreement_keeps_the_first_classic_candidate_unless_beaten_by_the_margin():
