@@ -31,7 +31,11 @@ differs from the rest of the customers materially and beyond noise:
   projected on their own discriminant, split into two components ``MIN_PAIR_GAP`` (3.5) sd
   apart (``pair_gap``; measured: at most 3.1 on blob slices, 3.5 to 7.3 on groups 1 to 2 sd
   apart). Large effects alone cannot do this job: K-Means slices of one Gaussian blob differ
-  by d up to 2.5.
+  by d up to 2.5. But once the table shows groups (any of its segments passes one of these
+  tests), a large effect (``|d| >= LARGE_EFFECT``, 1.0, its interval clearing ``MIN_EFFECT``)
+  names its segment whatever that segment's own test says: a segment that merges a group with
+  part of its neighbour (the mall table's young, low-income customers, d = -1.4 and -1.2) is
+  still younger and poorer than the rest. On a structureless table no segment gets a word.
 * A numeric difference is shown by the medians, unless they are equal: then by the share of
   non-zero values (a mostly-zero column) or the mean.
 * RFM words for the RFM columns: "high-spend" / "low-spend", "frequent" / "infrequent" (or
@@ -89,6 +93,9 @@ MIN_GAP = 4.0
 #: Or the segment and its nearest segment, projected on their discriminant, form two
 #: components this many sd apart (``pair_gap``).
 MIN_PAIR_GAP = 3.5
+#: Once any segment of the table passes a separation test, an effect at least this large (its
+#: interval clearing ``MIN_EFFECT``) names its segment whatever that segment's own test says.
+LARGE_EFFECT = 1.0
 #: Rows used to test a segment's separation (a seeded sample of larger tables).
 SEPARATION_SAMPLE = 5000
 #: A category must have at least this share in the segment and this lift to name it.
@@ -804,6 +811,7 @@ def _descriptors(
 ) -> dict[int, list[Descriptor]]:
     """Every descriptor that passes the rules of the module docstring, strongest first."""
     distinct = distinct or {}
+    structured = any(separated.values()) or any(distinct.values())
     role_of = {column: role for role, column in rfm.items()}
     order = {"monetary": 0, "frequency": 1, "recency": 2}
     found: dict[int, list[Descriptor]] = {s: [] for s in segments}
@@ -815,8 +823,13 @@ def _descriptors(
         if bound < MIN_EFFECT:
             continue
         # a segment that stands apart from its nearest segment is no slice of a continuum,
-        # whatever the test against all the rest says
-        if not (separated.get(s, False) or distinct.get(s, False)):
+        # whatever the test against all the rest says; and once the table shows groups at all,
+        # a large difference names the segment whatever its own separation test says
+        if not (
+            separated.get(s, False)
+            or distinct.get(s, False)
+            or (structured and abs(row.effect) >= LARGE_EFFECT)
+        ):
             continue
         high = row.effect > 0
         role = role_of.get(row.column)
