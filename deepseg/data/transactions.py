@@ -66,6 +66,17 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     *(f"share_weekday_{d}" for d in range(7)),
     *(f"share_hour_{name}" for name, _, _ in HOUR_BANDS),
 )
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: Words for the feature columns in segment names and reports (``report.labels`` overrides
+#: them): "high share of evening orders", not "high share hour evening".
+FEATURE_LABELS: dict[str, str] = {
+    "avg_basket_value": "average basket value",
+    "cancellation_rate": "cancellation rate",
+    "tenure_days": "tenure",
+    "mean_days_between_purchases": "days between orders",
+    **{f"share_weekday_{d}": f"share of {day} orders" for d, day in enumerate(_WEEKDAYS)},
+    **{f"share_hour_{name}": f"share of {name} orders" for name, _, _ in HOUR_BANDS},
+}
 CATEGORICAL_FEATURES: tuple[str, ...] = ("country",)
 TEXT_FEATURES: tuple[str, ...] = ("products_text",)
 

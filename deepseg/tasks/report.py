@@ -80,14 +80,30 @@ def choose_report_run(
 
 
 def raw_table(dataset: Dataset) -> tuple[pd.DataFrame, list[str], list[str], list[str]]:
-    """The dataset's original columns and their roles (numeric, categorical, text)."""
+    """The dataset's original columns and their roles (numeric, categorical, text); numeric
+    columns that hold one value (a shop closed on Saturdays: ``share_weekday_5``) describe no
+    segment and are left out, with a log line."""
     if dataset.frame is not None:
         roles = dataset.roles
-        return dataset.frame, list(roles.numeric), list(roles.categorical), list(roles.text)
+        numeric = [c for c in roles.numeric if dataset.frame[c].nunique(dropna=True) > 1]
+        if len(numeric) < len(roles.numeric):
+            constant = [c for c in roles.numeric if c not in numeric]
+            logger.info("The profiles leave out constant column(s) %s", ", ".join(constant))
+        return dataset.frame, numeric, list(roles.categorical), list(roles.text)
     assert dataset.X is not None
     names = dataset.feature_names or [f"x{j}" for j in range(dataset.X.shape[1])]
     frame = pd.DataFrame(np.asarray(dataset.X), columns=names)
     return frame, list(names), [], []
+
+
+def column_labels(frame: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, str]:
+    """The user's ``report.labels`` over the words deepseg has for the customer features it
+    builds from a transaction log (:data:`deepseg.data.transactions.FEATURE_LABELS`), when the
+    table holds them."""
+    from deepseg.data.transactions import FEATURE_LABELS, NUMERIC_FEATURES
+
+    built = set(NUMERIC_FEATURES) <= set(map(str, frame.columns))
+    return {**(FEATURE_LABELS if built else {}), **labels}
 
 
 def confidence_of(estimator: Any, X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, str]:
@@ -196,7 +212,7 @@ def segment_report(
         text=text,
         rfm=opts["rfm"],
         reference_date=reference_date,
-        column_labels=opts["labels"],
+        column_labels=column_labels(frame, opts["labels"]),
     )
     text_matrix, text_names = None, None
     if "text" in pipeline.block_slices_:

@@ -229,3 +229,27 @@ def test_exports_cannot_run_formulas(tmp_path):
     profiles = pd.read_csv(out / "profiles.csv")
     assert (profiles["Balance_median"] < 0).any()  # numbers stay numbers
     assert profiles["name"].str.contains("HYPERLINK").any()  # neutralised, not dropped
+
+
+def test_constant_columns_describe_no_segment_and_built_features_read_as_words(caplog):
+    from deepseg.data.base import ColumnRoles, Dataset
+    from deepseg.data.transactions import NUMERIC_FEATURES
+    from deepseg.tasks.report import column_labels, raw_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((50, len(NUMERIC_FEATURES))), columns=list(NUMERIC_FEATURES))
+    frame["share_weekday_5"] = 0.0  # a shop closed on Saturdays
+    dataset = Dataset(
+        name="t", ids=np.arange(50), frame=frame, roles=ColumnRoles(numeric=list(NUMERIC_FEATURES))
+    )
+    with caplog.at_level(logging.INFO, logger="deepseg.tasks.report"):
+        _, numeric, _, _ = raw_table(dataset)
+    assert "share_weekday_5" not in numeric and len(numeric) == len(NUMERIC_FEATURES) - 1
+    assert "constant column(s) share_weekday_5" in caplog.text
+    # the words deepseg has for the features it builds, under the user's own labels
+    words = column_labels(frame, {"tenure_days": "months with us"})
+    assert words["share_hour_evening"] == "share of evening orders"
+    assert words["share_weekday_0"] == "share of Monday orders"
+    assert words["tenure_days"] == "months with us"
+    # a table that is not the built one gets only the user's labels
+    assert column_labels(frame.drop(columns="recency"), {"x": "y"}) == {"x": "y"}
