@@ -55,11 +55,11 @@ differs from the rest of the customers materially and beyond noise:
   ("low total charges" after "low monthly charges"). A segment with
   no material difference is "average" (with its share of customers when several are); one with
   material differences that are only those of a slice of a continuum has "no distinct trait". Names
-  are made unique by adding a descriptor that sets the segment apart from each look-alike by the
-  same rules applied between the two (the effect against that segment alone; the share against
-  its share), then the share of customers, then the segment id. ``profiles.csv`` lists every
-  descriptor with its evidence (``descriptors``) and each numeric column's effect
-  (``<column>_effect``).
+  are made unique by adding the segment's strongest descriptor among those that set it apart
+  from each look-alike by the same rules applied between the two (the effect against that
+  segment alone; the share against its share), then the share of customers, then the segment
+  id. ``profiles.csv`` lists every descriptor with its evidence (``descriptors``) and each
+  numeric column's effect (``<column>_effect``).
 """
 
 from __future__ import annotations
@@ -998,7 +998,7 @@ def _name_segments(
 
     Segments that would share a name get one more descriptor each: one that is not among the
     other segments' descriptors and, by ``differs(s, o, d)`` (see :func:`_pairwise_test`),
-    sets the segment apart from each of them; the strongest such difference is taken (without
+    sets the segment apart from each of them; of those, the segment's strongest (without
     ``differs``, the strongest descriptor against everyone)."""
     share = dict(zip(summary["segment"], summary["share"]))
     material = material or {}
@@ -1026,9 +1026,10 @@ def _name_segments(
                 if differs is None:
                     extra.append((d.strength, d))
                     continue
-                apart = [differs(s, o, d) for o in rivals]
-                if rivals and all(a is not None for a in apart):
-                    extra.append((min(a for a in apart if a is not None), d))
+                # among the descriptors that set it apart from every rival, the segment's own
+                # strongest (against everyone): what the segment is, not only what it is not
+                if rivals and all(differs(s, o, d) is not None for o in rivals):
+                    extra.append((d.strength, d))
             extra.sort(key=lambda a: -a[0])
             chosen += [d for _, d in extra[:1]]
         return chosen
