@@ -253,3 +253,28 @@ def test_constant_columns_describe_no_segment_and_built_features_read_as_words(c
     assert words["tenure_days"] == "months with us"
     # a table that is not the built one gets only the user's labels
     assert column_labels(frame.drop(columns="recency"), {"x": "y"}) == {"x": "y"}
+
+
+def test_look_alike_segments_are_told_apart_by_their_own_strongest_trait():
+    # Online Retail's case: two segments share "low-spend" and differ most from each other in
+    # the morning share (one high, one low), while the second's own strongest trait is a high
+    # afternoon share; its name says what it is, not only what it is not
+    from deepseg.insight.profiles import Descriptor, _name_segments
+
+    def d(word: str, column: str, strength: float) -> Descriptor:
+        return Descriptor(word, frozenset({column}), strength, "", column=column)
+
+    found = {
+        1: [d("low-spend", "monetary", 0.7), d("high morning share", "morning", 2.6)],
+        2: [
+            d("low-spend", "monetary", 0.9),
+            d("high afternoon share", "afternoon", 2.4),
+            d("low morning share", "morning", 1.6),
+        ],
+    }
+    gaps = {"morning": 4.2, "afternoon": 4.1}  # each sets the two apart; morning by more
+    summary = pd.DataFrame({"segment": [1, 2], "share": [0.4, 0.6]})
+    names = _name_segments(
+        [1, 2], found, summary, max_words=1, differs=lambda s, o, x: gaps.get(x.column)
+    )
+    assert names == {1: "low-spend, high morning share", 2: "low-spend, high afternoon share"}
