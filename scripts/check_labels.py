@@ -8,9 +8,9 @@ thread (``OMP_NUM_THREADS=1``) for both versions, then compare with ``--compare`
 
 Usage:
     OMP_NUM_THREADS=1 PYTHONPATH=/path/to/main python scripts/check_labels.py \
-        --features /tmp/labels_features.npz --out main.json
+        --features labels_features.npz --out main.json
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python scripts/check_labels.py \
-        --features /tmp/labels_features.npz --out branch.json
+        --features labels_features.npz --out branch.json
     python scripts/check_labels.py --compare main.json branch.json
 """
 
