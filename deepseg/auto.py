@@ -57,13 +57,21 @@ __all__ = [
     "agreement_scores",
     "consensus_partition",
     "consensus_score",
+    "cosine_silhouette",
     "family_agreement_scores",
     "family_of",
     "nearest_to",
+    "resolve_geometry",
     "shared_autoencoder",
 ]
 
 CRITERIA = ("anchor_agreement", "safe_agreement", "agreement", "family_agreement")
+#: ``auto``: cosine on directions (every row of the same norm), else euclidean
+GEOMETRIES = ("auto", "euclidean", "cosine")
+#: rows whose norms differ by less than this share are directions (cosine geometry)
+UNIT_NORM_TOLERANCE = 1e-3
+#: the silhouette of a larger input is computed on a seeded sample of this many rows
+SILHOUETTE_SAMPLE = 10000
 #: the family of the classic methods on the raw features: the safe default of safe_agreement
 CLASSIC = "raw"
 CONSENSUS = "consensus"
@@ -263,6 +271,45 @@ def choose(
     return winner, best([n for n in names if n != winner]), "highest"
 
 
+def resolve_geometry(X: np.ndarray, geometry: str) -> str:
+    """``euclidean`` or ``cosine``; ``auto`` is cosine when every row has the same norm.
+
+    Rows of one norm are directions (sentence embeddings, L2-normalised vectors): their
+    geometry is the angle between them. Zero rows, or norms that differ by more than 0.1%,
+    are Euclidean.
+
+    >>> resolve_geometry(np.array([[3.0, 4.0], [0.0, 5.0]]), "auto")
+    'cosine'
+    >>> resolve_geometry(np.array([[3.0, 4.0], [0.0, 1.0]]), "auto")
+    'euclidean'
+    """
+    if geometry != "auto":
+        return geometry
+    if len(X) < 2:
+        return "euclidean"
+    norms = np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1)
+    top = float(norms.max())
+    if top <= 0 or float(norms.min()) < top * (1 - UNIT_NORM_TOLERANCE):
+        return "euclidean"
+    return "cosine"
+
+
+def cosine_silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    """The silhouette of a partition on cosine distance (on a seeded sample of at most
+    :data:`SILHOUETTE_SAMPLE` rows); -1 when it is undefined (one cluster, or a cluster per
+    row). Noise points (label -1) count as one more cluster."""
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray(labels)
+    k = len(np.unique(labels))
+    if not 2 <= k <= len(labels) - 1:
+        return -1.0
+    sample = SILHOUETTE_SAMPLE if len(labels) > SILHOUETTE_SAMPLE else None
+    return float(
+        silhouette_score(X, labels, metric="cosine", sample_size=sample, random_state=seed)
+    )
+
+
 def nearest_to(
     consensus: np.ndarray, partitions: Mapping[str, np.ndarray], order: list[str]
 ) -> tuple[str, dict[str, float]]:
@@ -364,9 +411,18 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         consensus: add the consensus partition of the candidates as one more candidate.
         stand_in: when the consensus wins, return the candidate nearest to it instead.
         random_state: the seed every candidate is fitted with.
+        geometry: ``auto`` (cosine when every row of ``X`` has the same norm: directions such
+            as sentence embeddings; else euclidean), ``euclidean`` or ``cosine``. On cosine
+            geometry the ``cosine_candidates`` join the candidates and the one with the
+            highest cosine silhouette wins (:func:`cosine_silhouette`; no consensus, no
+            margin): on the four text corpora of the development suite agreement keeps
+            K-Means, which splits topics into equal sizes (docs/benchmarks.md).
+        cosine_candidates: ``{name: config node}`` fitted only on cosine geometry (by default
+            average-linkage agglomerative clustering on cosine distance).
 
     Attributes:
         labels_: the chosen candidate's own labels.
+        geometry_: the geometry the choice was made in, ``euclidean`` or ``cosine``.
         chosen_: the chosen candidate's name (``consensus`` for the consensus partition,
             possible only with ``stand_in=False``).
         stood_in_: the NMI of each candidate with the consensus when the consensus won and
@@ -392,9 +448,13 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         consensus: bool = True,
         stand_in: bool = True,
         random_state: int | None = None,
+        geometry: str = "auto",
+        cosine_candidates: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.candidates = candidates
+        self.geometry = geometry
+        self.cosine_candidates = cosine_candidates
         self.criterion = criterion
         self.margin = margin
         self.consensus = consensus
@@ -439,6 +499,16 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                     f"The '{name}' parameter of AutoCluster must be true or false. "
                     f"Got {getattr(self, name)!r} instead."
                 )
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(
+                f"The 'geometry' parameter of AutoCluster must be one of {list(GEOMETRIES)}. "
+                f"Got {self.geometry!r} instead."
+            )
+        if self.cosine_candidates is not None and not isinstance(self.cosine_candidates, Mapping):
+            raise ValueError(
+                "The 'cosine_candidates' parameter of AutoCluster must be a mapping {name: "
+                f"config with _target_}} or None. Got {self.cosine_candidates!r} instead."
+            )
         if self.consensus and CONSENSUS in self.candidates:
             raise ValueError(
                 f"AutoCluster adds the candidate '{CONSENSUS}' itself (consensus=true); name "
@@ -457,12 +527,20 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
 
-    def _estimators(self, seed: int) -> dict[str, Any]:
+    def _nodes(self, cosine: bool = False) -> dict[str, Mapping[str, Any]]:
+        """The candidates' config nodes: ``candidates``, and ``cosine_candidates`` on cosine
+        geometry (a name in both is the cosine one)."""
         assert self.candidates is not None
-        return {  # a candidate set to null (model.candidates.NAME=null) is left out
+        nodes = dict(self.candidates)
+        if cosine:
+            nodes.update(self.cosine_candidates or {})
+        # a candidate set to null (model.candidates.NAME=null) is left out
+        return {name: node for name, node in nodes.items() if node is not None}
+
+    def _estimators(self, seed: int, cosine: bool = False) -> dict[str, Any]:
+        return {
             name: _build(name, dict(node), int(self.n_clusters), seed)
-            for name, node in self.candidates.items()
-            if node is not None
+            for name, node in self._nodes(cosine).items()
         }
 
     def fit(
@@ -491,7 +569,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """
         X = np.asarray(X, dtype=np.float32)
         seed = self.check_params(X.shape[0])
-        estimators = self._estimators(seed)
+        self.geometry_ = resolve_geometry(X, self.geometry)
+        cosine = self.geometry_ == "cosine"
+        nodes = self._nodes(cosine)
+        estimators = self._estimators(seed, cosine)
         pretrained: dict[str, tuple[Any, float]] = {}
         self.candidates_: dict[str, Any] = {}
         self.candidate_labels_: dict[str, np.ndarray] = {}
@@ -501,7 +582,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.reused_: list[str] = []
         for name, est in estimators.items():
             start = time.perf_counter()
-            node = self.candidates[name]  # type: ignore[index]  # checked in check_params
+            node = nodes[name]
             found = fitted_for(node) if fitted_for is not None else None
             if found is not None:
                 self.candidates_[name], self.candidate_labels_[name] = found
@@ -528,7 +609,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         if not self.candidates_:
             assert first_error is not None
             raise first_error
-        self._choose(X, seed, list(estimators))
+        if cosine:
+            self._choose_by_silhouette(X, seed, list(estimators), nodes)
+        else:
+            self._choose(X, seed, list(estimators))
         logger.info("auto: chose %s: %s", self.chosen_, self.reason_)
         self.labels_ = self.candidate_labels_[self.chosen_]
         self.n_features_in_ = X.shape[1]
@@ -605,6 +689,34 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             )
         self.reason_ = why
 
+    def _choose_by_silhouette(
+        self, X: np.ndarray, seed: int, order: list[str], nodes: Mapping[str, Any]
+    ) -> None:
+        """On directions: the candidate with the highest cosine silhouette (no consensus).
+
+        Every candidate's partition is scored in the same space, the input's own directions,
+        so the scores compare; agreement would favour the many candidates that share
+        K-Means' preference for clusters of equal size.
+        """
+        order = [n for n in order if n in self.candidate_labels_]
+        self.families_ = {n: family_of(n, nodes[n]) for n in order}
+        self.scores_ = {n: cosine_silhouette(X, self.candidate_labels_[n], seed) for n in order}
+        self.chosen_, self.runner_up_, how = choose(
+            self.scores_, self.families_, "agreement", 0.0, order
+        )
+        self.decision_how_ = "silhouette" if how == "highest" else how
+        self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
+        self.stood_in_ = None
+        if how == "alone":
+            self.reason_ = f"{self.chosen_} is the only candidate"
+            return
+        self.reason_ = (
+            f"every row of the input has the same norm (directions, such as sentence "
+            f"embeddings), so the candidates are compared by their cosine silhouette: "
+            f"{self.chosen_} has the highest, {self.scores_[self.chosen_]:.3f}; next "
+            f"{self.runner_up_} ({self.scores_[self.runner_up_]:.3f})"
+        )
+
     @property
     def best_estimator_(self) -> Any:
         """The chosen candidate, fitted."""
@@ -644,7 +756,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """The choice as plain data: candidates, their scores and times, the winner, why."""
         check_is_fitted(self, "chosen_")
         return {
-            "criterion": self.criterion,
+            "criterion": "cosine_silhouette" if self.geometry_ == "cosine" else self.criterion,
+            "geometry": self.geometry_,
             "margin": float(self.margin),
             "chosen": self.chosen_,
             "stood_in_for": None if self.stood_in_ is None else CONSENSUS,

@@ -284,6 +284,10 @@ class LimitedAgglomerative(ClusterMixin, BaseEstimator):
     ``max_samples`` rows and gives every other row the majority label of its 5 nearest sampled
     rows; ``oversize="refuse"`` raises instead.
 
+    ``metric`` is the distance of the linkages other than Ward (``"cosine"`` with
+    ``linkage="average"`` suits directions such as sentence embeddings: it lets a corpus of topics
+    of very unequal sizes keep its small topics); Ward is Euclidean only.
+
     Attributes:
         labels_: the label of every row, shape (n_samples,).
         sample_indices_: the sorted rows the hierarchy was fitted on (None: every row);
@@ -297,9 +301,11 @@ class LimitedAgglomerative(ClusterMixin, BaseEstimator):
         max_samples: int | None = 30000,
         oversize: str = "sample",
         random_state: int | None = None,
+        metric: str = "euclidean",
     ):
         self.n_clusters = n_clusters
         self.linkage = linkage
+        self.metric = metric
         self.max_samples = max_samples
         self.oversize = oversize
         self.random_state = random_state
@@ -311,8 +317,13 @@ class LimitedAgglomerative(ClusterMixin, BaseEstimator):
             "Agglomerative clustering", "it is quadratic in memory",
         )  # fmt: skip
         fitted = X if sample is None else X[sample]
+        if self.linkage == "ward" and self.metric != "euclidean":
+            raise ValueError(
+                "The 'metric' parameter of LimitedAgglomerative must be 'euclidean' with "
+                f"linkage='ward'. Got {self.metric!r} instead."
+            )
         self.model_ = AgglomerativeClustering(
-            n_clusters=self.n_clusters, linkage=self.linkage
+            n_clusters=self.n_clusters, linkage=self.linkage, metric=self.metric
         ).fit(fitted)
         self.sample_indices_ = sample
         self.labels_ = (

@@ -325,3 +325,78 @@ def test_anchor_reason_says_the_anchor_was_kept(blobs):
     cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
     est = AutoCluster(4, cands, criterion="anchor_agreement", margin=1.0, random_state=0).fit(X)
     assert est.chosen_ == "kmeans" and "is the anchor" in est.reason_
+
+
+def _directions(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows on the unit sphere: one broad topic and five small tight ones."""
+    rng = np.random.default_rng(seed)
+    sizes, spreads = [300, 15, 15, 15, 15, 15], [0.15, 0.05, 0.05, 0.05, 0.05, 0.05]
+    centres = np.eye(6, 12)
+    X = np.vstack(
+        [c + s * rng.normal(size=(n, 12)) for c, n, s in zip(centres, sizes, spreads, strict=True)]
+    )
+    return X / np.linalg.norm(X, axis=1, keepdims=True), np.repeat(np.arange(6), sizes)
+
+
+COSINE_CANDIDATE = {
+    "agglomerative_cosine": {
+        "_target_": "deepseg.baselines.LimitedAgglomerative",
+        "linkage": "average",
+        "metric": "cosine",
+    }
+}
+
+
+def test_directions_are_chosen_by_cosine_silhouette_with_the_cosine_candidates():
+    from sklearn.metrics import silhouette_score
+
+    X, _ = _directions()
+    X = X.astype(np.float32)  # as AutoCluster reads it: the same silhouettes, bit for bit
+    auto = AutoCluster(
+        6,
+        candidates={"kmeans": KMEANS, "ward": WARD},
+        cosine_candidates=COSINE_CANDIDATE,
+        random_state=0,
+    ).fit(X)
+    assert auto.geometry_ == "cosine"
+    assert "agglomerative_cosine" in auto.candidate_labels_
+    assert "consensus" not in auto.candidate_labels_
+    expected = {
+        n: silhouette_score(X, labels, metric="cosine")
+        for n, labels in auto.candidate_labels_.items()
+    }
+    assert auto.chosen_ == max(expected, key=lambda n: expected[n])
+    for name, value in expected.items():
+        assert auto.scores_[name] == value
+    selection = auto.selection()
+    assert (
+        selection["criterion"] == "cosine_silhouette" and selection["decided_by"] == "silhouette"
+    )
+    assert "cosine silhouette" in selection["reason"] and auto.runner_up_ in selection["reason"]
+
+
+def test_rows_of_different_norms_keep_the_agreement_rule(blobs):
+    X, _ = blobs
+    auto = AutoCluster(
+        3,
+        candidates={"kmeans": KMEANS, "ward": WARD},
+        cosine_candidates=COSINE_CANDIDATE,
+        random_state=0,
+    ).fit(X)
+    assert auto.geometry_ == "euclidean"
+    assert "agglomerative_cosine" not in auto.candidate_labels_
+    assert auto.selection()["criterion"] == "anchor_agreement"
+    forced = AutoCluster(
+        3, candidates={"kmeans": KMEANS}, cosine_candidates=COSINE_CANDIDATE,
+        random_state=0, geometry="cosine",
+    ).fit(X)  # fmt: skip
+    assert forced.geometry_ == "cosine" and "agglomerative_cosine" in forced.candidate_labels_
+    with pytest.raises(ValueError, match="'geometry' parameter of AutoCluster"):
+        AutoCluster(3, candidates={"kmeans": KMEANS}, geometry="angles").fit(X)
+
+
+def test_ward_with_another_metric_is_refused():
+    from deepseg.baselines import LimitedAgglomerative
+
+    with pytest.raises(ValueError, match="'metric' parameter of LimitedAgglomerative"):
+        LimitedAgglomerative(3, metric="cosine").fit(np.eye(4))

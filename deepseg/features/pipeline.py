@@ -446,6 +446,17 @@ class FeaturePipeline:
                 raw[block] = obj.transform(data)
         return self._combine(raw)
 
+    def text_documents(self, frame: pd.DataFrame) -> list[str]:
+        """The documents the text block read from ``frame``: its text columns joined by a space.
+
+        Raises:
+            ValueError: If the pipeline is not fitted or has no text columns.
+        """
+        roles = getattr(self, "roles_", None)
+        if roles is None or not roles.text:
+            raise ValueError("This feature pipeline has no fitted text columns.")
+        return self._text(frame, list(roles.text))
+
     @staticmethod
     def _text(frame: pd.DataFrame, columns: list[str]) -> list[str]:
         parts = [frame[c].astype(object).where(frame[c].notna(), "").map(str) for c in columns]

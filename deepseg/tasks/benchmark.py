@@ -53,6 +53,7 @@ def benchmark_job(
         "n_clusters": to_container(cfg.n_clusters),
         "seed": seed,
         "noise_policy": cfg.noise_policy,
+        "second_view": to_container(cfg.get("second_view")),
     }
     if is_auto(cfg.n_clusters):
         config["k_selection"] = to_container(cfg.get("k_selection") or {})
@@ -95,6 +96,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     data_cfg = to_container(cfg.data)
     features_cfg = to_container(cfg.features)
     k_selection = to_container(cfg.get("k_selection") or {})
+    second_view = to_container(cfg.get("second_view")) or {}
     # label-free: with n_clusters=auto, choose-k sees only the feature matrix, with the first seed
     opening = open_dataset(
         data_cfg, features_cfg, cfg.n_clusters, k_selection, seeds[0], output_dir,
@@ -122,12 +124,13 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                         opening.X, opening.dataset, method, _fit_config(method_cfg, store, job),
                         opening.n_clusters, seed, cfg.noise_policy, pretrained_cache,
                         keep=kept if reported else None, fitted=fitted,
+                        documents=opening.documents, second_view=second_view,
                     )  # fmt: skip
                     row.update(feature_seconds=round(opening.feature_seconds, 4),
                                job_hash=job.key, resumed_from="")  # fmt: skip
                     add_provenance(
                         row, method=method_cfg, data=data_cfg, features=features_cfg,
-                        k_selection=k_selection, auto=auto,
+                        k_selection=k_selection, auto=auto, second_view=second_view,
                     )  # fmt: skip
                     _log_row(row)
                     if row["status"] == "ok":

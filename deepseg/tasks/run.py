@@ -95,6 +95,8 @@ class Opening:
         n_clusters: k (chosen by choose-k for ``n_clusters=auto``).
         k_result: choose-k's result for ``n_clusters=auto``, else None.
         feature_seconds: the time the features took.
+        documents: the raw text of each row when the features are sentence embeddings of text
+            alone (the second view refines partitions of them), else None.
     """
 
     dataset: Dataset
@@ -103,6 +105,64 @@ class Opening:
     n_clusters: int
     k_result: ChooseKResult | None
     feature_seconds: float
+    documents: list[str] | None = None
+
+
+def embedded_documents(pipeline: FeaturePipeline, dataset: Dataset) -> list[str] | None:
+    """The documents behind the features when they are sentence embeddings of text alone.
+
+    That is the input the second view applies to: a table with numeric or categorical columns
+    beside its text, or text as TF-IDF, has no embedding for a word view to correct.
+    """
+    blocks = getattr(pipeline, "blocks_", {})
+    if set(blocks) != {"text"} or getattr(blocks["text"], "method_", None) != "sentence":
+        return None
+    if dataset.frame is None:
+        return None
+    return pipeline.text_documents(dataset.frame)
+
+
+def second_view_enabled(options: dict[str, Any] | None, documents: list[str] | None) -> bool:
+    """Whether the second view runs: ``enabled`` true, or ``auto`` (the default) on embedded
+    documents. ``enabled=true`` on other input is refused by :func:`refine_labels`."""
+    opts = dict(options or {})
+    enabled = opts.get("enabled", "auto")
+    if enabled not in ("auto", True, False):
+        raise ValueError(
+            "The 'second_view.enabled' parameter must be 'auto', true or false. "
+            f"Got {enabled!r} instead."
+        )
+    if enabled is True and documents is None:
+        raise ValueError(
+            "second_view.enabled=true needs text features that are sentence embeddings of the "
+            "text alone (features.text.method=sentence, no other columns); these features are "
+            "not. Use second_view.enabled=auto or false."
+        )
+    return documents is not None and enabled is not False
+
+
+def refine_labels(
+    X: np.ndarray, documents: list[str], labels: np.ndarray, options: dict[str, Any], seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The second view's refinement of one partition and the columns it adds to the row."""
+    from deepseg.refine import second_view
+
+    opts = {k: v for k, v in dict(options or {}).items() if k != "enabled"}
+    start = time.perf_counter()
+    result = second_view(X, documents, labels, random_state=seed, **opts)
+    columns = {
+        "second_view": not result.skipped,
+        "second_view_moved": round(result.moved, 6),
+        "second_view_rounds": result.n_iter,
+        "second_view_seconds": round(time.perf_counter() - start, 4),
+    }
+    if result.skipped:
+        return np.asarray(labels), columns
+    logger.info(
+        "Second view: %.1f%% of the documents moved in %d round(s).",
+        100 * result.moved, result.n_iter,
+    )  # fmt: skip
+    return result.labels, columns
 
 
 def open_dataset(
@@ -141,7 +201,8 @@ def open_dataset(
     if auto:
         k_result = choose_k_auto(X, dict(k_selection or {}), seed)
         k = k_result.recommended
-    return Opening(dataset, pipeline, X, k, k_result, feature_seconds)
+    documents = embedded_documents(pipeline, dataset)
+    return Opening(dataset, pipeline, X, k, k_result, feature_seconds, documents)
 
 
 def add_provenance(
@@ -206,8 +267,17 @@ def run_one(
     pretrained_cache: dict[str, tuple[Any, float]] | None = None,
     keep: dict[str, Any] | None = None,
     fitted: dict[str, tuple[Any, np.ndarray]] | None = None,
+    documents: list[str] | None = None,
+    second_view: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit one method with one seed and score its own labels.
+
+    With ``documents`` (the raw text behind sentence-embedding features) and the second view
+    enabled (``second_view``, :func:`second_view_enabled`), the method's partition is refined
+    by :func:`deepseg.refine.second_view` before it is scored: the row's metrics are the
+    refined partition's, ``acc_unrefined`` the method's own, and ``second_view_moved`` /
+    ``second_view_rounds`` say what the refinement changed. ``auto`` chooses among its
+    candidates' own partitions and its choice is refined.
 
     When ``keep`` is a dict, the fitted estimator and its labels are stored in it (keys
     ``estimator`` and ``labels``) for the segment report. When ``fitted`` is a dict, every
@@ -265,10 +335,19 @@ def run_one(
         )
         return row
     seconds = time.perf_counter() - start
-    if keep is not None:
-        keep.update(estimator=estimator, labels=labels)
     if fitted is not None and not isinstance(estimator, AutoCluster):
         fitted[fit_key(method_cfg, n_clusters, seed)] = (estimator, labels)
+    if second_view_enabled(second_view, documents):
+        assert documents is not None
+        own = np.asarray(labels)
+        labels, columns = refine_labels(X, documents, own, dict(second_view or {}), seed)
+        row.update(columns)
+        if dataset.labels is not None:
+            row["acc_unrefined"] = evaluate(
+                X, own, dataset.labels, metrics=["acc"], noise_policy=noise_policy
+            )["acc"]
+    if keep is not None:
+        keep.update(estimator=estimator, labels=labels)
     row.update(evaluate(X, labels, dataset.labels, noise_policy=noise_policy, random_state=seed))
     row.update(seconds=round(seconds, 4), noise_policy=noise_policy, status="ok", error="")
     if isinstance(estimator, AutoCluster):  # the candidates, their scores, why the winner won
