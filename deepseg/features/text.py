@@ -410,6 +410,13 @@ class TextBlock:
         docs = _as_text_list(texts)
         if not docs:
             raise ValueError("TextBlock.fit needs at least one text, got 0.")
+        blank = [i for i, d in enumerate(docs) if not d.strip()]
+        if blank:
+            logger.warning(
+                "TextBlock: %d of %d documents are empty (first: row %d); they are embedded as "
+                "the empty text, so they share one point and fall into one segment together.",
+                len(blank), len(docs), blank[0],
+            )  # fmt: skip
         self.method_ = self._resolve_method(docs)
         if self.method_ == "tfidf":
             self.embedding_dim_ = self.model_name_ = self.model_fingerprint_ = None
