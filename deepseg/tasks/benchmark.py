@@ -170,6 +170,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 leaderboard=board,
                 choose_k=k_result,
                 k_selection_png=k_png,
+                second_view=kept.get("second_view"),
             )
     return results
 

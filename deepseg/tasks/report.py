@@ -181,6 +181,7 @@ def segment_report(
     choose_k: ChooseKResult | None = None,
     k_selection_png: bytes | None = None,
     run_dir: str | Path | None = None,
+    second_view: Mapping[str, Any] | None = None,
 ) -> tuple[str, pd.DataFrame, SegmentProfiles]:
     """Profile, name and explain one segmentation.
 
@@ -196,6 +197,8 @@ def segment_report(
         choose_k: the choose-k result when k was chosen automatically.
         k_selection_png: its plot, when already drawn (else it is drawn here).
         run_dir: searched for Lightning ``metrics.csv`` logs (training curves).
+        second_view: the second view's columns of the results row (``second_view_moved``,
+            ``second_view_rounds``) when ``labels`` are its refinement of the method's own.
 
     Returns:
         (report HTML, segments table, profiles).
@@ -289,6 +292,16 @@ def segment_report(
         "confidence": how,
     }
     notes = []
+    if second_view and second_view.get("second_view"):
+        moved = float(second_view["second_view_moved"])
+        meta["second view"] = f"{moved:.1%} of the documents moved"
+        notes.append(
+            f"These segments are the method's partition refined by the second view: a "
+            f"classifier on the documents' words beside their embedding moved {moved:.1%} of "
+            f"the documents ({round(moved * len(labels)):,}) in "
+            f"{int(second_view['second_view_rounds'])} round(s). The confidence and the maps "
+            "are the method's own; second_view.enabled=false reports the unrefined partition."
+        )
     if callable(getattr(estimator, "selection", None)):
         notes.append(auto_note(estimator.selection()))
         meta["chosen by auto"] = estimator.selection()["chosen"]

@@ -342,6 +342,8 @@ def run_one(
         own = np.asarray(labels)
         labels, columns = refine_labels(X, documents, own, dict(second_view or {}), seed)
         row.update(columns)
+        if keep is not None:
+            keep["second_view"] = columns
         if dataset.labels is not None:
             row["acc_unrefined"] = evaluate(
                 X, own, dataset.labels, metrics=["acc"], noise_policy=noise_policy

@@ -117,3 +117,14 @@ def test_fewer_documents_than_clusters_is_refused_before_any_work(corpus, tmp_pa
     with pytest.raises(ValueError, match=r"'n_clusters' parameter .*n_samples=50"):
         run_benchmark(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_the_report_says_what_the_second_view_changed(corpus, tmp_path):
+    cfg = _compose(corpus, tmp_path / "cache", "methods=[kmeans]", "report=default")
+    results = run_benchmark(cfg, tmp_path / "run")
+    html = (tmp_path / "run" / "report.html").read_text()
+    moved = results["second_view_moved"].iloc[0]
+    assert "refined by the second view" in html
+    assert f"moved {moved:.1%} of the documents" in html
+    segments = pd.read_csv(tmp_path / "run" / "segments.csv")
+    assert len(segments) == 50
