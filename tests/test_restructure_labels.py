@@ -50,7 +50,10 @@ def test_digits_labels_equal_those_before_the_restructure(method: str, tmp_path:
     assert int(results["torch_threads"].iloc[0]) == 1
     labels = pd.read_csv(out / "assignments.csv")["segment"].tolist()
     assert len(labels) == len(run["labels"])
-    assert labels == run["labels"]
+    # Equal element for element to the labels written before, or to those the same code wrote on
+    # a machine whose float arithmetic gives another partition (``also``: where and why).
+    recorded = [run["labels"], *(alt["labels"] for alt in run.get("also", []))]
+    assert any(labels == expected for expected in recorded)
 
 
 # The benchmark and the suite take the same options under their own names: the method is
@@ -104,4 +107,7 @@ def test_benchmark_and_suite_labels_equal_those_before_the_restructure(
         assert int(results["torch_threads"].iloc[0]) == 1
     labels = pd.read_csv(where / "segments.csv")["segment"].tolist()
     assert len(labels) == len(run["labels"])
-    assert labels == run["labels"]
+    # Equal element for element to the labels written before, or to those the same code wrote on
+    # a machine whose float arithmetic gives another partition (``also``: where and why).
+    recorded = [run["labels"], *(alt["labels"] for alt in run.get("also", []))]
+    assert any(labels == expected for expected in recorded)
