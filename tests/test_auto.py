@@ -400,3 +400,16 @@ def test_ward_with_another_metric_is_refused():
 
     with pytest.raises(ValueError, match="'metric' parameter of LimitedAgglomerative"):
         LimitedAgglomerative(3, metric="cosine").fit(np.eye(4))
+
+
+def test_the_report_note_names_the_silhouette_on_directions():
+    from deepseg.tasks.report import auto_note
+
+    X, _ = _directions()
+    auto = AutoCluster(
+        6, candidates={"kmeans": KMEANS}, cosine_candidates=COSINE_CANDIDATE, random_state=0
+    ).fit(X)
+    note = auto_note(auto.selection())
+    assert "cosine silhouette of its partition" in note and "mean NMI" not in note
+    euclidean = AutoCluster(3, candidates={"kmeans": KMEANS, "ward": WARD}, random_state=0)
+    assert "mean NMI" in auto_note(euclidean.fit(np.eye(6, 3) + np.arange(6)[:, None]).selection())

@@ -150,7 +150,12 @@ def auto_note(selection: Mapping[str, Any]) -> str:
             f" Decision margin: {selection['decision_margin']:+.3f} against "
             f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
         )
-    if selection.get("criterion") == "family_agreement":
+    if selection.get("criterion") == "cosine_silhouette":
+        what = (
+            "the cosine silhouette of its partition: the rows are directions (every row has "
+            "the same norm), compared by angle"
+        )
+    elif selection.get("criterion") == "family_agreement":
         what = (
             "mean over the other families of its mean NMI with their partitions; the "
             "consensus votes in no score"
@@ -162,7 +167,7 @@ def auto_note(selection: Mapping[str, Any]) -> str:
         )
     return (
         f"model=auto fitted {fitted} candidates{consensus} and kept {selection['chosen']}: "
-        f"{selection['reason']}.{margin} Label-free agreement of each [family] ({what}; no "
+        f"{selection['reason']}.{margin} Label-free score of each [family] ({what}; no "
         f"label is read) and its time: {listed}.{tail}"
     )
 
