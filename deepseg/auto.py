@@ -275,21 +275,30 @@ def resolve_geometry(X: np.ndarray, geometry: str) -> str:
     """``euclidean`` or ``cosine``; ``auto`` is cosine when every row has the same norm.
 
     Rows of one norm are directions (sentence embeddings, L2-normalised vectors): their
-    geometry is the angle between them. Zero rows, or norms that differ by more than 0.1%,
-    are Euclidean.
+    geometry is the angle between them. Zero rows, norms that differ by more than 0.1%, or
+    few distinct values (one-hot categories, whose rows share a norm too) are Euclidean.
 
-    >>> resolve_geometry(np.array([[3.0, 4.0], [0.0, 5.0]]), "auto")
+    >>> Z = np.random.default_rng(0).normal(size=(50, 3))
+    >>> resolve_geometry(Z / np.linalg.norm(Z, axis=1, keepdims=True), "auto")
     'cosine'
-    >>> resolve_geometry(np.array([[3.0, 4.0], [0.0, 1.0]]), "auto")
+    >>> resolve_geometry(Z, "auto")
+    'euclidean'
+    >>> resolve_geometry(np.eye(3)[[0, 1, 2, 1, 0]], "auto")  # one-hot codes
     'euclidean'
     """
     if geometry != "auto":
         return geometry
     if len(X) < 2:
         return "euclidean"
-    norms = np.linalg.norm(np.asarray(X, dtype=np.float64), axis=1)
+    X = np.asarray(X)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))  # no float64 copy of X
     top = float(norms.max())
     if top <= 0 or float(norms.min()) < top * (1 - UNIT_NORM_TOLERANCE):
+        return "euclidean"
+    # One-hot codes (a table of categorical columns alone) have rows of one norm too, but few
+    # distinct values: they are categories, not directions.
+    head = X[: min(len(X), 200)]
+    if len(np.unique(head)) <= 2 * (X.shape[1] + 1):
         return "euclidean"
     return "cosine"
 
@@ -305,9 +314,12 @@ def cosine_silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
     if not 2 <= k <= len(labels) - 1:
         return -1.0
     sample = SILHOUETTE_SAMPLE if len(labels) > SILHOUETTE_SAMPLE else None
-    return float(
-        silhouette_score(X, labels, metric="cosine", sample_size=sample, random_state=seed)
-    )
+    try:
+        return float(
+            silhouette_score(X, labels, metric="cosine", sample_size=sample, random_state=seed)
+        )
+    except ValueError:  # the sample drew a single cluster (a partition of one big cluster)
+        return -1.0
 
 
 def nearest_to(
@@ -515,8 +527,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 "yours otherwise."
             )
         seed = 0 if self.random_state is None else int(self.random_state)
-        if n_samples is not None:
-            for est in self._estimators(seed).values():
+        if n_samples is not None:  # the cosine candidates too, though only directions fit them
+            for est in self._estimators(seed, cosine=True).values():
                 check = getattr(est, "check_params", None)
                 if check is not None:
                     try:

@@ -413,3 +413,26 @@ def test_the_report_note_names_the_silhouette_on_directions():
     assert "cosine silhouette of its partition" in note and "mean NMI" not in note
     euclidean = AutoCluster(3, candidates={"kmeans": KMEANS, "ward": WARD}, random_state=0)
     assert "mean NMI" in auto_note(euclidean.fit(np.eye(6, 3) + np.arange(6)[:, None]).selection())
+
+
+def test_one_hot_codes_share_a_norm_but_are_not_directions():
+    from deepseg.auto import resolve_geometry
+
+    rng = np.random.default_rng(0)
+    codes = np.hstack([np.eye(4)[rng.integers(0, 4, 300)] * w for w in (0.7, 1.3, 0.4)])
+    norms = np.linalg.norm(codes, axis=1)
+    assert np.ptp(norms) < 1e-12  # every row the same norm, as with directions
+    assert resolve_geometry(codes, "auto") == "euclidean"
+    unit = rng.normal(size=(300, 8))
+    assert resolve_geometry(unit / np.linalg.norm(unit, axis=1, keepdims=True), "auto") == "cosine"
+
+
+def test_a_sample_of_one_cluster_scores_minus_one():
+    from deepseg.auto import SILHOUETTE_SAMPLE, cosine_silhouette
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(SILHOUETTE_SAMPLE + 2000, 4)).astype(np.float32)
+    labels = np.zeros(len(X), dtype=int)
+    labels[0] = 1  # a singleton: most samples of 10,000 rows miss it
+    scores = {cosine_silhouette(X, labels, seed) for seed in range(8)}
+    assert -1.0 in scores

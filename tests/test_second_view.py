@@ -136,3 +136,16 @@ def test_enabled_true_on_features_that_are_not_embedded_text_is_refused() -> Non
         second_view_enabled({"enabled": True}, None)
     with pytest.raises(ValueError, match=r"'second_view\.enabled' parameter"):
         second_view_enabled({"enabled": "yes"}, ["a doc"])
+
+
+def test_a_bad_second_view_node_is_refused_before_any_work() -> None:
+    from deepseg.tasks.run import check_second_view
+
+    check_second_view({"enabled": "auto", "C": 10.0, "core_fraction": 0.8})
+    check_second_view(None)
+    with pytest.raises(ValueError, match="Unknown second_view option"):
+        check_second_view({"enabled": "auto", "c": 10.0})
+    with pytest.raises(ValueError, match="'core_fraction' parameter"):
+        check_second_view({"core_fraction": 1.5})
+    with pytest.raises(ValueError, match="'embedding_weight' parameter"):
+        check_second_view({"embedding_weight": -2})

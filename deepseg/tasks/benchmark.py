@@ -24,11 +24,13 @@ from deepseg.tasks.run import (
     LEADERBOARD_METRICS,
     add_provenance,
     check_methods,
+    check_second_view,
     format_leaderboard,
     is_auto,
     leaderboard,
     open_dataset,
     run_one,
+    second_view_enabled,
 )
 from deepseg.tasks.store import Job, JobStore, input_fingerprints, job_store, method_identity
 
@@ -39,11 +41,12 @@ logger = logging.getLogger(__name__)
 
 def benchmark_job(
     cfg: DictConfig, method: str, method_cfg: dict[str, Any], seed: int,
-    inputs: dict[str, dict[str, Any]],
+    inputs: dict[str, dict[str, Any]], second_view: dict[str, Any] | None = None,
 ) -> Job:  # fmt: skip
     """The job of one (method, seed) of a benchmark: what decides its row (the method's options
     without cosmetic ones, the data, the features, the requested k and choose-k's options, the
-    seed, the noise policy) and the contents of its input files."""
+    seed, the noise policy, the second view's options where it refines the partition) and the
+    contents of its input files."""
     config: dict[str, Any] = {
         "task": "benchmark",
         "method": method,
@@ -53,8 +56,9 @@ def benchmark_job(
         "n_clusters": to_container(cfg.n_clusters),
         "seed": seed,
         "noise_policy": cfg.noise_policy,
-        "second_view": to_container(cfg.get("second_view")),
     }
+    if second_view is not None:  # only where it applies: other jobs keep their identity
+        config["second_view"] = second_view
     if is_auto(cfg.n_clusters):
         config["k_selection"] = to_container(cfg.get("k_selection") or {})
     return JobStore.job(config, inputs)
@@ -97,12 +101,15 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     features_cfg = to_container(cfg.features)
     k_selection = to_container(cfg.get("k_selection") or {})
     second_view = to_container(cfg.get("second_view")) or {}
+    check_second_view(second_view)
     # label-free: with n_clusters=auto, choose-k sees only the feature matrix, with the first seed
     opening = open_dataset(
         data_cfg, features_cfg, cfg.n_clusters, k_selection, seeds[0], output_dir,
         cfg.get("features_memmap_gb"),
     )  # fmt: skip
     auto = opening.k_result is not None
+    # before any fit: enabled=true on features that are not embedded text is refused here
+    refines = second_view_enabled(second_view, opening.documents)
     store = job_store(cfg)
     rows = []
     kept: dict[str, Any] = {}
@@ -113,8 +120,9 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
         for method in methods:
             method_cfg = available[method]
             job = benchmark_job(
-                cfg, method, method_cfg, seed, input_fingerprints(data_cfg, method_cfg)
-            )
+                cfg, method, method_cfg, seed, input_fingerprints(data_cfg, method_cfg),
+                second_view if refines else None,
+            )  # fmt: skip
             # the report needs the fitted model, so its fit always runs
             reported = report_run == (method, seed)
             with store.lock(job):
@@ -130,7 +138,8 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                                job_hash=job.key, resumed_from="")  # fmt: skip
                     add_provenance(
                         row, method=method_cfg, data=data_cfg, features=features_cfg,
-                        k_selection=k_selection, auto=auto, second_view=second_view,
+                        k_selection=k_selection, auto=auto,
+                        **({"second_view": second_view} if refines else {}),
                     )  # fmt: skip
                     _log_row(row)
                     if row["status"] == "ok":

@@ -141,6 +141,27 @@ def second_view_enabled(options: dict[str, Any] | None, documents: list[str] | N
     return documents is not None and enabled is not False
 
 
+#: the options of the second view besides ``enabled`` (the arguments of refine.second_view)
+SECOND_VIEW_OPTIONS = ("C", "core_fraction", "min_core", "max_iter", "tol", "embedding_weight")
+
+
+def check_second_view(options: dict[str, Any] | None) -> None:
+    """Refuse a bad ``second_view`` node before any work: an unknown option, or a value out of
+    range (named as the refinement names it)."""
+    from deepseg.refine import second_view
+
+    opts = dict(options or {})
+    second_view_enabled(opts, ["check"])  # the value of enabled
+    unknown = sorted(set(opts) - {"enabled", *SECOND_VIEW_OPTIONS})
+    if unknown:
+        raise ValueError(
+            f"Unknown second_view option(s) {unknown}; known: {['enabled', *SECOND_VIEW_OPTIONS]}."
+        )
+    # the ranges, checked on a tiny partition (two documents, two clusters)
+    probe = {k: v for k, v in opts.items() if k != "enabled"}
+    second_view(np.eye(2), ["a b", "c d"], np.array([0, 1]), **{"max_iter": 1, **probe})
+
+
 def refine_labels(
     X: np.ndarray, documents: list[str], labels: np.ndarray, options: dict[str, Any], seed: int
 ) -> tuple[np.ndarray, dict[str, Any]]:

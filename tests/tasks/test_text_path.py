@@ -52,9 +52,10 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
 
 
-def _write_corpus(path) -> None:
-    """45 documents of 3 topics (each sentence 3 times with a suffix) and the hard ones; one
-    document has a latin-1 byte, so the file is not UTF-8."""
+def _write_corpus(path, latin1: bool = True) -> None:
+    """45 documents of 3 topics (each sentence 3 times with a suffix) and the hard ones. With
+    ``latin1`` one document has a latin-1 byte, so the file is not UTF-8 (and the emoji, which
+    latin-1 cannot hold, become '?'); else the file is UTF-8 and keeps them."""
     rows = []
     for label, topic in enumerate((SPORT, MONEY, FOOD)):
         for i, text in enumerate(topic * 3):
@@ -63,7 +64,8 @@ def _write_corpus(path) -> None:
     rows.append(("the café served a fine soup with fresh bread", 2))
     frame = pd.DataFrame(rows, columns=["text", "label"])
     frame.insert(0, "id", np.arange(len(frame)))
-    path.write_bytes(frame.to_csv(index=False).encode("latin-1", errors="replace"))
+    text = frame.to_csv(index=False)
+    path.write_bytes(text.encode("latin-1", errors="replace") if latin1 else text.encode())
 
 
 def _compose(path, cache, *overrides: str):
@@ -106,10 +108,25 @@ def test_a_corpus_goes_from_csv_to_refined_segments_offline(corpus, tmp_path, ca
     assert '"second_view"' in written["config"].iloc[0]
 
 
-def test_the_second_view_can_be_turned_off(corpus, tmp_path):
+def test_emoji_in_utf8_and_the_second_view_turned_off(corpus, tmp_path):
+    _write_corpus(corpus, latin1=False)
+    assert "🎉" in corpus.read_text(encoding="utf-8")
     cfg = _compose(corpus, tmp_path / "cache", "methods=[kmeans]", "second_view.enabled=false")
     results = run_benchmark(cfg, tmp_path / "run")
     assert results["status"].eq("ok").all() and "second_view" not in results
+    assert '"second_view"' not in results["config"].iloc[0]
+
+
+def test_second_view_true_on_a_table_is_refused_before_any_fit(tmp_path):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            config_name="benchmark",
+            overrides=["data.n_samples=200", "methods=[kmeans]", "seeds=[0]",
+                       "second_view.enabled=true", "resume=false"],
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"second_view\.enabled=true needs"):
+        run_benchmark(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.csv").exists()
 
 
 def test_fewer_documents_than_clusters_is_refused_before_any_work(corpus, tmp_path):
