@@ -44,3 +44,20 @@ def _embedding_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DEEPSEG_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
         yield
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every socket connection and name lookup fails, and the Hugging Face offline switches are
+    unset: what runs under it must need no network on its own."""
+    import socket
+
+    def blocked(*args: object, **kwargs: object) -> None:
+        raise OSError("network blocked by the test")
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket.socket, "connect", blocked)
+    monkeypatch.setattr(socket.socket, "connect_ex", blocked)
+    monkeypatch.setattr(socket, "create_connection", blocked)
+    monkeypatch.setattr(socket, "getaddrinfo", blocked)

