@@ -770,7 +770,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         return {
             "criterion": "cosine_silhouette" if self.geometry_ == "cosine" else self.criterion,
             "geometry": self.geometry_,
-            "margin": float(self.margin),
+            # on directions the silhouette decides alone: no margin is asked
+            "margin": None if self.geometry_ == "cosine" else float(self.margin),
             "chosen": self.chosen_,
             "stood_in_for": None if self.stood_in_ is None else CONSENSUS,
             "nmi_with_consensus": None

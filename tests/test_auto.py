@@ -373,6 +373,7 @@ def test_directions_are_chosen_by_cosine_silhouette_with_the_cosine_candidates()
         selection["criterion"] == "cosine_silhouette" and selection["decided_by"] == "silhouette"
     )
     assert "cosine silhouette" in selection["reason"] and auto.runner_up_ in selection["reason"]
+    assert selection["margin"] is None  # the silhouette decides alone
 
 
 def test_rows_of_different_norms_keep_the_agreement_rule(blobs):
