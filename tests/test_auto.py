@@ -437,3 +437,24 @@ def test_a_sample_of_one_cluster_scores_minus_one():
     labels[0] = 1  # a singleton: most samples of 10,000 rows miss it
     scores = {cosine_silhouette(X, labels, seed) for seed in range(8)}
     assert -1.0 in scores
+
+
+def test_topics_of_very_unequal_sizes_go_to_the_cosine_candidate():
+    """Ten directions, 300 rows down to 4 (as the tweet corpus's topics): K-Means splits the big
+    topics and merges the small ones; average linkage on cosine keeps them, and its silhouette
+    says so. Observed on seeds 0-2: ACC 0.996-1.0 against K-Means' 0.44-0.50."""
+    sizes = [300, 150, 60, 20, 8, 8, 5, 5, 4, 4]
+    rng = np.random.default_rng(0)
+    centres = np.eye(len(sizes), 30)
+    X = np.vstack(
+        [c + 0.18 * rng.normal(size=(n, 30)) for c, n in zip(centres, sizes, strict=True)]
+    )
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    auto = AutoCluster(
+        len(sizes), candidates={"kmeans": KMEANS, "ward": WARD},
+        cosine_candidates=COSINE_CANDIDATE, random_state=0,
+    ).fit(X)  # fmt: skip
+    assert auto.chosen_ == "agglomerative_cosine"
+    assert acc(y, auto.labels_) >= 0.95
+    assert acc(y, auto.candidate_labels_["kmeans"]) <= 0.7
