@@ -149,3 +149,23 @@ def test_a_bad_second_view_node_is_refused_before_any_work() -> None:
         check_second_view({"core_fraction": 1.5})
     with pytest.raises(ValueError, match="'embedding_weight' parameter"):
         check_second_view({"embedding_weight": -2})
+
+
+def test_a_failing_refinement_keeps_the_own_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepseg.refine
+    from deepseg.tasks.run import run_one
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("solver exploded")
+
+    Z, docs, y = _corpus(n_per_topic=20)
+    dataset = Dataset(name="topics", ids=np.arange(len(docs)), frame=pd.DataFrame({"text": docs}),
+                      labels=y)  # fmt: skip
+    kmeans = {"_target_": "sklearn.cluster.KMeans", "n_init": 4}
+    plain = run_one(Z, dataset, "kmeans", kmeans, 3, 0, "singletons")
+    monkeypatch.setattr(deepseg.refine, "second_view", broken)
+    row = run_one(Z, dataset, "kmeans", kmeans, 3, 0, "singletons", documents=docs,
+                  second_view={"enabled": "auto"})  # fmt: skip
+    assert row["status"] == "ok" and row["second_view"] is False
+    assert "solver exploded" in row["second_view_error"]
+    assert row["acc"] == pytest.approx(plain["acc"])

@@ -124,7 +124,12 @@ def embedded_documents(pipeline: FeaturePipeline, dataset: Dataset) -> list[str]
 
 def second_view_enabled(options: dict[str, Any] | None, documents: list[str] | None) -> bool:
     """Whether the second view runs: ``enabled`` true, or ``auto`` (the default) on embedded
-    documents. ``enabled=true`` on other input is refused by :func:`refine_labels`."""
+    documents.
+
+    Raises:
+        ValueError: ``enabled`` is not auto, true or false, or it is true on features that are
+            not embedded documents.
+    """
     opts = dict(options or {})
     enabled = opts.get("enabled", "auto")
     if enabled not in ("auto", True, False):
@@ -361,7 +366,12 @@ def run_one(
     if second_view_enabled(second_view, documents):
         assert documents is not None
         own = np.asarray(labels)
-        labels, columns = refine_labels(X, documents, own, dict(second_view or {}), seed)
+        try:
+            labels, columns = refine_labels(X, documents, own, dict(second_view or {}), seed)
+        except Exception as exc:  # the method's own partition stands; the row says why
+            logger.warning("Second view failed (%s: %s); the method's own partition is kept.",
+                           type(exc).__name__, exc)  # fmt: skip
+            columns = {"second_view": False, "second_view_error": f"{type(exc).__name__}: {exc}"}
         row.update(columns)
         if keep is not None:
             keep["second_view"] = columns
