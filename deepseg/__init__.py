@@ -24,6 +24,9 @@ _EXPORTS = {
     "N2D": "deepseg.deep.latent",
     "AEKMeans": "deepseg.deep.latent",
     "AEGMM": "deepseg.deep.latent",
+    # label-free choice among several methods
+    "AutoCluster": "deepseg.auto",
+    "SelfTraining": "deepseg.refine",
     # classic baselines with the same interface
     "GMMClusterer": "deepseg.baselines",
     "PCAKMeans": "deepseg.baselines",
@@ -54,6 +57,7 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
+    from deepseg.auto import AutoCluster
     from deepseg.baselines import AutoEpsDBSCAN, GMMClusterer, PCAKMeans
     from deepseg.bundle import Segmenter, load, save_bundle
     from deepseg.data.base import ColumnRoles, Dataset
@@ -75,6 +79,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         nmi,
         silhouette,
     )
+    from deepseg.refine import SelfTraining
 
 
 def __getattr__(name: str) -> Any:

@@ -31,9 +31,10 @@ benchmark.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -46,8 +47,8 @@ from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from deepseg.baselines import _check_int
 from deepseg.io import json_dumps
+from deepseg.validation import N_CLUSTERS, SEED, Interval, Real, StrOptions, fit_input, new_input
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ __all__ = [
     "consensus_partition",
     "consensus_score",
     "cosine_silhouette",
+    "default_candidates",
     "family_agreement_scores",
     "family_of",
     "nearest_to",
@@ -406,13 +408,53 @@ def _build(name: str, node: Mapping[str, Any], n_clusters: int, seed: int) -> An
     return cls(**kwargs)
 
 
+def default_candidates() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A copy of the packaged candidates of ``model=auto`` (``configs/model/auto.yaml``):
+    ``(candidates, cosine_candidates)``, as config nodes, what :class:`AutoCluster` fits when
+    given none.
+
+    They are composed from the packaged configs, so Python and the commands fit the same
+    methods with the same options; the deep candidates leave the trainer options to Python's
+    defaults (no progress bar). An application's own Hydra state is left as it was.
+    """
+    return copy.deepcopy(_packaged_candidates())
+
+
+@functools.cache
+def _packaged_candidates() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    global_hydra = GlobalHydra.instance()
+    saved = global_hydra.hydra  # an application's Hydra, restored below
+    global_hydra.clear()
+    try:
+        with initialize_config_module("deepseg.configs", version_base=None):
+            cfg = compose("train", overrides=["model=auto"])
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+    finally:
+        global_hydra.clear()
+        if saved is not None:
+            global_hydra.initialize(saved)
+    assert isinstance(model, dict)
+
+    def python_defaults(nodes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
+            name: {k: v for k, v in node.items() if k != "trainer"} for name, node in nodes.items()
+        }
+
+    return python_defaults(model["candidates"]), python_defaults(model["cosine_candidates"])
+
+
 class AutoCluster(ClusterMixin, BaseEstimator):
     """Fit every candidate clustering and keep one partition, chosen by agreement, label-free.
 
     Args:
         n_clusters: the number of clusters every candidate is asked for.
         candidates: ``{name: config node}``; each node has a ``_target_`` (an estimator class)
-            and its keyword arguments (``configs/model/auto.yaml`` lists the defaults).
+            and its keyword arguments. None: the packaged candidates of
+            ``configs/model/auto.yaml`` (:func:`default_candidates`).
         criterion: the label-free choice: ``anchor_agreement`` (the first classic candidate
             unless the one that agrees most beats it by ``margin``), ``safe_agreement`` (the
             best classic candidate unless one of another family agrees more by ``margin``),
@@ -429,8 +471,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             highest cosine silhouette wins (:func:`cosine_silhouette`; no consensus, no
             margin): on the four text corpora of the development suite agreement keeps
             K-Means, which splits topics into equal sizes (docs/benchmarks.md).
-        cosine_candidates: ``{name: config node}`` fitted only on cosine geometry (by default
-            average-linkage agglomerative clustering on cosine distance).
+        cosine_candidates: ``{name: config node}`` fitted only on cosine geometry. None with
+            ``candidates=None``: the packaged ones (average-linkage agglomerative clustering on
+            cosine distance); None beside your own ``candidates``: none.
 
     Attributes:
         labels_: the chosen candidate's own labels.
@@ -450,6 +493,18 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         failed_: ``{name: error}`` of the candidates that failed.
         reason_: one sentence on why the winner won.
     """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_clusters": N_CLUSTERS,
+        "candidates": [Mapping, None],
+        "criterion": [StrOptions(set(CRITERIA))],
+        "margin": [Interval(Real, 0.0, None, closed="left")],
+        "consensus": ["boolean"],
+        "stand_in": ["boolean"],
+        "random_state": SEED,
+        "geometry": [StrOptions(set(GEOMETRIES))],
+        "cosine_candidates": [Mapping, None],
+    }
 
     def __init__(
         self,
@@ -482,46 +537,14 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         Raises:
             ValueError: naming the parameter, the expectation and the value.
         """
-        _check_int(self.n_clusters, "n_clusters", "AutoCluster", 2)
-        if not isinstance(self.candidates, Mapping) or not any(
-            node is not None for node in self.candidates.values()
-        ):
+        self._validate_params()
+        candidates, _ = self._candidate_nodes()
+        if not any(node is not None for node in candidates.values()):
             raise ValueError(
                 "The 'candidates' parameter of AutoCluster must be a non-empty mapping "
-                f"{{name: config with _target_}}. Got {self.candidates!r} instead."
+                f"{{name: config with _target_}} or None. Got {self.candidates!r} instead."
             )
-        if self.criterion not in CRITERIA:
-            raise ValueError(
-                f"The 'criterion' parameter of AutoCluster must be one of {list(CRITERIA)}. "
-                f"Got {self.criterion!r} instead."
-            )
-        if (
-            isinstance(self.margin, bool)
-            or not isinstance(self.margin, (int, float))
-            or not math.isfinite(self.margin)
-            or self.margin < 0
-        ):
-            raise ValueError(
-                "The 'margin' parameter of AutoCluster must be a finite number >= 0. "
-                f"Got {self.margin!r} instead."
-            )
-        for name in ("consensus", "stand_in"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(
-                    f"The '{name}' parameter of AutoCluster must be true or false. "
-                    f"Got {getattr(self, name)!r} instead."
-                )
-        if self.geometry not in GEOMETRIES:
-            raise ValueError(
-                f"The 'geometry' parameter of AutoCluster must be one of {list(GEOMETRIES)}. "
-                f"Got {self.geometry!r} instead."
-            )
-        if self.cosine_candidates is not None and not isinstance(self.cosine_candidates, Mapping):
-            raise ValueError(
-                "The 'cosine_candidates' parameter of AutoCluster must be a mapping {name: "
-                f"config with _target_}} or None. Got {self.cosine_candidates!r} instead."
-            )
-        if self.consensus and CONSENSUS in self.candidates:
+        if self.consensus and CONSENSUS in candidates:
             raise ValueError(
                 f"AutoCluster adds the candidate '{CONSENSUS}' itself (consensus=true); name "
                 "yours otherwise."
@@ -539,13 +562,21 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
 
+    def _candidate_nodes(self) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        """``(candidates, cosine_candidates)``: the given ones, or the packaged defaults."""
+        if self.candidates is None:
+            packaged, packaged_cosine = default_candidates()
+            cosine = packaged_cosine if self.cosine_candidates is None else self.cosine_candidates
+            return packaged, cosine
+        return self.candidates, self.cosine_candidates or {}
+
     def _nodes(self, cosine: bool = False) -> dict[str, Mapping[str, Any]]:
         """The candidates' config nodes: ``candidates``, and ``cosine_candidates`` on cosine
         geometry (a name in both is the cosine one)."""
-        assert self.candidates is not None
-        nodes = dict(self.candidates)
+        candidates, cosine_candidates = self._candidate_nodes()
+        nodes = dict(candidates)
         if cosine:
-            nodes.update(self.cosine_candidates or {})
+            nodes.update(cosine_candidates)
         # a candidate set to null (model.candidates.NAME=null) is left out
         return {name: node for name, node in nodes.items() if node is not None}
 
@@ -579,7 +610,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 benchmark's own run of that method), taken as it is instead of refitted. Its
                 name is in ``reused_``.
         """
-        X = np.asarray(X, dtype=np.float32)
+        X = fit_input(self, X, dtype=np.float32, min_samples=2)
         seed = self.check_params(X.shape[0])
         self.geometry_ = resolve_geometry(X, self.geometry)
         cosine = self.geometry_ == "cosine"
@@ -627,13 +658,12 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             self._choose(X, seed, list(estimators))
         logger.info("auto: chose %s: %s", self.chosen_, self.reason_)
         self.labels_ = self.candidate_labels_[self.chosen_]
-        self.n_features_in_ = X.shape[1]
         return self
 
     def _choose(self, X: np.ndarray, seed: int, order: list[str]) -> None:
         """Score the fitted candidates (and their consensus), pick the winner."""
-        assert self.candidates is not None
-        self.families_ = {n: family_of(n, self.candidates[n]) for n in self.candidate_labels_}
+        nodes = self._nodes()
+        self.families_ = {n: family_of(n, nodes[n]) for n in self.candidate_labels_}
         base = dict(self.candidate_labels_)  # the candidates that vote
         order = [n for n in order if n in base]
         if self.consensus and len(base) > 1:
@@ -742,17 +772,21 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             raise AttributeError(
                 f"AutoCluster chose {self.chosen_}, which cannot assign new rows (no predict)."
             )
-        return np.asarray(best.predict(X))
+        return np.asarray(best.predict(self._new_rows(X)))
+
+    def _new_rows(self, X: Any) -> np.ndarray:
+        """New rows checked as in ``fit`` (float32, the fitted width and column names)."""
+        return new_input(self, X, dtype=np.float32, fitted="chosen_")
 
     @available_if(lambda self: hasattr(self.best_estimator_, "predict_proba"))
     def predict_proba(self, X: Any) -> np.ndarray:
         """The chosen candidate's soft assignment (when it has one)."""
-        return np.asarray(self.best_estimator_.predict_proba(X))
+        return np.asarray(self.best_estimator_.predict_proba(self._new_rows(X)))
 
     @available_if(lambda self: hasattr(self.best_estimator_, "transform"))
     def transform(self, X: Any) -> np.ndarray:
         """The chosen candidate's embedding (when it has one)."""
-        return np.asarray(self.best_estimator_.transform(X))
+        return np.asarray(self.best_estimator_.transform(self._new_rows(X)))
 
     def segmenter_parts(self) -> tuple[Any, Any, str | None]:
         """The chosen candidate's (encoder, head, why no head), for its bundle."""

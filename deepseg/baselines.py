@@ -12,13 +12,23 @@ import logging
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+
+from deepseg.validation import (
+    N_CLUSTERS,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    fit_input,
+    new_input,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +129,21 @@ class GMMClusterer(ClusterMixin, BaseEstimator):
         max_iter: EM iterations.
         reg_covar: added to the covariance diagonal.
         random_state: seed.
+
+    Attributes:
+        labels_: the most likely component of each row.
+        n_iter_: EM iterations of the best initialisation.
+        reg_covar_: the covariance regulariser used (raised when a component collapsed).
     """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_clusters": N_CLUSTERS,
+        "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -138,8 +162,8 @@ class GMMClusterer(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> GMMClusterer:
-        _check_int(self.n_clusters, "n_clusters", "GMMClusterer", 1)
-        X = np.asarray(X, dtype=np.float64)
+        self._validate_params()
+        X = fit_input(self, X, min_samples=2)
         reg_covar = self.reg_covar
         # Features that are constant within a component (shares, flags) collapse its covariance;
         # a larger regulariser is the standard remedy, so retry with one before giving up.
@@ -160,20 +184,21 @@ class GMMClusterer(ClusterMixin, BaseEstimator):
                 reg_covar *= 10
                 logger.warning("GMM covariance collapsed; retrying with reg_covar=%g", reg_covar)
         self.reg_covar_ = reg_covar
+        self.n_iter_ = int(self.gmm_.n_iter_)
         self.labels_ = self.gmm_.predict(X)
         self.cluster_centers_ = self.gmm_.means_
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "gmm_")
-        return self.gmm_.predict(np.asarray(X, dtype=np.float64))
+        X = new_input(self, X, fitted="gmm_")
+        return self.gmm_.predict(X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "gmm_")
-        return self.gmm_.predict_proba(np.asarray(X, dtype=np.float64))
+        X = new_input(self, X, fitted="gmm_")
+        return self.gmm_.predict_proba(X)
 
 
-class PCAKMeans(ClusterMixin, BaseEstimator):
+class PCAKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """K-Means on a PCA projection.
 
     Args:
@@ -181,7 +206,21 @@ class PCAKMeans(ClusterMixin, BaseEstimator):
         n_components: PCA dimensions (int), or a float in (0, 1) for the share of variance kept.
         n_init: K-Means restarts.
         random_state: seed.
+
+    Attributes:
+        labels_: the K-Means label of each row.
+        n_iter_: K-Means iterations of the best run.
     """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_clusters": N_CLUSTERS,
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0.0, 1.0, closed="neither"),
+        ],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -196,23 +235,29 @@ class PCAKMeans(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> PCAKMeans:
+        self._validate_params()
+        X = fit_input(self, X)
         n_comp = self.n_components
         if isinstance(n_comp, int | np.integer):
             n_comp = min(int(n_comp), X.shape[1], X.shape[0])
+        elif X.shape[0] < 2:  # a share of the variance needs a variance
+            n_comp = 1
         self.pca_ = PCA(n_components=n_comp, random_state=self.random_state).fit(X)
         z = self.pca_.transform(X)
         self.kmeans_ = KMeans(
             n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state
         ).fit(z)
         self.labels_ = self.kmeans_.labels_
+        self.n_iter_ = int(self.kmeans_.n_iter_)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "pca_")
+        """The PCA projection, shape (n_samples, n_components)."""
+        X = new_input(self, X, fitted="pca_")
         return self.pca_.transform(X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "kmeans_")
+        X = new_input(self, X, fitted="kmeans_")
         return self.kmeans_.predict(self.pca_.transform(X))
 
 
@@ -245,6 +290,12 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         labels_: cluster labels, -1 for noise.
     """
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "eps": [Interval(Real, 0.0, None, closed="neither"), None],
+        "min_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "metric": [str],
+    }
+
     def __init__(
         self, eps: float | None = None, min_samples: int | None = None, metric: str = "euclidean"
     ) -> None:
@@ -253,10 +304,11 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         self.metric = metric
 
     def fit(self, X: np.ndarray, y: object = None) -> AutoEpsDBSCAN:
+        self._validate_params()
+        X = fit_input(self, X)
         min_samples = self.min_samples
         if min_samples is None:
             min_samples = int(np.clip(2 * X.shape[1], 5, 50))
-        _check_int(min_samples, "min_samples", "AutoEpsDBSCAN", 1)
         min_samples = min(int(min_samples), X.shape[0])
         eps = self.eps
         if eps is None:
@@ -267,8 +319,6 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
             if eps <= 0:
                 eps = float(curve[curve > 0][0]) if (curve > 0).any() else 1e-6
             logger.info("DBSCAN eps=%.4g from the %d-distance curve", eps, min_samples)
-        elif eps <= 0:
-            raise ValueError(f"The 'eps' parameter of AutoEpsDBSCAN must be > 0. Got {eps!r}.")
         self.eps_ = eps
         self.min_samples_ = min_samples
         self.dbscan_ = DBSCAN(eps=eps, min_samples=min_samples, metric=self.metric).fit(X)
@@ -294,6 +344,15 @@ class LimitedAgglomerative(ClusterMixin, BaseEstimator):
             ``children_`` indexes these rows.
     """
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_clusters": N_CLUSTERS,
+        "linkage": [StrOptions({"ward", "complete", "average", "single"})],
+        "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "oversize": [StrOptions(set(OVERSIZE_MODES))],
+        "random_state": ["random_state"],
+        "metric": [str],
+    }
+
     def __init__(
         self,
         n_clusters: int = 8,
@@ -311,7 +370,8 @@ class LimitedAgglomerative(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> LimitedAgglomerative:
-        X = np.asarray(X)
+        self._validate_params()
+        X = fit_input(self, X, min_samples=2)
         sample = _oversize_sample(
             X, self.max_samples, self.oversize, self.random_state,
             "Agglomerative clustering", "it is quadratic in memory",
@@ -347,6 +407,14 @@ class LimitedSpectral(ClusterMixin, BaseEstimator):
         sample_indices_: the sorted rows the graph was built on (None: every row).
     """
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "n_clusters": N_CLUSTERS,
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "oversize": [StrOptions(set(OVERSIZE_MODES))],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_clusters: int = 8,
@@ -362,7 +430,8 @@ class LimitedSpectral(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> LimitedSpectral:
-        X = np.asarray(X)
+        self._validate_params()
+        X = fit_input(self, X, min_samples=2)
         sample = _oversize_sample(
             X, self.max_samples, self.oversize, self.random_state,
             "Spectral clustering", "its eigen-decomposition scales badly",

@@ -36,6 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils._param_validation import HasMethods
+
+from deepseg.validation import Integral, Interval, Real, fit_input
 
 __all__ = [
     "SecondViewResult",
@@ -370,7 +374,7 @@ def second_view(
     )
 
 
-class SelfTraining:
+class SelfTraining(ClusterMixin, BaseEstimator):
     """A clusterer whose partition is refined by self-training (label-free).
 
     Args:
@@ -399,6 +403,16 @@ class SelfTraining:
         ((200,), 3)
     """
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        "estimator": [HasMethods(["fit"])],
+        "core_fraction": [Interval(Real, 0.0, 1.0, closed="right")],
+        "min_core": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, 1.0, closed="left")],
+        "C": [Interval(Real, 0.0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         estimator: Any,
@@ -418,18 +432,6 @@ class SelfTraining:
         self.C = C
         self.random_state = random_state
 
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {
-            "estimator": self.estimator,
-            "core_fraction": self.core_fraction,
-            "min_core": self.min_core,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "C": self.C,
-            "random_state": self.random_state,
-        }
-
     def fit(self, X: np.ndarray, y: Any = None) -> SelfTraining:
         """Fits the wrapped estimator, then refines its partition.
 
@@ -440,7 +442,8 @@ class SelfTraining:
         Returns:
             self.
         """
-        _check_params(self.core_fraction, self.min_core, self.max_iter, self.tol, self.C)
+        self._validate_params()
+        X = fit_input(self, X)
         if hasattr(self.estimator, "get_params"):
             from sklearn.base import clone
 

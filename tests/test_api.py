@@ -8,15 +8,31 @@ import sys
 
 import deepseg
 
-PUBLIC = ["DEC", "IDEC", "DCN", "VaDE", "N2D", "AEKMeans", "AEGMM", "load", "save_bundle",
-          "choose_k", "profile_segments", "evaluate", "acc", "nmi", "ari"]  # fmt: skip
+PUBLIC = ["DEC", "IDEC", "DCN", "VaDE", "N2D", "AEKMeans", "AEGMM", "AutoCluster",
+          "SelfTraining", "load", "save_bundle", "choose_k", "profile_segments", "evaluate",
+          "acc", "nmi", "ari"]  # fmt: skip
 
 
 def test_dir_lists_the_public_names():
     names = dir(deepseg)
     for name in PUBLIC:
         assert name in names, name
+        assert name in deepseg.__all__, name
     assert set(deepseg.__all__) <= set(names)
+
+
+def test_auto_is_public_with_the_packaged_candidates():
+    from deepseg import AutoCluster
+    from deepseg.auto import AutoCluster as Defined
+
+    assert AutoCluster is Defined
+    auto = AutoCluster()
+    names = list(auto._nodes())
+    assert names[0] == "kmeans"  # the anchor of the default criterion
+    assert {"gmm", "agglomerative", "spectral", "dec", "idec", "n2d"} <= set(names)
+    assert "agglomerative_cosine" in auto._nodes(cosine=True)
+    # the deep candidates keep Python's trainer defaults (no progress bar)
+    assert all("trainer" not in node for node in auto._nodes().values())
 
 
 def test_every_public_name_resolves_to_what_it_promises():

@@ -124,7 +124,7 @@ def test_a_candidate_set_to_null_is_left_out(blobs):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_clusters": 1}, "'n_clusters' parameter of AutoCluster"),
+        ({"n_clusters": 0}, "'n_clusters' parameter of AutoCluster"),
         ({"candidates": {}}, "'candidates' parameter of AutoCluster"),
         ({"criterion": "silhouette"}, "'criterion' parameter of AutoCluster"),
         ({"margin": "big"}, "'margin' parameter of AutoCluster"),

@@ -50,23 +50,9 @@ from deepseg.deep import skeleton
 from deepseg.deep.checkpoint import phase_checkpoint, trainer_key
 from deepseg.deep.init import INITS, initial_centers, require_umap
 from deepseg.nn.modules import Autoencoder
+from deepseg.validation import fit_input, new_input
 
 logger = logging.getLogger(__name__)
-
-
-def check_X(X: Any, owner: str, n_features: int | None = None) -> np.ndarray:
-    """X as float32 of shape (n_samples, n_features), finite, with the expected width."""
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"{owner} expects X of shape (n_samples, n_features); got {X.shape}.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {owner} is expecting {n_features} features as "
-            "input."
-        )
-    if not np.isfinite(X).all():
-        raise ValueError(f"{owner}: X holds NaN or infinite values.")
-    return X
 
 
 def _freeze(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, float | None]]:
@@ -107,7 +93,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     uses_autoencoder: ClassVar[bool] = True
 
     n_clusters: int = dataclasses.field(
-        default=8, metadata={"constraint": P.Interval(int, 2, None)}
+        default=8, metadata={"constraint": P.Interval(int, 1, None)}
     )
     autoencoder: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
     pretrain: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
@@ -155,7 +141,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             X: array of shape (n_samples, n_features).
             y: ignored; deep clustering never sees labels.
         """
-        X = check_X(X, type(self).__name__)
+        # two rows at least: batch normalisation needs two to train
+        X = fit_input(self, X, dtype=np.float32, min_samples=2)
         seed = self.check_params(X.shape[0])
         ae = self._starting_autoencoder(X, seed)
         skeleton.seed_all(seed)
@@ -166,14 +153,14 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         if self._module_class is not None:
             saved = _freeze(ae.encoder) if self.freeze_encoder else None
             try:
-                self.module_ = self._run_clustering_phase(ae, X, init, seed)
+                with skeleton.quiet_lightning():
+                    self.module_ = self._run_clustering_phase(ae, X, init, seed)
             finally:
                 if saved is not None:
                     _unfreeze(ae.encoder, saved)
             ae = self.module_.autoencoder
         self.autoencoder_ = ae.cpu().eval()
-        self.n_features_in_ = X.shape[1]
-        self.labels_ = self.predict(X)
+        self.labels_ = self._proba(skeleton.embed(self.autoencoder_, X)).argmax(axis=1)
         return self
 
     def _starting_autoencoder(self, X: np.ndarray, seed: int) -> Autoencoder:
@@ -289,8 +276,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     # -- inference -----------------------------------------------------------------------------
 
     def _check_input(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "autoencoder_")
-        return check_X(X, type(self).__name__, self.n_features_in_)
+        return new_input(self, X, dtype=np.float32, fitted="autoencoder_")
 
     def transform(self, X: Any) -> np.ndarray:
         """Embeddings of shape (n_samples, latent_dim)."""
@@ -301,14 +287,17 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """The fitted assignment head (a :mod:`deepseg.nn.heads` module), None if it has none."""
         raise NotImplementedError
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Soft assignments of shape (n_samples, n_clusters)."""
-        z = torch.from_numpy(self.transform(X))
+    def _proba(self, z: np.ndarray) -> np.ndarray:
+        """Soft assignments of embedded rows ``z``, shape (n_samples, n_clusters)."""
         head = self._head()
         if head is None:
             raise ValueError(f"{type(self).__name__} has no assignment head.")
         with torch.no_grad():
-            return head.cpu()(z).numpy()
+            return head.cpu()(torch.from_numpy(z)).numpy()
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Soft assignments of shape (n_samples, n_clusters)."""
+        return self._proba(self.transform(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """The method's own segment of each row."""

@@ -43,9 +43,8 @@ class LatentClusterer(DeepClusterer):
         self.latent_model_ = self._make_latent_model(seed).fit(z)
         return np.zeros((0,), dtype=np.float32)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def _proba(self, z: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "latent_model_")
-        z = self.transform(X)
         if hasattr(self.latent_model_, "predict_proba"):
             return self.latent_model_.predict_proba(z)
         labels = self.latent_model_.predict(z)
@@ -168,6 +167,23 @@ class N2D(LatentClusterer):
     def transform(self, X: Any) -> np.ndarray:
         """Autoencoder embeddings of shape (n_samples, latent_dim), not the UMAP embedding."""
         return super().transform(X)
+
+    def _proba(self, z: np.ndarray) -> np.ndarray:
+        """The GMM's responsibilities in the UMAP embedding of ``z``: a training row takes its
+        fitted UMAP position, whatever the order or company of the rows, and only the other
+        rows go through ``umap_.transform``."""
+        check_is_fitted(self, "latent_model_")
+        train = np.asarray(self.umap_._raw_data, dtype=np.float32)
+        if getattr(self, "_row_index", None) is None:
+            self._row_index = {row.tobytes(): i for i, row in enumerate(train)}
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        found = np.array([self._row_index.get(row.tobytes(), -1) for row in z], dtype=np.int64)
+        mapped = np.empty((len(z), self.embedding_.shape[1]), dtype=np.float64)
+        known = found >= 0
+        mapped[known] = self.embedding_[found[known]]
+        if not known.all():
+            mapped[~known] = self.umap_.transform(z[~known])
+        return self.gmm_.predict_proba(mapped)
 
     def _head(self) -> None:
         return None

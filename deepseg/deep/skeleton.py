@@ -19,9 +19,11 @@ Modules never see ground-truth labels: batches are ``(x, index)``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -187,6 +189,33 @@ def make_trainer(
         num_sanity_val_steps=0,
         **opts,
     )
+
+
+#: the loggers of Lightning's banners ("GPU available", tips, "`Trainer.fit` stopped")
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's banners and tips follow deepseg's logging level: shown when the
+    ``deepseg`` logger is enabled for INFO (the commands, or ``logging.basicConfig(
+    level=logging.INFO)``), kept out of the terminal otherwise (a fit from Python prints
+    nothing). Lightning's own warnings about a torch internal are never shown: nothing a
+    user can act on. Warnings and errors still pass.
+    """
+    loud = logging.getLogger("deepseg").isEnabledFor(logging.INFO)
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    saved = [lg.level for lg in loggers]
+    if not loud:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
 
 
 def capture_step(trainer: Mapping[str, Any] | None) -> bool:
@@ -412,12 +441,13 @@ def pretrain_autoencoder(
         if resume is not None and resume.done:
             restore_finished(module, resume, timer)
         else:
-            make_trainer(epochs, trainer, timer, saver).fit(
-                module,
-                datamodule=dm,
-                ckpt_path=None if resume is None else resume.path,
-                weights_only=True,
-            )
+            with quiet_lightning():
+                make_trainer(epochs, trainer, timer, saver).fit(
+                    module,
+                    datamodule=dm,
+                    ckpt_path=None if resume is None else resume.path,
+                    weights_only=True,
+                )
     return ae.cpu().eval()
 
 

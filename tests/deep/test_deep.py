@@ -168,9 +168,9 @@ def test_bad_n_clusters_raise_sklearn_style_errors(name, monkeypatch):
     monkeypatch.setattr(deep, "pretrain_autoencoder", no_pretraining)
     cls_name = METHODS[name][0].__name__
     X = np.random.default_rng(0).normal(size=(5, 3))
-    expected = f"The 'n_clusters' parameter of {cls_name} must be an int in the range [2, inf). "
-    with pytest.raises(ValueError, match=re.escape(expected + "Got 1 instead.")):
-        make(name, n_clusters=1).fit(X)
+    expected = f"The 'n_clusters' parameter of {cls_name} must be an int in the range [1, inf). "
+    with pytest.raises(ValueError, match=re.escape(expected + "Got 0 instead.")):
+        make(name, n_clusters=0).fit(X)
     with pytest.raises(ValueError, match=re.escape(f"{cls_name} must be <= n_samples=5. Got 6.")):
         make(name, n_clusters=6).fit(X)
 

@@ -186,7 +186,7 @@ def test_vade_labels_are_the_argmax_of_gamma(problem, fitted):
 
 
 @pytest.mark.parametrize(
-    ("param", "value"), [("lr", 0.0), ("epochs", -1), ("batch_size", 0), ("n_clusters", 1)]
+    ("param", "value"), [("lr", 0.0), ("epochs", -1), ("batch_size", 0), ("n_clusters", 0)]
 )
 def test_vade_checks_its_parameters_before_pretraining(problem, param, value):
     with pytest.raises(ValueError, match=f"'{param}' parameter of VaDE must be"):

@@ -1,0 +1,54 @@
+"""Input and parameter validation done as scikit-learn does it, for every deepseg estimator.
+
+Each estimator declares ``_parameter_constraints`` in scikit-learn's vocabulary
+(:mod:`sklearn.utils._param_validation`: ``Interval``, ``StrOptions``, types, ``None``) and
+checks its input with :func:`fit_input` / :func:`new_input`, which wrap
+:func:`sklearn.utils.validation.validate_data`: they set ``n_features_in_`` (and
+``feature_names_in_`` for a DataFrame with string column names), and refuse sparse, complex,
+empty, one-dimensional and non-finite input with scikit-learn's own messages.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = [
+    "N_CLUSTERS",
+    "SEED",
+    "Integral",
+    "Interval",
+    "Real",
+    "StrOptions",
+    "fit_input",
+    "new_input",
+]
+
+#: every estimator's ``n_clusters``: at least one cluster, as in scikit-learn's KMeans (the
+#: commands ask for at least two)
+N_CLUSTERS = [Interval(Integral, 1, None, closed="left")]
+#: a seed: a non-negative int, or None for a fresh one
+SEED = [Interval(Integral, 0, None, closed="left"), None]
+
+
+def fit_input(
+    estimator: Any, X: Any, *, dtype: Any = np.float64, min_samples: int = 1
+) -> np.ndarray:
+    """``X`` checked for ``fit``: a dense, finite 2-D float array with at least
+    ``min_samples`` rows; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+    return validate_data(
+        estimator, X, reset=True, accept_sparse=False, dtype=dtype, ensure_min_samples=min_samples
+    )
+
+
+def new_input(
+    estimator: Any, X: Any, *, dtype: Any = np.float64, fitted: Any = None
+) -> np.ndarray:
+    """``X`` checked for ``predict`` / ``transform`` of a fitted estimator: the same checks,
+    and the width (and column names) seen in ``fit``."""
+    check_is_fitted(estimator, fitted)
+    return validate_data(estimator, X, reset=False, accept_sparse=False, dtype=dtype)
