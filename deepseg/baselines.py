@@ -8,12 +8,13 @@ HDBSCAN (no ``predict``) are scored the same way as the rest.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
+from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
@@ -276,36 +277,115 @@ def knee_point(values: np.ndarray) -> int:
     return int(np.argmax(x - yn))
 
 
+#: Where the density methods measure density: ``auto`` (an input wider than ``n_components``
+#: columns goes to UMAP's manifold of that many dimensions, or to its principal components
+#: when umap-learn is not installed; a narrower one stays as it is), ``input``, ``pca`` or
+#: ``umap``.
+DENSITY_SPACES = ("auto", "input", "pca", "umap")
+#: the dimensions of the reduced space (McInnes' advice for clustering on UMAP: a few, with
+#: ``min_dist=0``)
+DENSITY_DIMS = 5
+#: UMAP's neighbours for the density space
+DENSITY_NEIGHBORS = 15
+
+
+def has_umap() -> bool:
+    """Whether umap-learn (the ``umap`` extra) is installed."""
+    return importlib.util.find_spec("umap") is not None
+
+
+def density_space(
+    X: np.ndarray, space: str, n_components: int, random_state: Any
+) -> tuple[np.ndarray, str]:
+    """The rows where a density method runs, and the name of that space.
+
+    In high dimension every distance looks alike and density estimates flatten (a DBSCAN
+    radius that holds one cluster holds all of them), so an input wider than ``n_components``
+    columns is reduced first under ``space="auto"``: to UMAP's manifold (``min_dist=0``, as
+    N2D does) when umap-learn is installed, else to its principal components.
+
+    Returns:
+        ``(Z, name)``: the rows in that space and its name, ``input``, ``pca(d)`` or
+        ``umap(d)``.
+    """
+    if space == "auto":
+        space = "input" if X.shape[1] <= n_components else ("umap" if has_umap() else "pca")
+    if space == "input":
+        return X, "input"
+    dims = max(1, min(int(n_components), X.shape[1], X.shape[0] - 1))
+    if space == "pca":
+        seed = check_random_state(random_state).randint(2**31 - 1)
+        return PCA(n_components=dims, random_state=seed).fit_transform(X), f"pca({dims})"
+    if not has_umap():
+        raise ImportError(
+            "space='umap' needs the optional 'umap' extra: pip install 'deepseg[umap]' (or use "
+            "space='pca')"
+        )
+    import umap
+
+    seed = None if random_state is None else check_random_state(random_state).randint(2**31 - 1)
+    reducer = umap.UMAP(
+        n_components=dims,
+        n_neighbors=max(2, min(DENSITY_NEIGHBORS, X.shape[0] - 1)),
+        min_dist=0.0,
+        random_state=seed,
+        n_jobs=1 if seed is not None else -1,
+    )
+    return np.asarray(reducer.fit_transform(X), dtype=np.float64), f"umap({dims})"
+
+
+_SPACE_CONSTRAINTS: dict[str, list[Any]] = {
+    "space": [StrOptions(set(DENSITY_SPACES))],
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+}
+
+
 class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
     """DBSCAN whose ``eps``, when not given, is the knee of the sorted k-distance curve.
 
     Args:
         eps: neighbourhood radius; None picks it from the k-distance curve of ``min_samples``.
-        min_samples: core-point neighbourhood size; None uses ``2 * n_features`` clipped to
-            [5, 50], a common rule of thumb.
+        min_samples: core-point neighbourhood size; None uses ``2 * n_features`` (of the space
+            it runs in) clipped to [5, 50], a common rule of thumb.
         metric: distance metric.
+        space: where density is measured (:data:`DENSITY_SPACES`, :func:`density_space`).
+        n_components: the dimensions of a reduced space.
+        random_state: seed of the reduction.
 
     Attributes:
         eps_: the radius used.
         labels_: cluster labels, -1 for noise.
+        space_: the space it ran in: ``input``, ``pca(d)`` or ``umap(d)``.
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
         "eps": [Interval(Real, 0.0, None, closed="neither"), None],
         "min_samples": [Interval(Integral, 1, None, closed="left"), None],
         "metric": [str],
+        **_SPACE_CONSTRAINTS,
     }
 
     def __init__(
-        self, eps: float | None = None, min_samples: int | None = None, metric: str = "euclidean"
+        self,
+        eps: float | None = None,
+        min_samples: int | None = None,
+        metric: str = "euclidean",
+        space: str = "auto",
+        n_components: int = DENSITY_DIMS,
+        random_state: Any = None,
     ) -> None:
         self.eps = eps
         self.min_samples = min_samples
         self.metric = metric
+        self.space = space
+        self.n_components = n_components
+        self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: object = None) -> AutoEpsDBSCAN:
         self._validate_params()
         X = fit_input(self, X)
+        X, self.space_ = density_space(X, self.space, self.n_components, self.random_state)
         min_samples = self.min_samples
         if min_samples is None:
             min_samples = int(np.clip(2 * X.shape[1], 5, 50))
@@ -323,6 +403,54 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         self.min_samples_ = min_samples
         self.dbscan_ = DBSCAN(eps=eps, min_samples=min_samples, metric=self.metric).fit(X)
         self.labels_ = self.dbscan_.labels_
+        return self
+
+
+class DensityHDBSCAN(ClusterMixin, BaseEstimator):
+    """HDBSCAN (scikit-learn's) run where density means something (:func:`density_space`).
+
+    Args:
+        min_cluster_size: the smallest group that counts as a cluster.
+        min_samples: the neighbourhood of a core point; None: ``min_cluster_size``.
+        space: where density is measured (:data:`DENSITY_SPACES`).
+        n_components: the dimensions of a reduced space.
+        random_state: seed of the reduction.
+
+    Attributes:
+        labels_: cluster labels, -1 for noise.
+        space_: the space it ran in: ``input``, ``pca(d)`` or ``umap(d)``.
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "min_cluster_size": [Interval(Integral, 2, None, closed="left")],
+        "min_samples": [Interval(Integral, 1, None, closed="left"), None],
+        **_SPACE_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        min_cluster_size: int = 25,
+        min_samples: int | None = None,
+        space: str = "auto",
+        n_components: int = DENSITY_DIMS,
+        random_state: Any = None,
+    ) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.space = space
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> DensityHDBSCAN:
+        self._validate_params()
+        X = fit_input(self, X, min_samples=2)
+        Z, self.space_ = density_space(X, self.space, self.n_components, self.random_state)
+        self.hdbscan_ = HDBSCAN(
+            min_cluster_size=min(int(self.min_cluster_size), len(Z)),
+            min_samples=None if self.min_samples is None else min(int(self.min_samples), len(Z)),
+            copy=True,
+        ).fit(Z)
+        self.labels_ = self.hdbscan_.labels_
         return self
 
 

@@ -23,7 +23,7 @@ from deepseg import (
     PCAKMeans,
     VaDE,
 )
-from deepseg.baselines import LimitedAgglomerative, LimitedSpectral
+from deepseg.baselines import DensityHDBSCAN, LimitedAgglomerative, LimitedSpectral
 from deepseg.refine import SelfTraining
 
 #: the smallest network and budget that still runs every phase of a deep fit
@@ -36,7 +36,9 @@ TINY = {
 ESTIMATORS = [
     GMMClusterer(n_clusters=3, random_state=0),
     PCAKMeans(n_clusters=3, n_init=1, random_state=0),
-    AutoEpsDBSCAN(),
+    AutoEpsDBSCAN(space="pca", random_state=0),
+    # space="pca": the checks' inputs are narrow, and UMAP's first call compiles for seconds
+    DensityHDBSCAN(min_cluster_size=5, space="pca", random_state=0),
     LimitedAgglomerative(n_clusters=3),
     LimitedSpectral(n_clusters=3, random_state=0),
     DEC(n_clusters=3, epochs=1, **TINY),

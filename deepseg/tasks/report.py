@@ -66,11 +66,13 @@ def report_options(node: Mapping[str, Any] | None) -> dict[str, Any]:
 def choose_report_run(
     opts: Mapping[str, Any], methods: list[str], seeds: list[int]
 ) -> tuple[str, int]:
-    """The (method, seed) whose segmentation is reported: the configured one, else the first.
+    """The (method, seed) whose segmentation is reported: the configured one; else ``auto``
+    when it ran (the method deepseg recommends, whose choice the report explains); else the
+    first method.
 
     Never chosen by a metric, so ground-truth labels cannot pick the reported segmentation.
     """
-    method = opts.get("method") or methods[0]
+    method = opts.get("method") or ("auto" if "auto" in methods else methods[0])
     seed = seeds[0] if opts.get("seed") is None else int(opts["seed"])
     if method not in methods:
         raise ValueError(f"report.method='{method}' is not among the methods run: {methods}")

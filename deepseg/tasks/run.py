@@ -386,6 +386,9 @@ def run_one(
     if isinstance(estimator, AutoCluster):  # the candidates, their scores, why the winner won
         selection = estimator.selection()
         row.update(auto_chosen=selection["chosen"], auto_selection=dumps(selection))
+    # a density method: the space it measured density in (input, pca(d), umap(d))
+    if hasattr(estimator, "space_"):
+        row["density_space"] = str(estimator.space_)
     # a deep clustering phase ran: its budget, as it ran (MiniBatchKMeans has an n_steps_ too)
     if all(hasattr(estimator, a) for a in ("n_epochs_", "n_steps_", "stopped_early_")):
         row.update(

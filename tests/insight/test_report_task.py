@@ -300,3 +300,13 @@ def test_same_seed_same_report(tmp_path):
     pages = [(tmp_path / d / "report.html").read_text() for d in ("a", "b")]
     after = [page.split("<h2>Plots</h2>", 1)[1] for page in pages]
     assert after[0] == after[1]
+
+
+def test_the_report_profiles_auto_when_it_ran_unless_told_otherwise():
+    from deepseg.tasks.report import choose_report_run, report_options
+
+    opts = report_options({})
+    assert choose_report_run(opts, ["kmeans", "auto"], [0, 1]) == ("auto", 0)
+    assert choose_report_run(opts, ["kmeans", "gmm"], [0]) == ("kmeans", 0)
+    named = report_options({"method": "kmeans", "seed": 1})
+    assert choose_report_run(named, ["kmeans", "auto"], [0, 1]) == ("kmeans", 1)
