@@ -37,7 +37,7 @@ import torch
 from packaging.version import InvalidVersion, Version
 from torch import nn
 
-import deepseg
+from deepseg._version import __version__
 from deepseg.drift import fingerprint as make_fingerprint
 from deepseg.features.columns import require_columns
 from deepseg.features.pipeline import FeaturePipeline, _jsonable
@@ -270,7 +270,7 @@ def save_bundle(
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "deepseg_version": deepseg.__version__,
+        "deepseg_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "method": method,
         "estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
@@ -362,15 +362,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if manifest["format_version"] != FORMAT_VERSION:
         raise BundleError(
             f"{file}: bundle format version {manifest['format_version']!r} is not supported; "
-            f"this deepseg {deepseg.__version__} reads format version {FORMAT_VERSION}. Use the "
+            f"this deepseg {__version__} reads format version {FORMAT_VERSION}. Use the "
             "deepseg version that wrote it, or retrain."
         )
     written = _version(manifest["deepseg_version"], file)
-    ours = Version(deepseg.__version__)
+    ours = Version(__version__)
     if written.major != ours.major or written > ours:
         raise BundleError(
             f"{file}: written by deepseg {manifest['deepseg_version']}, which is incompatible "
-            f"with this deepseg {deepseg.__version__} (it reads bundles of the same major "
+            f"with this deepseg {__version__} (it reads bundles of the same major "
             "version, not newer than itself)."
         )
     stored = manifest.get("manifest_sha256")

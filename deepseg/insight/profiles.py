@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.features.columns import date_format, numeric_values
-from deepseg.insight.report import human_pair
+from deepseg.insight.wording import human_pair
 
 logger = logging.getLogger(__name__)
 
