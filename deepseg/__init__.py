@@ -31,6 +31,7 @@ _EXPORTS = {
     "GMMClusterer": "deepseg.baselines",
     "PCAKMeans": "deepseg.baselines",
     "AutoEpsDBSCAN": "deepseg.baselines",
+    "DensityHDBSCAN": "deepseg.baselines",
     # data and features
     "Dataset": "deepseg.data.base",
     "ColumnRoles": "deepseg.data.base",
@@ -58,7 +59,7 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
     from deepseg.auto import AutoCluster
-    from deepseg.baselines import AutoEpsDBSCAN, GMMClusterer, PCAKMeans
+    from deepseg.baselines import AutoEpsDBSCAN, DensityHDBSCAN, GMMClusterer, PCAKMeans
     from deepseg.bundle import Segmenter, load, save_bundle
     from deepseg.data.base import ColumnRoles, Dataset
     from deepseg.deep.dcn import DCN

@@ -35,6 +35,7 @@ import copy
 import functools
 import inspect
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AutoCluster",
-    "ConsensusAssignment",
     "agreement_scores",
     "consensus_partition",
     "consensus_score",
@@ -206,7 +206,8 @@ def consensus_partition(
 
 
 class ConsensusAssignment(ClusterMixin, BaseEstimator):
-    """The consensus partition as a fitted estimator (built by :class:`AutoCluster`).
+    """The consensus partition as a fitted estimator (built by :class:`AutoCluster`; not a
+    public estimator: it holds the labels of the rows it was built for).
 
     It has no ``predict``: the consensus is a partition of the rows it was computed on, as
     agglomerative clustering's is, so when it wins, ``deepseg-train`` writes no bundle (a
@@ -420,23 +421,32 @@ def default_candidates() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str,
     return copy.deepcopy(_packaged_candidates())
 
 
+_HYDRA_LOCK = threading.Lock()
+
+
 @functools.cache
 def _packaged_candidates() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+    from hydra.version import VersionBase
     from omegaconf import OmegaConf
 
-    global_hydra = GlobalHydra.instance()
-    saved = global_hydra.hydra  # an application's Hydra, restored below
-    global_hydra.clear()
-    try:
-        with initialize_config_module("deepseg.configs", version_base=None):
-            cfg = compose("train", overrides=["model=auto"])
-        model = OmegaConf.to_container(cfg.model, resolve=True)
-    finally:
-        global_hydra.clear()
-        if saved is not None:
-            global_hydra.initialize(saved)
+    with _HYDRA_LOCK:
+        # Hydra keeps process-wide singletons: an application's (its config loader, its
+        # version_base) are put back as they were, the same objects
+        instances = dict(Singleton._instances)
+        global_hydra, version_base = GlobalHydra.instance(), VersionBase.instance()
+        saved_hydra, saved_base = global_hydra.hydra, version_base.version_base
+        try:
+            global_hydra.clear()
+            with initialize_config_module("deepseg.configs", version_base=None):
+                cfg = compose("train", overrides=["model=auto"])
+            model = OmegaConf.to_container(cfg.model, resolve=True)
+        finally:
+            Singleton._instances = instances
+            global_hydra.hydra = saved_hydra
+            version_base.version_base = saved_base
     assert isinstance(model, dict)
 
     def python_defaults(nodes: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

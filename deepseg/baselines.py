@@ -278,9 +278,8 @@ def knee_point(values: np.ndarray) -> int:
 
 
 #: Where the density methods measure density: ``auto`` (an input wider than ``n_components``
-#: columns goes to UMAP's manifold of that many dimensions, or to its principal components
-#: when umap-learn is not installed; a narrower one stays as it is), ``input``, ``pca`` or
-#: ``umap``.
+#: columns goes to UMAP's manifold of that many dimensions; a narrower one stays as it is),
+#: ``input``, ``pca`` or ``umap``.
 DENSITY_SPACES = ("auto", "input", "pca", "umap")
 #: the dimensions of the reduced space (McInnes' advice for clustering on UMAP: a few, with
 #: ``min_dist=0``)
@@ -295,21 +294,33 @@ def has_umap() -> bool:
 
 
 def density_space(
-    X: np.ndarray, space: str, n_components: int, random_state: Any
+    X: np.ndarray, space: str, n_components: int, random_state: Any, metric: str = "euclidean"
 ) -> tuple[np.ndarray, str]:
     """The rows where a density method runs, and the name of that space.
 
     In high dimension every distance looks alike and density estimates flatten (a DBSCAN
     radius that holds one cluster holds all of them), so an input wider than ``n_components``
     columns is reduced first under ``space="auto"``: to UMAP's manifold (``min_dist=0``, as
-    N2D does) when umap-learn is installed, else to its principal components.
+    N2D does).
+
+    A method given another ``metric`` than Euclidean (cosine, a precomputed matrix) keeps its
+    input under ``auto``: the reduced spaces are Euclidean. Without umap-learn, ``auto`` keeps
+    the input too (principal components measured worse than the raw input nearly everywhere,
+    docs/benchmarks.md).
 
     Returns:
         ``(Z, name)``: the rows in that space and its name, ``input``, ``pca(d)`` or
         ``umap(d)``.
     """
     if space == "auto":
-        space = "input" if X.shape[1] <= n_components else ("umap" if has_umap() else "pca")
+        wide = X.shape[1] > n_components and metric == "euclidean"
+        if wide and not has_umap():
+            logger.warning(
+                "Density measured on the %d input columns: umap-learn is not installed "
+                "(pip install umap-learn) for the 5-dimensional space.",
+                X.shape[1],
+            )
+        space = "umap" if wide and has_umap() else "input"
     if space == "input":
         return X, "input"
     dims = max(1, min(int(n_components), X.shape[1], X.shape[0] - 1))
@@ -317,10 +328,7 @@ def density_space(
         seed = check_random_state(random_state).randint(2**31 - 1)
         return PCA(n_components=dims, random_state=seed).fit_transform(X), f"pca({dims})"
     if not has_umap():
-        raise ImportError(
-            "space='umap' needs the optional 'umap' extra: pip install 'deepseg[umap]' (or use "
-            "space='pca')"
-        )
+        raise ImportError("space='umap' needs umap-learn: pip install umap-learn")
     import umap
 
     seed = None if random_state is None else check_random_state(random_state).randint(2**31 - 1)
@@ -351,7 +359,8 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         metric: distance metric.
         space: where density is measured (:data:`DENSITY_SPACES`, :func:`density_space`).
         n_components: the dimensions of a reduced space.
-        random_state: seed of the reduction.
+        random_state: seed of the reduction (0: the same labels every run, as DBSCAN without a
+            reduction; None: an unseeded, parallel UMAP).
 
     Attributes:
         eps_: the radius used.
@@ -373,7 +382,7 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
         metric: str = "euclidean",
         space: str = "auto",
         n_components: int = DENSITY_DIMS,
-        random_state: Any = None,
+        random_state: Any = 0,
     ) -> None:
         self.eps = eps
         self.min_samples = min_samples
@@ -385,7 +394,9 @@ class AutoEpsDBSCAN(ClusterMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: object = None) -> AutoEpsDBSCAN:
         self._validate_params()
         X = fit_input(self, X)
-        X, self.space_ = density_space(X, self.space, self.n_components, self.random_state)
+        X, self.space_ = density_space(
+            X, self.space, self.n_components, self.random_state, self.metric
+        )
         min_samples = self.min_samples
         if min_samples is None:
             min_samples = int(np.clip(2 * X.shape[1], 5, 50))
@@ -414,7 +425,8 @@ class DensityHDBSCAN(ClusterMixin, BaseEstimator):
         min_samples: the neighbourhood of a core point; None: ``min_cluster_size``.
         space: where density is measured (:data:`DENSITY_SPACES`).
         n_components: the dimensions of a reduced space.
-        random_state: seed of the reduction.
+        random_state: seed of the reduction (0: the same labels every run, as DBSCAN without a
+            reduction; None: an unseeded, parallel UMAP).
 
     Attributes:
         labels_: cluster labels, -1 for noise.
@@ -433,7 +445,7 @@ class DensityHDBSCAN(ClusterMixin, BaseEstimator):
         min_samples: int | None = None,
         space: str = "auto",
         n_components: int = DENSITY_DIMS,
-        random_state: Any = None,
+        random_state: Any = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples

@@ -35,20 +35,33 @@ N_CLUSTERS = [Interval(Integral, 1, None, closed="left")]
 SEED = [Interval(Integral, 0, None, closed="left"), None]
 
 
-def fit_input(
-    estimator: Any, X: Any, *, dtype: Any = np.float64, min_samples: int = 1
-) -> np.ndarray:
-    """``X`` checked for ``fit``: a dense, finite 2-D float array with at least
+#: float64, or float32 kept as it is (a float32 matrix is not copied to float64)
+FLOATS = (np.float64, np.float32)
+
+
+def fit_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, min_samples: int = 1) -> np.ndarray:
+    """``X`` checked for ``fit``: a dense, finite, C-contiguous 2-D float array with at least
     ``min_samples`` rows; sets ``n_features_in_`` (and ``feature_names_in_``)."""
     return validate_data(
-        estimator, X, reset=True, accept_sparse=False, dtype=dtype, ensure_min_samples=min_samples
+        estimator,
+        X,
+        reset=True,
+        accept_sparse=False,
+        dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
+        order="C",
+        ensure_min_samples=min_samples,
     )
 
 
-def new_input(
-    estimator: Any, X: Any, *, dtype: Any = np.float64, fitted: Any = None
-) -> np.ndarray:
+def new_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, fitted: Any = None) -> np.ndarray:
     """``X`` checked for ``predict`` / ``transform`` of a fitted estimator: the same checks,
     and the width (and column names) seen in ``fit``."""
     check_is_fitted(estimator, fitted)
-    return validate_data(estimator, X, reset=False, accept_sparse=False, dtype=dtype)
+    return validate_data(
+        estimator,
+        X,
+        reset=False,
+        accept_sparse=False,
+        dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
+        order="C",
+    )

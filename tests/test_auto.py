@@ -458,3 +458,20 @@ def test_topics_of_very_unequal_sizes_go_to_the_cosine_candidate():
     assert auto.chosen_ == "agglomerative_cosine"
     assert acc(y, auto.labels_) >= 0.95
     assert acc(y, auto.candidate_labels_["kmeans"]) <= 0.7
+
+
+def test_the_packaged_candidates_leave_an_applications_hydra_as_it_was(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from deepseg.auto import _packaged_candidates, default_candidates
+
+    (tmp_path / "app.yaml").write_text("greeting: hello\n")
+    _packaged_candidates.cache_clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        before = GlobalHydra.instance()
+        candidates, cosine = default_candidates()
+        assert "kmeans" in candidates and "agglomerative_cosine" in cosine
+        assert GlobalHydra.instance() is before and before.is_initialized()
+        assert compose("app").greeting == "hello"  # the application's own configs
+    assert not GlobalHydra.instance().is_initialized()

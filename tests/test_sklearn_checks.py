@@ -37,8 +37,8 @@ ESTIMATORS = [
     GMMClusterer(n_clusters=3, random_state=0),
     PCAKMeans(n_clusters=3, n_init=1, random_state=0),
     AutoEpsDBSCAN(space="pca", random_state=0),
-    # space="pca": the checks' inputs are narrow, and UMAP's first call compiles for seconds
-    DensityHDBSCAN(min_cluster_size=5, space="pca", random_state=0),
+    DensityHDBSCAN(min_cluster_size=5),  # the default space: UMAP above 5 columns
+    DensityHDBSCAN(min_cluster_size=5, space="pca"),
     LimitedAgglomerative(n_clusters=3),
     LimitedSpectral(n_clusters=3, random_state=0),
     DEC(n_clusters=3, epochs=1, **TINY),

@@ -107,7 +107,7 @@ class DEC(DeepClusterer):
             IDEC uses 10).
         init: first centres: "kmeans" (K-Means in the embedding, as in the paper) or "umap"
             (means of the clusters that UMAP + a Gaussian mixture find in the embedding, as
-            N2D; needs the 'umap' extra).
+            N2D).
         autoencoder, pretrain, trainer, pretrained, encoder_from, freeze_encoder, random_state:
             the options every deep method shares (see :mod:`deepseg.deep.estimator`).
     """

@@ -114,7 +114,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Raises:
             ValueError: naming the parameter, the expectation and the value.
-            ImportError: when ``init="umap"`` (or N2D) needs the missing umap extra.
+            ImportError: when ``init="umap"`` (or N2D) needs umap-learn, missing.
         """
         P.validate(self)
         name = type(self).__name__

@@ -28,7 +28,7 @@ def require_umap() -> Any:
         import umap
     except ImportError as err:
         raise ImportError(
-            "n2d and init='umap' need the optional 'umap' extra: pip install 'deepseg[umap]'"
+            "n2d and init='umap' need umap-learn (a dependency of deepseg): pip install umap-learn"
         ) from err
     return umap
 

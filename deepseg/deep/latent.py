@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.cluster import KMeans
 from sklearn.pipeline import Pipeline
@@ -30,6 +31,12 @@ N2D_REASON = (
     "its bundle keeps the encoder (transform / deepseg-embed) but cannot predict. Refit n2d, or "
     "use the embedding with another method."
 )
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """One hashable bytes key per row of a float32 matrix (its exact bit pattern)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -162,6 +169,7 @@ class N2D(LatentClusterer):
         self.umap_ = self.latent_model_.named_steps["umap"]
         self.gmm_ = self.latent_model_.named_steps["gmm"]
         self.embedding_ = np.asarray(self.umap_.embedding_)
+        self._row_index = None  # the training rows' lookup, built on first use
         return out
 
     def transform(self, X: Any) -> np.ndarray:
@@ -173,11 +181,17 @@ class N2D(LatentClusterer):
         fitted UMAP position, whatever the order or company of the rows, and only the other
         rows go through ``umap_.transform``."""
         check_is_fitted(self, "latent_model_")
-        train = np.asarray(self.umap_._raw_data, dtype=np.float32)
         if getattr(self, "_row_index", None) is None:
-            self._row_index = {row.tobytes(): i for i, row in enumerate(train)}
+            self._row_index = pd.Index(_row_keys(np.asarray(self.umap_._raw_data)))
         z = np.ascontiguousarray(z, dtype=np.float32)
-        found = np.array([self._row_index.get(row.tobytes(), -1) for row in z], dtype=np.int64)
+        # duplicate training rows: get_indexer needs unique keys; any copy's position will do
+        index = self._row_index
+        positions = np.arange(len(index))
+        if not index.is_unique:
+            first = ~index.duplicated(keep="first")
+            index, positions = index[first], positions[first]
+        hit = index.get_indexer(_row_keys(z))
+        found = np.where(hit >= 0, positions[np.maximum(hit, 0)], -1)
         mapped = np.empty((len(z), self.embedding_.shape[1]), dtype=np.float64)
         known = found >= 0
         mapped[known] = self.embedding_[found[known]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -195,6 +196,11 @@ def make_trainer(
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: tuple[list[int], list[Any]] | None = None
+
+
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's banners and tips follow deepseg's logging level: shown when the
@@ -202,20 +208,34 @@ def quiet_lightning() -> Iterator[None]:
     level=logging.INFO)``), kept out of the terminal otherwise (a fit from Python prints
     nothing). Lightning's own warnings about a torch internal are never shown: nothing a
     user can act on. Warnings and errors still pass.
+
+    Fits may overlap (threads): the first to enter saves the loggers' levels and the warning
+    filters, the last to leave puts them back.
     """
-    loud = logging.getLogger("deepseg").isEnabledFor(logging.INFO)
+    global _quiet_depth, _quiet_saved
     loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
-    saved = [lg.level for lg in loggers]
-    if not loud:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _quiet_saved = ([lg.level for lg in loggers], list(warnings.filters))
+            if not logging.getLogger("deepseg").isEnabledFor(logging.INFO):
+                for lg in loggers:
+                    lg.setLevel(logging.WARNING)
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-            yield
+        _quiet_depth += 1
+    try:
+        yield
     finally:
-        for lg, level in zip(loggers, saved, strict=True):
-            lg.setLevel(level)
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                levels, filters = _quiet_saved
+                for lg, level in zip(loggers, levels, strict=True):
+                    lg.setLevel(level)
+                warnings.filters[:] = filters
+                mutated = getattr(warnings, "_filters_mutated", None)  # CPython's cache reset
+                if callable(mutated):
+                    mutated()
+                _quiet_saved = None
 
 
 def capture_step(trainer: Mapping[str, Any] | None) -> bool:

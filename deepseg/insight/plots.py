@@ -222,7 +222,9 @@ def map_2d(
         try:
             import umap
         except ImportError:
-            raise ImportError("The UMAP map needs umap-learn: pip install -e '.[umap]'.") from None
+            raise ImportError(
+                "The UMAP map needs umap-learn: pip install umap-learn (a dependency of deepseg)."
+            ) from None
     if used in ("umap", "tsne") and Xs.shape[0] <= 15:
         used = "pca"  # too few points for a neighbour graph
     if used == "umap":
