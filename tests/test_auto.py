@@ -428,13 +428,15 @@ def test_one_hot_codes_share_a_norm_but_are_not_directions():
     assert resolve_geometry(unit / np.linalg.norm(unit, axis=1, keepdims=True), "auto") == "cosine"
 
 
-def test_a_sample_of_one_cluster_scores_minus_one():
-    from deepseg.auto import SILHOUETTE_SAMPLE, cosine_silhouette
+def test_a_sample_of_one_cluster_scores_minus_one(monkeypatch):
+    import deepseg.auto as auto_module
+    from deepseg.auto import cosine_silhouette
 
+    monkeypatch.setattr(auto_module, "SILHOUETTE_SAMPLE", 100)  # the rule, not its size
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(SILHOUETTE_SAMPLE + 2000, 4)).astype(np.float32)
+    X = rng.normal(size=(600, 4)).astype(np.float32)
     labels = np.zeros(len(X), dtype=int)
-    labels[0] = 1  # a singleton: most samples of 10,000 rows miss it
+    labels[0] = 1  # a singleton: 5 samples of 100 rows in 6 miss it
     scores = {cosine_silhouette(X, labels, seed) for seed in range(8)}
     assert -1.0 in scores
 
