@@ -13,17 +13,18 @@ manifold (n2d; dec/idec with ``init=umap``). Members of one family vote as a blo
 * ``consensus`` (on by default) adds one more candidate, the consensus partition of the
   others with every family weighing the same (:func:`consensus_partition`); it is scored
   against them and votes in no one's score;
-* the default criterion ``anchor_agreement`` keeps the first classic candidate (K-Means)
+* the rule (:func:`choose`, ``anchor_agreement``) keeps the first classic candidate (K-Means)
   unless the candidate that agrees most beats it by at least ``margin``, a threshold chosen
   leave-one-dataset-out on the development suite (``scripts/bench_auto_lodo.py``,
-  docs/benchmarks.md); ``safe_agreement`` (against the best classic candidate),
-  ``agreement`` (the plain mean NMI) and ``family_agreement`` (one vote per family) are the
-  alternatives measured there;
+  docs/benchmarks.md); the rules it was measured against (``safe_agreement``, ``agreement``,
+  ``family_agreement``) live in that script, not here;
 * ``stand_in`` (on by default): when the consensus wins, the real candidate nearest to it
   (the highest NMI with it, :func:`nearest_to`) is returned in its place, so the result is
   always one method's own partition, with its ``predict`` and its bundle.
 
-The results row and the report give the decision's margin: how far the runner-up was.
+Scoring (:func:`score_candidates`), the decision (:func:`choose`) and its explanation
+(:func:`explain_choice`) are separate functions, shared with the benchmark scripts. The results
+row and the report give the decision's margin: how far the runner-up was.
 
 The deep candidates that share their autoencoder options are pretrained once, as in the
 benchmark.
@@ -60,21 +61,25 @@ __all__ = [
     "consensus_score",
     "cosine_silhouette",
     "default_candidates",
-    "family_agreement_scores",
+    "explain_choice",
     "family_of",
+    "highest",
     "nearest_to",
     "resolve_geometry",
+    "score_candidates",
     "shared_autoencoder",
 ]
 
-CRITERIA = ("anchor_agreement", "safe_agreement", "agreement", "family_agreement")
+#: the rule that chooses on Euclidean geometry; the alternatives it was measured against live in
+#: scripts/bench_auto_lodo.py (docs/benchmarks.md)
+RULE = "anchor_agreement"
 #: ``auto``: cosine on directions (every row of the same norm), else euclidean
 GEOMETRIES = ("auto", "euclidean", "cosine")
 #: rows whose norms differ by less than this share are directions (cosine geometry)
 UNIT_NORM_TOLERANCE = 1e-3
 #: the silhouette of a larger input is computed on a seeded sample of this many rows
 SILHOUETTE_SAMPLE = 10000
-#: the family of the classic methods on the raw features: the safe default of safe_agreement
+#: the family of the classic methods on the raw features, where the anchor comes from
 CLASSIC = "raw"
 CONSENSUS = "consensus"
 _LATENT = {"AEKMeans", "AEGMM", "DEC", "IDEC", "DCN", "VaDE"}
@@ -141,38 +146,6 @@ def family_of(name: str, node: Mapping[str, Any] | None) -> str:
     return "latent"
 
 
-def family_agreement_scores(
-    partitions: Mapping[str, np.ndarray], families: Mapping[str, str]
-) -> dict[str, float]:
-    """Each partition's agreement with the other families, one vote per family.
-
-    A partition's mean NMI with the members of each other family is averaged over those
-    families: agreement counts only where another space corroborates it, and a family of
-    near-identical partitions votes once. When all partitions are of one family, it is the
-    plain mean NMI with the others; a partition alone gets 1.0.
-
-    >>> a, b, c = [0, 0, 1, 1], [0, 0, 1, 1], [0, 1, 0, 1]
-    >>> s = family_agreement_scores({"a": a, "b": b, "c": c}, {"a": "x", "b": "y", "c": "y"})
-    >>> {k: round(v, 3) for k, v in s.items()}
-    {'a': 0.5, 'b': 1.0, 'c': 0.0}
-    """
-    names, matrix = _nmi_matrix(partitions)
-    if len(names) == 1:
-        return {names[0]: 1.0}
-    if len({families[n] for n in names}) == 1:
-        return agreement_scores(partitions)
-    out = {}
-    for i, name in enumerate(names):
-        votes = []
-        for family in dict.fromkeys(families[n] for n in names):
-            if family == families[name]:
-                continue
-            members = [j for j, n in enumerate(names) if families[n] == family]
-            votes.append(float(matrix[i, members].mean()))
-        out[name] = float(np.mean(votes))
-    return out
-
-
 def consensus_partition(
     partitions: Mapping[str, np.ndarray],
     families: Mapping[str, str],
@@ -231,47 +204,98 @@ class ConsensusAssignment(ClusterMixin, BaseEstimator):
 TOLERANCE = 1e-9
 
 
+def highest(scores: Mapping[str, float], order: list[str]) -> tuple[str, str]:
+    """The candidate with the highest score and the next one (ties: the first listed)."""
+    names = [n for n in order if n in scores]
+
+    def best(among: list[str]) -> str:
+        return max(among, key=lambda n: (scores[n], -order.index(n)))
+
+    top = best(names)
+    rest = [n for n in names if n != top]
+    return top, best(rest) if rest else top
+
+
 def choose(
     scores: Mapping[str, float],
     families: Mapping[str, str],
-    criterion: str,
     margin: float,
     order: list[str],
 ) -> tuple[str, str, str]:
-    """The winner among scored candidates, the runner-up, and which rule decided.
+    """The winner among scored candidates, the runner-up, and how the rule decided.
 
-    ``safe_agreement``: the best classic candidate, unless the best of the other families
-    exceeds it by at least ``margin``; then that one (the runner-up is the best of the other
-    side). ``anchor_agreement``: the first classic candidate listed (kmeans by default),
-    unless the highest score exceeds its own by at least ``margin``. Both fall back to the
-    highest score when one side is missing. ``agreement`` and ``family_agreement``: the
-    highest score; the runner-up is the second highest. Ties go to the candidate listed first.
+    The anchor is the first classic candidate listed (kmeans by default): it is kept unless the
+    highest score exceeds its own by at least ``margin``. Without a classic candidate, the
+    highest score wins. Ties go to the candidate listed first.
 
     Returns:
-        (winner, runner-up, how): how is ``kept`` (the classic side stayed), ``left`` (another
-        cleared the margin), ``highest`` (the highest score) or ``alone`` (one candidate).
+        (winner, runner-up, how): how is ``kept`` (the anchor stayed), ``left`` (another
+        cleared the margin), ``highest`` (no anchor: the highest score) or ``alone`` (one
+        candidate).
+
+    >>> fam = {"kmeans": "raw", "dec": "latent"}
+    >>> choose({"kmeans": 0.50, "dec": 0.52}, fam, 0.05, ["kmeans", "dec"])
+    ('kmeans', 'dec', 'kept')
+    >>> choose({"kmeans": 0.50, "dec": 0.60}, fam, 0.05, ["kmeans", "dec"])
+    ('dec', 'kmeans', 'left')
     """
-
-    def best(names: list[str]) -> str:
-        return max(names, key=lambda n: (scores[n], -order.index(n)))
-
     names = [n for n in order if n in scores]
     if len(names) == 1:
         return names[0], names[0], "alone"
     classic = [n for n in names if families[n] == CLASSIC]
-    other = [n for n in names if families[n] != CLASSIC]
-    if criterion == "anchor_agreement" and classic:
-        anchor, top = classic[0], best(names)
-        if top != anchor and scores[top] - scores[anchor] >= margin - TOLERANCE:
-            return top, anchor, "left"
-        return anchor, best([n for n in names if n != anchor]), "kept"
-    if criterion == "safe_agreement" and classic and other:
-        safe, bold = best(classic), best(other)
-        if scores[bold] - scores[safe] >= margin - TOLERANCE:
-            return bold, safe, "left"
-        return safe, bold, "kept"
-    winner = best(names)
-    return winner, best([n for n in names if n != winner]), "highest"
+    if not classic:
+        return (*highest(scores, names), "highest")
+    anchor, (top, _) = classic[0], highest(scores, names)
+    if top != anchor and scores[top] - scores[anchor] >= margin - TOLERANCE:
+        return top, anchor, "left"
+    return anchor, highest(scores, [n for n in names if n != anchor])[0], "kept"
+
+
+def score_candidates(
+    partitions: Mapping[str, np.ndarray], consensus: np.ndarray | None = None
+) -> dict[str, float]:
+    """Each candidate's agreement (mean NMI with the other candidates), and the consensus's
+    (its mean NMI with the candidates: it is scored, it votes in no one's score)."""
+    scores = agreement_scores(partitions)
+    if consensus is not None:
+        scores[CONSENSUS] = consensus_score(consensus, partitions)
+    return scores
+
+
+def explain_choice(
+    chosen: str,
+    runner: str,
+    how: str,
+    scores: Mapping[str, float],
+    families: Mapping[str, str],
+    margin: float,
+    stood_in: str | None = None,
+    stood_in_nmi: float | None = None,
+) -> str:
+    """One sentence a user can check: who won, against whom, by how much, and why."""
+    what = "agreement (mean NMI with the other candidates)"
+    score, runner_score = scores[chosen], scores[runner]
+    anchor = "the anchor (the first classic candidate)"
+    if how == "alone":
+        why = f"{chosen} is the only candidate"
+    elif how == "kept":
+        why = (
+            f"{chosen} is {anchor} ({what} {score:.3f}); the best other, {runner} "
+            f"({runner_score:.3f}), does not clear it by the margin {margin:g}"
+        )
+    elif how == "left":
+        why = (
+            f"{chosen} ({families[chosen]}, {what} {score:.3f}) beats {anchor}, "
+            f"{runner}, by {score - runner_score:.3f}, at least the margin {margin:g}"
+        )
+    else:
+        why = f"{chosen} has the highest {what}, {score:.3f}; next {runner} ({runner_score:.3f})"
+    if stood_in is not None:
+        why += (
+            f"; {stood_in}, the candidate nearest to the consensus (NMI {stood_in_nmi:.3f}), "
+            "stands in for it"
+        )
+    return why
 
 
 def resolve_geometry(X: np.ndarray, geometry: str) -> str:
@@ -465,13 +489,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         candidates: ``{name: config node}``; each node has a ``_target_`` (an estimator class)
             and its keyword arguments. None: the packaged candidates of
             ``configs/model/auto.yaml`` (:func:`default_candidates`).
-        criterion: the label-free choice: ``anchor_agreement`` (the first classic candidate
-            unless the one that agrees most beats it by ``margin``), ``safe_agreement`` (the
-            best classic candidate unless one of another family agrees more by ``margin``),
-            ``agreement`` (the highest mean NMI with the other partitions) or
-            ``family_agreement`` (the same, one vote per family).
-        margin: how much more agreement a challenger needs (``anchor_agreement`` and
-            ``safe_agreement`` only).
+        margin: how much more agreement (mean NMI) than the anchor, the first classic
+            candidate, another candidate needs to be chosen (:func:`choose`).
         consensus: add the consensus partition of the candidates as one more candidate.
         stand_in: when the consensus wins, return the candidate nearest to it instead.
         random_state: the seed every candidate is fitted with.
@@ -495,11 +514,11 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         candidates_: ``{name: fitted estimator}`` of every candidate that fitted.
         candidate_labels_: ``{name: labels}`` of those candidates.
         families_: ``{name: family}`` (:func:`family_of`).
-        scores_: ``{name: label-free score}`` under the criterion.
+        scores_: ``{name: label-free score}``: agreement, or the cosine silhouette on
+            directions.
         runner_up_: the candidate the decision was closest to.
-        decision_margin_: the winner's score minus the runner-up's (for ``safe_agreement``
-            negative when the classic candidate was kept against a higher score that did not
-            clear ``margin``).
+        decision_margin_: the winner's score minus the runner-up's (negative when the anchor
+            was kept against a higher score that did not clear ``margin``).
         failed_: ``{name: error}`` of the candidates that failed.
         reason_: one sentence on why the winner won.
     """
@@ -507,7 +526,6 @@ class AutoCluster(ClusterMixin, BaseEstimator):
     _parameter_constraints: dict[str, list[Any]] = {
         "n_clusters": N_CLUSTERS,
         "candidates": [Mapping, None],
-        "criterion": [StrOptions(set(CRITERIA))],
         "margin": [Interval(Real, 0.0, None, closed="left")],
         "consensus": ["boolean"],
         "stand_in": ["boolean"],
@@ -520,7 +538,6 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self,
         n_clusters: int = 8,
         candidates: Mapping[str, Mapping[str, Any]] | None = None,
-        criterion: str = "anchor_agreement",
         margin: float = 0.05,
         consensus: bool = True,
         stand_in: bool = True,
@@ -532,7 +549,6 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.candidates = candidates
         self.geometry = geometry
         self.cosine_candidates = cosine_candidates
-        self.criterion = criterion
         self.margin = margin
         self.consensus = consensus
         self.stand_in = stand_in
@@ -671,11 +687,12 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         return self
 
     def _choose(self, X: np.ndarray, seed: int, order: list[str]) -> None:
-        """Score the fitted candidates (and their consensus), pick the winner."""
+        """Score the fitted candidates (and their consensus), decide, explain."""
         nodes = self._nodes()
         self.families_ = {n: family_of(n, nodes[n]) for n in self.candidate_labels_}
         base = dict(self.candidate_labels_)  # the candidates that vote
         order = [n for n in order if n in base]
+        consensus = None
         if self.consensus and len(base) > 1:
             start = time.perf_counter()
             try:
@@ -685,61 +702,25 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 self.failed_[CONSENSUS] = f"{type(exc).__name__}: {exc}"
             else:
                 self.candidates_[CONSENSUS] = ConsensusAssignment(labels).fit(X)
-                self.candidate_labels_[CONSENSUS] = self.candidates_[CONSENSUS].labels_
+                consensus = self.candidates_[CONSENSUS].labels_
+                self.candidate_labels_[CONSENSUS] = consensus
                 self.candidate_seconds_[CONSENSUS] = time.perf_counter() - start
                 self.families_[CONSENSUS] = CONSENSUS
                 order = [*order, CONSENSUS]
-        if self.criterion == "family_agreement":
-            self.scores_ = family_agreement_scores(base, self.families_)
-            what = "agreement with the other families (one vote per family)"
-        else:
-            self.scores_ = agreement_scores(base)
-            what = "agreement (mean NMI with the other candidates)"
-        if CONSENSUS in self.candidate_labels_:  # scored against the candidates, votes in none
-            cons = self.candidate_labels_[CONSENSUS]
-            if self.criterion == "family_agreement":  # its mean over the families' means
-                both = family_agreement_scores({**base, CONSENSUS: cons}, self.families_)
-                self.scores_[CONSENSUS] = both[CONSENSUS]
-            else:
-                self.scores_[CONSENSUS] = consensus_score(cons, base)
+        self.scores_ = score_candidates(base, consensus)
         margin = float(self.margin)
-        self.chosen_, self.runner_up_, how = choose(
-            self.scores_, self.families_, self.criterion, margin, order
-        )
-        self.decision_how_ = how
-        self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
-        chosen, runner = self.chosen_, self.runner_up_
+        chosen, runner, how = choose(self.scores_, self.families_, margin, order)
+        self.chosen_, self.runner_up_, self.decision_how_ = chosen, runner, how
+        self.decision_margin_ = self.scores_[chosen] - self.scores_[runner]
         self.stood_in_: dict[str, float] | None = None
         if chosen == CONSENSUS and self.stand_in and len(base) > 0:
             self.chosen_, self.stood_in_ = nearest_to(self.candidate_labels_[CONSENSUS], base,
                                                       order)  # fmt: skip
-        score, runner_score = self.scores_[chosen], self.scores_[runner]
-        side = {
-            "safe_agreement": "the best classic candidate",
-            "anchor_agreement": "the anchor (the first classic candidate)",
-        }.get(self.criterion, "")
-        if how == "alone":
-            why = f"{chosen} is the only candidate"
-        elif how == "kept":
-            why = (
-                f"{chosen} is {side} ({what} {score:.3f}); the best other, {runner} "
-                f"({runner_score:.3f}), does not clear it by the margin {margin:g}"
-            )
-        elif how == "left":
-            why = (
-                f"{chosen} ({self.families_[chosen]}, {what} {score:.3f}) beats {side}, "
-                f"{runner}, by {self.decision_margin_:.3f}, at least the margin {margin:g}"
-            )
-        else:
-            why = (
-                f"{chosen} has the highest {what}, {score:.3f}; next {runner} ({runner_score:.3f})"
-            )
-        if self.stood_in_ is not None:
-            why += (
-                f"; {self.chosen_}, the candidate nearest to the consensus (NMI "
-                f"{self.stood_in_[self.chosen_]:.3f}), stands in for it"
-            )
-        self.reason_ = why
+        self.reason_ = explain_choice(
+            chosen, runner, how, self.scores_, self.families_, margin,
+            stood_in=None if self.stood_in_ is None else self.chosen_,
+            stood_in_nmi=None if self.stood_in_ is None else self.stood_in_[self.chosen_],
+        )  # fmt: skip
 
     def _choose_by_silhouette(
         self, X: np.ndarray, seed: int, order: list[str], nodes: Mapping[str, Any]
@@ -753,10 +734,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         order = [n for n in order if n in self.candidate_labels_]
         self.families_ = {n: family_of(n, nodes[n]) for n in order}
         self.scores_ = {n: cosine_silhouette(X, self.candidate_labels_[n], seed) for n in order}
-        self.chosen_, self.runner_up_, how = choose(
-            self.scores_, self.families_, "agreement", 0.0, order
-        )
-        self.decision_how_ = "silhouette" if how == "highest" else how
+        self.chosen_, self.runner_up_ = highest(self.scores_, order)
+        how = "alone" if len(order) == 1 else "silhouette"
+        self.decision_how_ = how
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
         self.stood_in_ = None
         if how == "alone":
@@ -812,7 +792,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """The choice as plain data: candidates, their scores and times, the winner, why."""
         check_is_fitted(self, "chosen_")
         return {
-            "criterion": "cosine_silhouette" if self.geometry_ == "cosine" else self.criterion,
+            "criterion": "cosine_silhouette" if self.geometry_ == "cosine" else RULE,
             "geometry": self.geometry_,
             # on directions the silhouette decides alone: no margin is asked
             "margin": None if self.geometry_ == "cosine" else float(self.margin),

@@ -37,14 +37,16 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 
 from deepseg.auto import (
+    CLASSIC,
     CONSENSUS,
-    agreement_scores,
+    TOLERANCE,
+    _nmi_matrix,
     choose,
     consensus_partition,
-    consensus_score,
-    family_agreement_scores,
     family_of,
+    highest,
     nearest_to,
+    score_candidates,
 )
 from deepseg.cli.common import config_dir
 from deepseg.metrics import acc
@@ -57,6 +59,49 @@ MARGINS = [0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 1.0]
 #: the synthetic sets of the development suite; the others are the real ones the issue scores
 SYNTHETIC = {"synthetic_customers", "atom", "chainlink", "hepta", "tetra", "mk3", "mk4",
              "trapped_lovers"}  # fmt: skip
+
+
+def family_agreement_scores(
+    partitions: dict[str, np.ndarray], families: dict[str, str]
+) -> dict[str, float]:
+    """Each partition's agreement with the other families, one vote per family (a rule that
+    lost the held-out comparison; ``deepseg.auto`` keeps only the one that won).
+
+    A partition's mean NMI with the members of each other family is averaged over those
+    families; all of one family: the plain mean NMI; a partition alone gets 1.0.
+    """
+    names, matrix = _nmi_matrix(partitions)
+    if len(names) == 1:
+        return {names[0]: 1.0}
+    if len({families[n] for n in names}) == 1:
+        return score_candidates(partitions)
+    out = {}
+    for i, name in enumerate(names):
+        votes = []
+        for family in dict.fromkeys(families[n] for n in names):
+            if family == families[name]:
+                continue
+            members = [j for j, n in enumerate(names) if families[n] == family]
+            votes.append(float(matrix[i, members].mean()))
+        out[name] = float(np.mean(votes))
+    return out
+
+
+def choose_variant(
+    scores: dict[str, float], families: dict[str, str], rule: str, margin: float, order: list[str]
+) -> str:
+    """The candidate a rule picks: ``anchor_agreement`` (deepseg.auto's), ``safe_agreement``
+    (the best classic candidate unless the best of the other families beats it by ``margin``)
+    or ``agreement`` (the highest score)."""
+    if rule == "anchor_agreement":
+        return choose(scores, families, margin, order)[0]
+    names = [n for n in order if n in scores]
+    classic = [n for n in names if families[n] == CLASSIC]
+    other = [n for n in names if families[n] != CLASSIC]
+    if rule == "safe_agreement" and classic and other:
+        safe, bold = highest(scores, classic)[0], highest(scores, other)[0]
+        return bold if scores[bold] - scores[safe] >= margin - TOLERANCE else safe
+    return highest(scores, names)[0]
 
 
 def families_for(names: list[str]) -> dict[str, str]:
@@ -79,24 +124,24 @@ def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: 
     """The candidate each rule picks for one dataset and seed, as AutoCluster scores them."""
     fam = {n: families[n] for n in parts}
     order = list(parts)
-    plain = agreement_scores(parts)
+    plain = score_candidates(parts)
     by_family = family_agreement_scores(parts, fam)
     if consensus:
         cons = consensus_partition(parts, fam, k, seed)
-        plain[CONSENSUS] = consensus_score(cons, parts)
+        plain = score_candidates(parts, cons)
         both = family_agreement_scores({**parts, CONSENSUS: cons}, {**fam, CONSENSUS: CONSENSUS})
         by_family[CONSENSUS] = both[CONSENSUS]
         parts[CONSENSUS] = cons
         fam[CONSENSUS] = CONSENSUS
         order.append(CONSENSUS)
     out = {
-        "agreement": choose(plain, fam, "agreement", 0.0, order)[0],
-        "family_agreement": choose(by_family, fam, "family_agreement", 0.0, order)[0],
+        "agreement": choose_variant(plain, fam, "agreement", 0.0, order),
+        "family_agreement": choose_variant(by_family, fam, "agreement", 0.0, order),
     }
     for m in MARGINS:
-        out[f"safe_agreement@{m:g}"] = choose(plain, fam, "safe_agreement", m, order)[0]
-        out[f"safe_family@{m:g}"] = choose(by_family, fam, "safe_agreement", m, order)[0]
-        out[f"anchor@{m:g}"] = choose(plain, fam, "anchor_agreement", m, order)[0]
+        out[f"safe_agreement@{m:g}"] = choose_variant(plain, fam, "safe_agreement", m, order)
+        out[f"safe_family@{m:g}"] = choose_variant(by_family, fam, "safe_agreement", m, order)
+        out[f"anchor@{m:g}"] = choose_variant(plain, fam, "anchor_agreement", m, order)
         if consensus:  # the default: the candidate nearest to a winning consensus stands in
             won = out[f"anchor@{m:g}"]
             out[f"stand_in@{m:g}"] = nearest_to(cons, parts, order)[0] if won == CONSENSUS else won

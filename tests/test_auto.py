@@ -13,8 +13,8 @@ from deepseg.auto import (
     agreement_scores,
     choose,
     consensus_partition,
-    family_agreement_scores,
     family_of,
+    highest,
 )
 from deepseg.metrics import acc
 
@@ -80,7 +80,7 @@ def test_agreement_is_the_mean_nmi_with_the_other_partitions():
 def test_the_outlier_partition_loses_and_labels_are_the_winners_own(blobs):
     X, y = blobs
     cands = {"kmeans": KMEANS, "gmm": GMM, "ward": WARD, "halves": SPLIT}
-    est = AutoCluster(4, cands, criterion="agreement", consensus=False, random_state=0).fit(X)
+    est = AutoCluster(4, cands, margin=0.0, consensus=False, random_state=0).fit(X)
     assert set(est.scores_) == {"kmeans", "gmm", "ward", "halves"}
     assert est.chosen_ != "halves"
     assert est.scores_["halves"] == min(est.scores_.values())
@@ -126,7 +126,6 @@ def test_a_candidate_set_to_null_is_left_out(blobs):
     [
         ({"n_clusters": 0}, "'n_clusters' parameter of AutoCluster"),
         ({"candidates": {}}, "'candidates' parameter of AutoCluster"),
-        ({"criterion": "silhouette"}, "'criterion' parameter of AutoCluster"),
         ({"margin": "big"}, "'margin' parameter of AutoCluster"),
         ({"margin": -0.1}, "'margin' parameter of AutoCluster"),
         ({"margin": float("nan")}, "'margin' parameter of AutoCluster"),
@@ -168,22 +167,6 @@ def test_families_of_the_packaged_candidates():
     assert family_of("consensus", None) == "consensus"
 
 
-def test_family_agreement_counts_a_block_of_copies_once():
-    rng = np.random.default_rng(0)
-    p = rng.integers(0, 3, 300)
-    q = rng.integers(0, 3, 300)
-    mixed = np.where(rng.random(300) < 0.5, p, q)  # shares with both
-    parts = {"a": p, "b": p.copy(), "c": p.copy(), "m": mixed, "q": q}
-    fam = {"a": "latent", "b": "latent", "c": "latent", "m": "raw", "q": "manifold"}
-    plain = agreement_scores(parts)
-    by_family = family_agreement_scores(parts, fam)
-    assert max(plain, key=plain.get) in {"a", "b", "c"}  # the block outvotes the others
-    assert max(by_family, key=by_family.get) == "m"  # corroborated by both other families
-    assert by_family["m"] == pytest.approx(
-        np.mean([normalized_mutual_info_score(mixed, p), normalized_mutual_info_score(mixed, q)])
-    )
-
-
 def test_consensus_weighs_every_family_the_same():
     rng = np.random.default_rng(1)
     p = np.repeat(np.arange(3), 100)
@@ -206,26 +189,22 @@ def test_consensus_weighs_every_family_the_same():
     [(0.50, ("kmeans", "dec", "kept")), (0.5499, ("kmeans", "dec", "kept")),
      (0.55, ("dec", "kmeans", "left")), (0.56, ("dec", "kmeans", "left"))],
 )  # fmt: skip
-def test_safe_agreement_leaves_the_classic_family_only_by_the_margin(bold_score, expected):
+def test_the_anchor_is_left_only_by_the_margin(bold_score, expected):
     scores = {"kmeans": 0.50, "gmm": 0.45, "dec": bold_score, "consensus": 0.49}
     fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent", "consensus": "consensus"}
     order = list(scores)
-    assert choose(scores, fam, "safe_agreement", 0.05, order) == expected
-    # the plain criterion takes the highest score, ties to the first listed
-    assert choose(scores, fam, "agreement", 0.05, order)[0] == (
-        "dec" if bold_score > 0.5 else "kmeans"
-    )
+    assert choose(scores, fam, 0.05, order) == expected
+    # the highest score, ties to the first listed
+    assert highest(scores, order)[0] == ("dec" if bold_score > 0.5 else "kmeans")
 
 
 def test_one_sided_choices_fall_back_to_the_highest_score():
     fam = {"kmeans": "raw", "gmm": "raw"}
     scores = {"kmeans": 0.4, "gmm": 0.6}
-    assert choose(scores, fam, "safe_agreement", 0.05, list(fam)) == ("gmm", "kmeans", "highest")
+    assert choose(scores, fam, 0.05, list(fam)) == ("gmm", "kmeans", "left")  # a classic too
     deep = {"dec": "latent", "n2d": "manifold"}
-    assert choose({"dec": 0.3, "n2d": 0.2}, deep, "anchor_agreement", 0.05, list(deep)) == (
-        "dec", "n2d", "highest"
-    )  # fmt: skip
-    assert choose({"dec": 0.3}, deep, "anchor_agreement", 0.05, ["dec"]) == ("dec", "dec", "alone")
+    assert choose({"dec": 0.3, "n2d": 0.2}, deep, 0.05, list(deep)) == ("dec", "n2d", "highest")
+    assert choose({"dec": 0.3}, deep, 0.05, ["dec"]) == ("dec", "dec", "alone")
 
 
 class NoisyKMeans:
@@ -249,7 +228,7 @@ def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
     X, y = blobs
     noisy = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
              for i in range(4)}  # fmt: skip
-    est = AutoCluster(4, noisy, criterion="agreement", stand_in=False, random_state=0).fit(X)
+    est = AutoCluster(4, noisy, margin=0.0, stand_in=False, random_state=0).fit(X)
     # each candidate has 30% of its rows at random; their consensus has almost none
     assert est.chosen_ == "consensus" and est.families_["consensus"] == "consensus"
     # seeded: the consensus 0.94, the candidates about 0.78
@@ -259,9 +238,10 @@ def test_the_consensus_of_noisy_candidates_wins_and_gets_no_bundle(blobs):
         {n: est.candidate_labels_[n] for n in noisy}
     )
     sel = est.selection()
-    assert sel["chosen"] == "consensus" and sel["runner_up"] == est.runner_up_ in noisy
+    # the consensus left the anchor (the first classic candidate) by more than the margin 0
+    assert sel["chosen"] == "consensus" and sel["runner_up"] == est.runner_up_ == "noisy0"
     assert sel["stood_in_for"] is None and est.stood_in_ is None
-    assert sel["decided_by"] == "highest" and sel["segments_found"]["consensus"] == 4
+    assert sel["decided_by"] == "left" and sel["segments_found"]["consensus"] == 4
     assert sel["decision_margin"] == pytest.approx(
         est.scores_["consensus"] - est.scores_[est.runner_up_], abs=1e-4
     )
@@ -277,8 +257,8 @@ def test_the_candidate_nearest_to_a_winning_consensus_stands_in_for_it(blobs):
     X, _ = blobs
     noisy = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
              for i in range(4)}  # fmt: skip
-    alone = AutoCluster(4, noisy, criterion="agreement", stand_in=False, random_state=0).fit(X)
-    est = AutoCluster(4, noisy, criterion="agreement", random_state=0).fit(X)
+    alone = AutoCluster(4, noisy, margin=0.0, stand_in=False, random_state=0).fit(X)
+    est = AutoCluster(4, noisy, margin=0.0, random_state=0).fit(X)
     assert est.stand_in and alone.chosen_ == "consensus"
     cons = alone.candidate_labels_["consensus"]
     near = {n: normalized_mutual_info_score(cons, alone.candidate_labels_[n]) for n in noisy}
@@ -288,7 +268,7 @@ def test_the_candidate_nearest_to_a_winning_consensus_stands_in_for_it(blobs):
     assert (est.labels_ == est.candidate_labels_[est.chosen_]).all()  # its own labels
     sel = est.selection()
     assert sel["chosen"] == est.chosen_ and sel["stood_in_for"] == "consensus"
-    assert sel["decided_by"] == "highest" and sel["runner_up"] == alone.runner_up_
+    assert sel["decided_by"] == "left" and sel["runner_up"] == alone.runner_up_
     assert sel["decision_margin"] == alone.selection()["decision_margin"]
     assert f"{est.chosen_}, the candidate nearest to the consensus" in est.reason_
     assert sel["nmi_with_consensus"][est.chosen_] == round(near[est.chosen_], 4)
@@ -298,9 +278,8 @@ def test_the_default_keeps_kmeans_unless_another_clears_the_margin(blobs):
     X, _ = blobs
     cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
     est = AutoCluster(4, cands, random_state=0).fit(X)
-    assert (est.criterion, est.margin, est.consensus, est.stand_in) == (
-        "anchor_agreement", 0.05, True, True
-    )  # fmt: skip
+    assert (est.margin, est.consensus, est.stand_in) == (0.05, True, True)
+    assert est.selection()["criterion"] == "anchor_agreement"
     if est.decision_how_ == "kept":
         assert est.chosen_ == "kmeans" and "is the anchor" in est.reason_
         assert est.scores_[est.runner_up_] - est.scores_["kmeans"] < 0.05
@@ -315,15 +294,15 @@ def test_anchor_agreement_keeps_the_first_classic_candidate_unless_beaten_by_the
     fam = {"kmeans": "raw", "gmm": "raw", "dec": "latent"}
     order = ["kmeans", "gmm", "dec"]
     close = {"kmeans": 0.50, "gmm": 0.52, "dec": 0.53}
-    assert choose(close, fam, "anchor_agreement", 0.05, order) == ("kmeans", "dec", "kept")
+    assert choose(close, fam, 0.05, order) == ("kmeans", "dec", "kept")
     far = {"kmeans": 0.50, "gmm": 0.56, "dec": 0.53}
-    assert choose(far, fam, "anchor_agreement", 0.05, order) == ("gmm", "kmeans", "left")
+    assert choose(far, fam, 0.05, order) == ("gmm", "kmeans", "left")
 
 
 def test_anchor_reason_says_the_anchor_was_kept(blobs):
     X, _ = blobs
     cands = {"kmeans": KMEANS, "gmm": GMM, "halves": SPLIT}
-    est = AutoCluster(4, cands, criterion="anchor_agreement", margin=1.0, random_state=0).fit(X)
+    est = AutoCluster(4, cands, margin=1.0, random_state=0).fit(X)
     assert est.chosen_ == "kmeans" and "is the anchor" in est.reason_
 
 

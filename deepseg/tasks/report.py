@@ -157,11 +157,6 @@ def auto_note(selection: Mapping[str, Any]) -> str:
             "the cosine silhouette of its partition: the rows are directions (every row has "
             "the same norm), compared by angle"
         )
-    elif selection.get("criterion") == "family_agreement":
-        what = (
-            "mean over the other families of its mean NMI with their partitions; the "
-            "consensus votes in no score"
-        )
     else:
         what = (
             "mean NMI of its partition with every other candidate's; the consensus votes in "
