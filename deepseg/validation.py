@@ -39,13 +39,12 @@ SEED = [Interval(Integral, 0, None, closed="left"), None]
 FLOATS = (np.float64, np.float32)
 
 
-def fit_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, min_samples: int = 1) -> np.ndarray:
-    """``X`` checked for ``fit``: a dense, finite, C-contiguous 2-D float array with at least
-    ``min_samples`` rows; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+def _checked(estimator: Any, X: Any, reset: bool, dtype: Any, min_samples: int = 1) -> np.ndarray:
+    """scikit-learn's ``validate_data`` with deepseg's settings: dense, C-contiguous, floats."""
     return validate_data(
         estimator,
         X,
-        reset=True,
+        reset=reset,
         accept_sparse=False,
         dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
         order="C",
@@ -53,15 +52,14 @@ def fit_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, min_samples: int =
     )
 
 
+def fit_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, min_samples: int = 1) -> np.ndarray:
+    """``X`` checked for ``fit``: a dense, finite, C-contiguous 2-D float array with at least
+    ``min_samples`` rows; sets ``n_features_in_`` (and ``feature_names_in_``)."""
+    return _checked(estimator, X, True, dtype, min_samples)
+
+
 def new_input(estimator: Any, X: Any, *, dtype: Any = FLOATS, fitted: Any = None) -> np.ndarray:
     """``X`` checked for ``predict`` / ``transform`` of a fitted estimator: the same checks,
     and the width (and column names) seen in ``fit``."""
     check_is_fitted(estimator, fitted)
-    return validate_data(
-        estimator,
-        X,
-        reset=False,
-        accept_sparse=False,
-        dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
-        order="C",
-    )
+    return _checked(estimator, X, False, dtype)
