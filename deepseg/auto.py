@@ -675,6 +675,10 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             self.candidates_[name] = est
             self.candidate_labels_[name] = labels
             self.candidate_seconds_[name] = time.perf_counter() - start
+            logger.info(
+                "auto: candidate %s fitted in %.1f s (%d of %d)",
+                name, self.candidate_seconds_[name], len(self.candidates_), len(estimators),
+            )  # fmt: skip
         if not self.candidates_:
             assert first_error is not None
             raise first_error
