@@ -17,6 +17,10 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from deepseg import constraints
+from deepseg.options import N_CLUSTERS as _N_CLUSTERS
+from deepseg.options import RANDOM_STATE as _RANDOM_STATE
+
 __all__ = [
     "N_CLUSTERS",
     "SEED",
@@ -28,11 +32,33 @@ __all__ = [
     "new_input",
 ]
 
-#: every estimator's ``n_clusters``: at least one cluster, as in scikit-learn's KMeans (the
-#: commands ask for at least two)
-N_CLUSTERS = [Interval(Integral, 1, None, closed="left")]
-#: a seed: a non-negative int, or None for a fresh one
-SEED = [Interval(Integral, 0, None, closed="left"), None]
+
+def sklearn_constraints(constraint: Any) -> list[Any]:
+    """A declared constraint (:mod:`deepseg.constraints`) in scikit-learn's vocabulary, for
+    ``_parameter_constraints``: the same range, scikit-learn's own message.
+
+    >>> seed = constraints.AnyOf((constraints.Interval(int, 0, None), constraints.NONE))
+    >>> [str(c) for c in sklearn_constraints(seed)]
+    ['an int in the range [0, inf)', 'None']
+    """
+    if isinstance(constraint, constraints.AnyOf):
+        return [c for option in constraint.options for c in sklearn_constraints(option)]
+    if isinstance(constraint, constraints.Interval):
+        kind = Integral if constraint.kind is int else Real
+        return [Interval(kind, constraint.low, constraint.high, closed=constraint.closed)]
+    if isinstance(constraint, constraints.Options):
+        values = set(constraint.values)
+        out: list[Any] = [None] if None in values else []
+        if values - {None}:
+            out.append(StrOptions(values - {None}))
+        return out
+    raise TypeError(f"No scikit-learn form for the constraint {constraint!r}")
+
+
+#: every estimator's ``n_clusters`` (:data:`deepseg.options.N_CLUSTERS`)
+N_CLUSTERS = sklearn_constraints(_N_CLUSTERS.constraint)
+#: a seed (:data:`deepseg.options.RANDOM_STATE`): a non-negative int, or None for a fresh one
+SEED = sklearn_constraints(_RANDOM_STATE.constraint)
 
 
 #: float64, or float32 kept as it is (a float32 matrix is not copied to float64)

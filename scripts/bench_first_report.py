@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from deepseg.data.synthetic import make_synthetic_customers
-    from deepseg.deep.skeleton import DEFAULT_PRETRAIN, pretrain_epochs
+    from deepseg.deep.skeleton import pretrain_epochs
 
     work = Path(tempfile.mkdtemp(prefix="deepseg-first-report-"))
     frame = make_synthetic_customers(n_samples=args.rows, random_state=0).frame.copy()
@@ -80,7 +80,7 @@ def main() -> None:
             ["deepseg-benchmark", "data=table", "data.path=customers.csv", *command[3:]]
         ),
         "pretrain_epochs": pretrain_epochs(
-            args.rows, DEFAULT_PRETRAIN, int(results["n_features"].iloc[0])
+            args.rows, None, int(results["n_features"].iloc[0])
         ),
         "median_seconds": sorted(r["seconds"] for r in runs)[len(runs) // 2],
         "runs": runs,

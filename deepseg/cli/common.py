@@ -17,6 +17,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+import deepseg.configs  # noqa: F401  (registers the config groups generated from deepseg.options)
+from deepseg.options import GROUP_HELP, GROUPS, SEED, UNSET, command_option
+
 # Errors a user can act on: reported as one line, without a traceback.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, KeyError)
 
@@ -280,19 +283,25 @@ def resolve_seed(cfg: DictConfig) -> None:
     """``seed=N`` as the shorthand of ``seeds=[N]`` (the name deepseg-train uses).
 
     Raises:
-        ValueError: ``seed`` is not an int.
+        ValueError: ``seed`` is not a seed (:data:`deepseg.options.SEED`).
     """
     seed = cfg.get("seed")
-    if seed is None:
-        return
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"The 'seed' option must be an int (or null). Got {seed!r}.")
-    cfg.seeds = [seed]
+    SEED.check(seed)
+    if seed is not None:
+        cfg.seeds = [seed]
 
 
 def _group_options(group: str) -> list[str]:
+    """A config group's options: its files and what :mod:`deepseg.configs` generates."""
+    from hydra.core.config_store import ConfigStore
+
     root = Path(config_dir()) / group
-    return sorted(p.stem for p in root.glob("*.yaml"))
+    files = {p.stem for p in root.glob("*.yaml")}
+    try:
+        stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+    except OSError:  # no such group in the store
+        stored = set()
+    return sorted(files | stored)
 
 
 def help_groups(*, _root_: DictConfig) -> str:
@@ -309,5 +318,83 @@ def help_groups(*, _root_: DictConfig) -> str:
     return "\n".join(lines) if lines else "  (none)"
 
 
-if not OmegaConf.has_resolver("deepseg_help_groups"):
-    OmegaConf.register_new_resolver("deepseg_help_groups", help_groups)
+#: the width of an option's name and value in --help, before its help line
+_HELP_WIDTH = 32
+#: the help line of an option that has no declaration (a test keeps it out of every --help)
+UNDECLARED = "(no declared help)"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_shown(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def _help_line(name: str, help_text: str, value: Any = UNSET) -> str:
+    shown = name if value is UNSET else f"{name}={_shown(value)}"
+    if value == "???":
+        shown, help_text = f"{name}=...", f"{help_text} (required)"
+    pad = " " * max(_HELP_WIDTH - len(shown), 1)
+    return f"  {shown}{pad}{help_text}"
+
+
+def _node_value(root: DictConfig, key: str) -> Any:
+    """The composed value of ``key``, interpolations unresolved (``${paths.output_dir}/...``)."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(root, parent) if parent else root
+    if not isinstance(node, DictConfig) or leaf not in node.keys():
+        return UNSET
+    if OmegaConf.is_missing(node, leaf):
+        return "???"
+    values = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(values, dict)
+    return values[leaf]
+
+
+def _option_lines(root: DictConfig, key: str) -> list[str]:
+    """The --help lines of one top-level option: its declaration, or those of its keys."""
+    option = command_option(key)
+    if option is not None:
+        return [_help_line(key, option.help, _node_value(root, key))]
+    from deepseg.options import COMMAND_OPTIONS
+
+    lines = []
+    for nested in COMMAND_OPTIONS:
+        if nested.name.startswith(f"{key}."):
+            value = _node_value(root, nested.name)
+            if value is UNSET and not any(part.isupper() for part in nested.name.split(".")):
+                continue  # a key this command does not have
+            lines.append(_help_line(nested.name, nested.help, value))
+    return lines or [_help_line(key, UNDECLARED, _node_value(root, key))]
+
+
+def help_options(*, _root_: DictConfig) -> str:
+    """The ``${deepseg_help_options:}`` resolver of the help templates: every option of the
+    running command, with its value in the composed config and the help line declared in
+    :mod:`deepseg.options`; then its config groups' options: every option of a group declared
+    there (``pretrain.epochs=30``), one line for the others (``data.KEY``)."""
+    choices = OmegaConf.select(_root_, "hydra.runtime.choices") or {}
+    groups = [str(g) for g in reversed(list(choices)) if not str(g).startswith("hydra")]
+    groups = [g for g in groups if "@" not in g]
+    lines = []
+    for key in _root_:
+        if key != "hydra" and key not in groups:
+            lines += _option_lines(_root_, str(key))
+    declared = {group.name: group for group in GROUPS}
+    for name in groups:
+        if name in declared and name in _root_:
+            for option in declared[name]:
+                value = _node_value(_root_, f"{name}.{option.name}")
+                lines.append(_help_line(f"{name}.{option.name}", option.help, value))
+        for shown, help_text in GROUP_HELP.get(name, ()):
+            lines.append(_help_line(shown, help_text))
+    # Hydra fills the template in with string.Template: a value's "$" is written "$$"
+    return "\n".join(lines).replace("$", "$$") if lines else "  (none)"
+
+
+for _name, _resolver in (("deepseg_help_groups", help_groups),
+                         ("deepseg_help_options", help_options)):  # fmt: skip
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)

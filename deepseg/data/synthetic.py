@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from deepseg.data.base import ColumnRoles, Dataset
+from deepseg.options import check_n_clusters
 
 # Behavioural profile of each numeric group: (log spend, mean frequency, mean recency in days,
 # log basket, mean return rate, mean tenure in months, mean web sessions per month)
@@ -88,11 +89,8 @@ def make_synthetic_customers(
             "The 'n_samples' parameter of make_synthetic_customers must be an int in the range "
             f"[1, inf). Got {n_samples!r} instead."
         )
-    if not isinstance(n_clusters, int | np.integer) or n_clusters < 2:
-        raise ValueError(
-            "The 'n_clusters' parameter of make_synthetic_customers must be an int in the range "
-            f"[2, inf). Got {n_clusters!r} instead."
-        )
+    # the design has at least two segments
+    check_n_clusters(n_clusters, owner="make_synthetic_customers", at_least=2)
     rng = np.random.default_rng(random_state)
     shares = np.resize(_SEGMENT_SHARES, n_clusters)
     shares = shares / shares.sum()

@@ -27,8 +27,10 @@ Parameters are dataclass fields, each declared once with its default and constra
 * ``max_steps``: the clustering phase's step budget on large data: at most ceil(max_steps /
   steps an epoch) epochs (20,000 steps; 0 for no cap).
 
-Unset grouped options take the defaults of :mod:`deepseg.deep.skeleton`, the same values as the
-packaged configs, so ``DEC().fit(X)`` and ``deepseg-train model=dec`` build the same model.
+Unset grouped options take the defaults declared in :mod:`deepseg.options`, which the packaged
+configs' ``autoencoder`` and ``pretrain`` groups are generated from, so ``DEC().fit(X)`` and
+``deepseg-train model=dec`` build the same model. ``n_clusters`` and ``random_state`` take their
+constraints from the same declarations.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from deepseg.deep import skeleton
 from deepseg.deep.checkpoint import phase_checkpoint, trainer_key
 from deepseg.deep.init import INITS, initial_centers, require_umap
 from deepseg.nn.modules import Autoencoder
+from deepseg.options import N_CLUSTERS, RANDOM_STATE, Checked, check_n_clusters
 from deepseg.validation import fit_input, new_input
 
 logger = logging.getLogger(__name__)
@@ -91,9 +94,10 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
 
     _module_class: ClassVar[Any] = None  # a ClusteringModule subclass, or None
     uses_autoencoder: ClassVar[bool] = True
+    needs_umap: ClassVar[bool] = False  # N2D: umap-learn is checked before pretraining
 
-    n_clusters: int = dataclasses.field(
-        default=8, metadata={"constraint": P.Interval(int, 1, None)}
+    n_clusters: int = dataclasses.field(  # positional, as in scikit-learn's KMeans
+        default=8, metadata={"constraint": N_CLUSTERS.constraint}
     )
     autoencoder: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
     pretrain: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
@@ -102,7 +106,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     encoder_from: str | None = P.param(None, P.PATH_OR_NONE)
     freeze_encoder: bool = P.param(False, P.BOOL)
     checkpoint: Mapping[str, Any] | None = P.param(None, P.MAPPING_OR_NONE)
-    random_state: int | None = P.param(None, P.SEED)
+    random_state: int | None = P.param(None, RANDOM_STATE.constraint)
     #: The clustering phase runs at most ceil(max_steps / steps an epoch) of its epochs (0: no
     #: cap): see :func:`deepseg.deep.skeleton.capped_epochs`.
     max_steps: int = P.param(20_000, P.NON_NEGATIVE_INT)
@@ -116,21 +120,24 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             ValueError: naming the parameter, the expectation and the value.
             ImportError: when ``init="umap"`` (or N2D) needs umap-learn, missing.
         """
+        return self._checked(n_samples)[0]
+
+    def _checked(self, n_samples: int) -> tuple[int, Checked, Checked]:
+        """:meth:`check_params`, returning the seed and the autoencoder and pretraining options
+        merged with their defaults and checked: ``fit`` passes them on, so that pretraining
+        does not check them again."""
         P.validate(self)
-        name = type(self).__name__
-        if self.n_clusters > n_samples:
-            raise ValueError(
-                f"The 'n_clusters' parameter of {name} must be <= n_samples={n_samples}. "
-                f"Got {self.n_clusters}."
-            )
-        skeleton.check_options(
-            self.autoencoder, self.pretrain, self.trainer, n_samples, self.checkpoint
+        check_n_clusters(self.n_clusters, n_samples, owner=type(self).__name__)
+        autoencoder, pretrain = skeleton.check_options(
+            self.autoencoder, self.pretrain, self.trainer, self.checkpoint
         )
-        if getattr(self, "init", "kmeans") == "umap":
+        if self.needs_umap or getattr(self, "init", "kmeans") == "umap":
             require_umap()  # a missing extra fails before pretraining
         if self.random_state is None:
-            return int(np.random.default_rng().integers(2**31 - 1))
-        return int(self.random_state)
+            seed = int(np.random.default_rng().integers(2**31 - 1))
+        else:
+            seed = int(self.random_state)
+        return seed, autoencoder, pretrain
 
     # -- the flow ------------------------------------------------------------------------------
 
@@ -143,8 +150,8 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         # two rows at least: batch normalisation needs two to train
         X = fit_input(self, X, dtype=np.float32, min_samples=2)
-        seed = self.check_params(X.shape[0])
-        ae = self._starting_autoencoder(X, seed)
+        seed, autoencoder, pretrain = self._checked(X.shape[0])
+        ae = self._starting_autoencoder(X, seed, autoencoder, pretrain)
         skeleton.seed_all(seed)
         ae.train()
         z = skeleton.embed(ae, X)
@@ -163,9 +170,12 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         self.labels_ = self._proba(skeleton.embed(self.autoencoder_, X)).argmax(axis=1)
         return self
 
-    def _starting_autoencoder(self, X: np.ndarray, seed: int) -> Autoencoder:
+    def _starting_autoencoder(
+        self, X: np.ndarray, seed: int, autoencoder: Checked, pretrain: Checked
+    ) -> Autoencoder:
         """The network the fit starts from: a bundle's (``encoder_from``), ``pretrained``, or
-        a newly pretrained one. Only the last runs pretraining epochs."""
+        a newly pretrained one (with the checked ``autoencoder`` and ``pretrain`` options).
+        Only the last runs pretraining epochs."""
         source: str | None = None
         if self.encoder_from is not None:
             from deepseg.bundle import load_autoencoder
@@ -183,7 +193,7 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             source = "The pretrained autoencoder"
         else:
             return skeleton.pretrain_autoencoder(
-                X, self.autoencoder, self.pretrain, self.trainer, seed, checkpoint=self.checkpoint
+                X, autoencoder, pretrain, self.trainer, seed, checkpoint=self.checkpoint
             )
         if ae.config["input_dim"] != X.shape[1]:
             raise ValueError(

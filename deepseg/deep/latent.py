@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from deepseg.baselines import GMMClusterer
 from deepseg.deep import params as P
 from deepseg.deep.estimator import DeepClusterer
-from deepseg.deep.init import make_umap_gmm, require_umap
+from deepseg.deep.init import make_umap_gmm
 from deepseg.nn.heads import COVARIANCE_TYPES, GaussianMixtureHead, NearestCenter
 
 logger = logging.getLogger(__name__)
@@ -141,17 +141,12 @@ class N2D(LatentClusterer):
         autoencoder_: the pretrained autoencoder.
     """
 
+    needs_umap = True  # checked before pretraining, so that a missing umap fails at once
     umap_dim: int | None = P.param(None, P.AnyOf((P.POSITIVE_INT, P.NONE)))
     umap_neighbors: int = P.param(20, P.Interval(int, 2, None))
     umap_min_dist: float = P.param(0.0, P.NON_NEGATIVE_FLOAT)
     umap_metric: str = P.param("euclidean", P.InstanceOf((str,), "a metric name (str)"))
     covariance_type: str = P.param("full", P.Options(COVARIANCE_TYPES))
-
-    def check_params(self, n_samples: int) -> int:
-        # Checked before pretraining, so that a missing umap fails at once
-        seed = super().check_params(n_samples)
-        require_umap()
-        return seed
 
     def _make_latent_model(self, seed: int) -> Pipeline:
         return make_umap_gmm(

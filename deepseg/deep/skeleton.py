@@ -10,9 +10,10 @@ method stops training by returning True from ``refresh`` (e.g. DEC's label-chang
 :func:`make_trainer` builds the Trainer of every phase and :func:`embed` is the one batched
 embedding loop.
 
-The ``DEFAULT_*`` dicts are the one source of the autoencoder, pretraining and trainer defaults:
-``deepseg/configs/autoencoder/default.yaml``, ``pretrain/default.yaml`` and
-``trainer/default.yaml`` hold the same values (a test checks it).
+The autoencoder and pretraining options are declared, with their defaults and constraints, in
+:mod:`deepseg.options` (``AUTOENCODER``, ``PRETRAIN``), which the configs' groups of the same
+names are generated from. ``DEFAULT_TRAINER`` is the one source of the trainer defaults:
+``trainer/default.yaml`` holds the same values (a test checks it).
 
 Modules never see ground-truth labels: batches are ``(x, index)``.
 """
@@ -32,7 +33,6 @@ import numpy as np
 import torch
 
 from deepseg.data.module import TensorDataModule
-from deepseg.deep import params as P
 from deepseg.deep.checkpoint import (
     AtomicCheckpointIO,
     PhaseCheckpoint,
@@ -42,11 +42,10 @@ from deepseg.deep.checkpoint import (
     trainer_key,
 )
 from deepseg.losses import reconstruction_loss
-from deepseg.nn.modules import ACTIVATIONS, NOISE_KINDS, NORMS, Autoencoder, corrupt, embed
+from deepseg.nn.modules import Autoencoder, corrupt, embed
+from deepseg.options import AUTO, AUTOENCODER, PRETRAIN, Checked
 
 __all__ = [
-    "DEFAULT_AUTOENCODER",
-    "DEFAULT_PRETRAIN",
     "DEFAULT_TRAINER",
     "AutoencoderModule",
     "ClusteringModule",
@@ -63,36 +62,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-DEFAULT_AUTOENCODER: dict[str, Any] = {
-    "hidden_dims": [256, 256, 512],
-    "latent_dim": 10,
-    "activation": "relu",
-    "norm": "none",
-    # Pretraining only (the clustering phase runs without it). "auto": NARROW_DROPOUT when the
-    # first hidden layer is wider than the input, none otherwise (see resolve_for_input)
-    "dropout": "auto",
-}
-DEFAULT_PRETRAIN: dict[str, Any] = {
-    "epochs": 30,
-    # Small tables give few steps per epoch: pretraining runs at least this many steps (more
-    # epochs, never a smaller batch). "auto": NARROW_MIN_STEPS, or WIDE_MIN_STEPS for an input
-    # at least as wide as the first hidden layer (see resolve_for_input)
-    "min_steps": "auto",
-    # ... but the raise stops at this many passes over the data: a table of a few hundred rows
-    # (one batch an epoch) pretrains in seconds, not in 600 one-step epochs
-    "max_budget_epochs": 200,
-    # Large tables: at most ceil(max_steps / steps an epoch) epochs (0: no cap). 30 epochs of
-    # MNIST's 70,000 rows are 8,200 steps; 1M rows would be 117,000 (an hour on two cores)
-    "max_steps": 20_000,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "lr_schedule": "constant",  # constant | cosine (decays to 0 over the run)
-    "weight_decay": 0.0,
-    "noise": "none",
-    "noise_level": 0.0,
-}
-LR_SCHEDULES = ("constant", "cosine")
-
 #: What ``dropout="auto"`` and ``min_steps="auto"`` become (:func:`resolve_for_input`). Narrow
 #: inputs (customer tables: tens of columns, widened by the first hidden layer) pretrain with
 #: dropout, which keeps the 10-d embedding from spending itself on noise columns
@@ -105,7 +74,6 @@ NARROW_DROPOUT = 0.2
 WIDE_DROPOUT = 0.0
 NARROW_MIN_STEPS = 600
 WIDE_MIN_STEPS = 6000
-AUTO = "auto"
 
 DEFAULT_TRAINER: dict[str, Any] = {
     "accelerator": "auto",
@@ -121,19 +89,10 @@ DEFAULT_TRAINER: dict[str, Any] = {
 OWN_TRAINER_OPTIONS = ("capture_step",)
 
 
-def merged(
-    defaults: Mapping[str, Any], given: Mapping[str, Any] | None, what: str
-) -> dict[str, Any]:
-    """``defaults`` updated with ``given``; unknown keys are an error naming the valid ones."""
-    out = dict(defaults)
-    if given:
-        unknown = sorted(set(given) - set(defaults))
-        if unknown and what != "trainer":  # trainer options pass through to lightning.Trainer
-            raise ValueError(
-                f"Unknown {what} option(s) {unknown}; valid options: {sorted(defaults)}"
-            )
-        out.update(given)
-    return out
+def trainer_options(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:data:`DEFAULT_TRAINER` updated with ``trainer`` (any key: they pass through to
+    lightning.Trainer)."""
+    return {**DEFAULT_TRAINER, **(trainer or {})}
 
 
 _RESERVED_TRAINER_OPTIONS = (
@@ -164,7 +123,7 @@ def make_trainer(
             (:class:`~deepseg.deep.checkpoint.AtomicCheckpointIO`).
         **extra: further lightning.Trainer options.
     """
-    opts = merged(DEFAULT_TRAINER, trainer, "trainer")
+    opts = trainer_options(trainer)
     opts.update(extra)
     for name in OWN_TRAINER_OPTIONS:
         opts.pop(name, None)
@@ -240,7 +199,7 @@ def quiet_lightning() -> Iterator[None]:
 
 def capture_step(trainer: Mapping[str, Any] | None) -> bool:
     """The trainer group's ``capture_step`` option (False when unset)."""
-    return bool(merged(DEFAULT_TRAINER, trainer, "trainer")["capture_step"])
+    return bool(trainer_options(trainer)["capture_step"])
 
 
 def seed_all(seed: int) -> None:
@@ -249,20 +208,21 @@ def seed_all(seed: int) -> None:
 
 
 def build_autoencoder(input_dim: int, autoencoder: Mapping[str, Any] | None) -> Autoencoder:
-    return Autoencoder(input_dim, **merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"))
+    return Autoencoder(input_dim, **AUTOENCODER.merged(autoencoder))
 
 
 def is_wide(input_dim: int, autoencoder: Mapping[str, Any] | None) -> bool:
     """Whether an input of ``input_dim`` columns is "wide" for this autoencoder: at least as wide
     as its first hidden layer (the encoder does not widen it; no hidden layer: always wide)."""
-    hidden = list(merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder")["hidden_dims"])
+    hidden = list(AUTOENCODER.merged(autoencoder)["hidden_dims"])
     return not hidden or int(input_dim) >= int(hidden[0])
 
 
 def resolve_for_input(
     input_dim: int, autoencoder: Mapping[str, Any] | None, pretrain: Mapping[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The autoencoder and pretraining options with every ``"auto"`` replaced for this input.
+) -> tuple[Checked, Checked]:
+    """The autoencoder and pretraining options, checked (unless given checked), with every
+    ``"auto"`` replaced for this input.
 
     A data-width rule, the same for every dataset: ``dropout="auto"`` is
     :data:`NARROW_DROPOUT` for a narrow input and :data:`WIDE_DROPOUT` for a wide one
@@ -276,8 +236,8 @@ def resolve_for_input(
     >>> ae["dropout"], pre["min_steps"]
     (0.2, 100)
     """
-    ae = merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder")
-    pre = merged(DEFAULT_PRETRAIN, pretrain, "pretrain")
+    ae = Checked(AUTOENCODER.name, AUTOENCODER.check(autoencoder))
+    pre = Checked(PRETRAIN.name, PRETRAIN.check(pretrain))
     wide = is_wide(input_dim, ae)
     if ae["dropout"] == AUTO:
         ae["dropout"] = WIDE_DROPOUT if wide else NARROW_DROPOUT
@@ -286,59 +246,22 @@ def resolve_for_input(
     return ae, pre
 
 
-def _hidden_dims_ok(value: Any) -> bool:
-    return isinstance(value, list | tuple) and all(P.POSITIVE_INT.accepts(v) for v in value)
-
-
-HIDDEN_DIMS = P.InstanceOf((list, tuple), "a list of positive ints")
-#: Constraints of the grouped options (their defaults are the ``DEFAULT_*`` dicts above).
-AUTOENCODER_CONSTRAINTS: dict[str, Any] = {
-    "hidden_dims": HIDDEN_DIMS,
-    "latent_dim": P.POSITIVE_INT,
-    "activation": P.Options(tuple(ACTIVATIONS)),
-    "norm": P.Options(NORMS),
-    "dropout": P.AnyOf((P.Interval(float, 0, 1, closed="left"), P.Options((AUTO,)))),
-}
-PRETRAIN_CONSTRAINTS: dict[str, Any] = {
-    "epochs": P.NON_NEGATIVE_INT,
-    "min_steps": P.AnyOf((P.NON_NEGATIVE_INT, P.Options((AUTO,)))),
-    "max_budget_epochs": P.NON_NEGATIVE_INT,
-    "max_steps": P.NON_NEGATIVE_INT,
-    "batch_size": P.POSITIVE_INT,
-    "lr": P.POSITIVE_FLOAT,
-    "lr_schedule": P.Options(LR_SCHEDULES),
-    "weight_decay": P.NON_NEGATIVE_FLOAT,
-    "noise": P.Options(NOISE_KINDS),
-    "noise_level": P.NON_NEGATIVE_FLOAT,
-}
-
-
-def _check_group(group: str, opts: Mapping[str, Any], constraints: Mapping[str, Any]) -> None:
-    for name, constraint in constraints.items():
-        value = opts[name]
-        ok = constraint.accepts(value) and (name != "hidden_dims" or _hidden_dims_ok(value))
-        if not ok:
-            raise ValueError(
-                f"The {group} option '{name}' must be {constraint.describe()}. "
-                f"Got {value!r} instead."
-            )
-
-
 def check_options(
     autoencoder: Mapping[str, Any] | None,
     pretrain: Mapping[str, Any] | None,
     trainer: Mapping[str, Any] | None,
-    n_samples: int,
     checkpoint: Mapping[str, Any] | None = None,
-) -> None:
+) -> tuple[Checked, Checked]:
     """Check the grouped options of a deep estimator before any work.
+
+    Returns:
+        The autoencoder and pretraining options, merged with their defaults and checked (the
+        fit passes them on: they are not checked again).
 
     Raises:
         ValueError: an unknown option (naming the valid ones) or a bad value.
     """
-    _check_group("autoencoder", merged(DEFAULT_AUTOENCODER, autoencoder, "autoencoder"),
-                 AUTOENCODER_CONSTRAINTS)  # fmt: skip
-    _check_group("pretrain", merged(DEFAULT_PRETRAIN, pretrain, "pretrain"), PRETRAIN_CONSTRAINTS)
+    checked = AUTOENCODER.check(autoencoder), PRETRAIN.check(pretrain)
     checkpoint_options(checkpoint)
     capture = (trainer or {}).get("capture_step", False)
     if not isinstance(capture, bool):
@@ -349,6 +272,7 @@ def check_options(
             f"Trainer option(s) {reserved} are set by deepseg itself (epochs come from the "
             "method's own options, e.g. pretrain.epochs or epochs); remove them from trainer."
         )
+    return checked
 
 
 #: The clustering phase's whole-data passes (DEC's target distribution) run at most this many
@@ -376,13 +300,12 @@ def pretrain_epochs(
 
     Args:
         n_samples: rows of the training data.
-        pretrain: pretraining options (see DEFAULT_PRETRAIN); checked here.
+        pretrain: pretraining options (:data:`deepseg.options.PRETRAIN`); checked here,
+            unless given checked.
         n_features: columns of the training data (``min_steps="auto"``: see
             :func:`resolve_for_input`).
         autoencoder: the architecture options, for the same rule.
     """
-    _check_group("pretrain", merged(DEFAULT_PRETRAIN, pretrain, "pretrain"),
-                 PRETRAIN_CONSTRAINTS)  # fmt: skip
     opts = resolve_for_input(n_features, autoencoder, pretrain)[1]
     epochs = int(opts["epochs"])
     if epochs == 0:
@@ -420,8 +343,9 @@ def pretrain_autoencoder(
 
     Args:
         X: array of shape (n_samples, n_features).
-        autoencoder: architecture options (see DEFAULT_AUTOENCODER).
-        pretrain: training options (see DEFAULT_PRETRAIN).
+        autoencoder: architecture options (:data:`deepseg.options.AUTOENCODER`).
+        pretrain: training options (:data:`deepseg.options.PRETRAIN`); both are checked here,
+            unless given checked (:class:`deepseg.options.Checked`).
         trainer: lightning.Trainer options.
         random_state: seed of the initialisation and the batch order.
         timer: an :class:`EpochTimer` that records the wall time of each pretraining epoch.
@@ -646,10 +570,7 @@ class AutoencoderModule(EpochMeanLogger):
         capture_step: bool = False,
     ) -> None:
         super().__init__(autoencoder, lr, noise, noise_level, capture_step)
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(
-                f"The 'lr_schedule' must be 'constant' or 'cosine'. Got {lr_schedule!r}."
-            )
+        # checked with the pretrain group (deepseg.options.PRETRAIN) by pretrain_autoencoder
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
 

@@ -13,9 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-NORMS = ("none", "batch", "layer")
-NOISE_KINDS = ("none", "gaussian", "mask", "swap")
+from deepseg import options as declared
+
+#: the activations by the names :data:`deepseg.options.ACTIVATIONS` declares
+ACTIVATIONS = dict(
+    zip(declared.ACTIVATIONS, (nn.ReLU, nn.GELU, nn.ELU, nn.SiLU, nn.Tanh), strict=True)
+)
+NORMS = declared.NORMS
+NOISE_KINDS = declared.NOISE_KINDS
 _LOG_2PI = math.log(2.0 * math.pi)
 
 

@@ -27,6 +27,7 @@ from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.io import feature_storage
 from deepseg.metrics import evaluate
+from deepseg.options import AUTO, COMMAND_MIN_CLUSTERS, check_n_clusters
 from deepseg.tasks.common import (
     accepted_kwargs,
     call_target,
@@ -60,18 +61,12 @@ def resolve_n_clusters(requested: Any, dataset: Dataset) -> int:
         raise ValueError(
             f"Dataset '{dataset.name}' has no default number of segments: set n_clusters=K."
         )
-    n = len(dataset)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 2 <= k <= n:
-        raise ValueError(
-            f"The 'n_clusters' parameter must be an int in the range [2, n_samples={n}] or "
-            f"'auto'. Got {k!r} instead."
-        )
-    return int(k)
+    return check_n_clusters(k, len(dataset), at_least=COMMAND_MIN_CLUSTERS, or_auto=True)
 
 
 def is_auto(requested: Any) -> bool:
     """Whether ``n_clusters`` asks for choose-k (the string 'auto', in any case)."""
-    return isinstance(requested, str) and requested.strip().lower() == "auto"
+    return isinstance(requested, str) and requested.strip().lower() == AUTO
 
 
 def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKResult:

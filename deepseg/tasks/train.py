@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from deepseg.constraints import check_value
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.metrics import METRICS, evaluate, get_metric
+from deepseg.options import SEED_VALUE
 from deepseg.tasks.common import (
     atomic_write_csv,
     atomic_write_text,
@@ -90,9 +92,7 @@ def check_train_config(cfg: DictConfig) -> None:
     model = cfg.get("model")
     if not model or "_target_" not in model:
         raise ValueError(f"model (the config of method {method!r}) has no _target_: {model}")
-    seed = cfg.seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int. Got {seed!r}.")
+    check_value(None, "seed", cfg.seed, SEED_VALUE)
     check_objective(to_container(cfg.get("objective")))
 
 

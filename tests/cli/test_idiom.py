@@ -16,6 +16,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from deepseg.cli.common import UNDECLARED, _shown
+from deepseg.options import GROUPS
 from tests.cli.scripts import project_scripts, run_in_process, run_script, script_command
 
 SCRIPTS = sorted(project_scripts())
@@ -83,7 +85,24 @@ def test_help_lists_options_and_groups(name, tmp_path):
         )
     # one line per option: a name, then its description
     assert all(len(line.split(maxsplit=1)) == 2 for line in option_lines), describe(proc)
+    assert not any(UNDECLARED in line for line in option_lines), describe(proc)
+    # every option of a declared group the command has, with its declared default
+    for group in GROUPS:
+        if group.name in groups:
+            for option in group:
+                shown = f"{group.name}.{option.name}={_shown(option.default)} "
+                assert any(line.startswith(shown) for line in option_lines), (
+                    f"--help of {name} does not list {shown}" + describe(proc)
+                )
     assert list(tmp_path.iterdir()) == [], "--help wrote files"
+
+
+def test_help_shows_the_composed_value_of_an_option(tmp_path):
+    proc = run("deepseg-benchmark", "pretrain.epochs=5", "n_clusters=3", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    assert any(line.startswith("pretrain.epochs=5 ") for line in lines), describe(proc)
+    assert any(line.startswith("n_clusters=3 ") for line in lines), describe(proc)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

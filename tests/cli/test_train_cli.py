@@ -202,7 +202,7 @@ def test_grid_multirun_then_report_has_mean_std_over_two_seeds(scenarios, scenar
 def test_resume_runs_only_the_missing_jobs(scenarios, scenario):
     tmp, ((crashed, again), before) = result(scenarios, scenario)
     assert crashed.returncode == 2, describe(crashed)
-    assert "seed must be an int" in crashed.stderr, describe(crashed)
+    assert "'seed' parameter must be an int" in crashed.stderr, describe(crashed)
     done = rows(tmp / "sweep1")
     assert len(done) == 2 and (done["method"] == "kmeans").all()  # then the process ended
     assert len(before) == 2
