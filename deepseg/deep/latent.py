@@ -122,7 +122,8 @@ class N2D(LatentClusterer):
 
     Args:
         n_clusters: number of mixture components.
-        umap_dim: UMAP output dimensions; None uses ``n_clusters``, as in the paper.
+        umap_dim: UMAP output dimensions; None uses ``n_clusters`` (as in the paper), at most
+            16 (:data:`deepseg.deep.init.UMAP_DIM_CAP`).
         umap_neighbors: UMAP's ``n_neighbors`` (20 in the paper).
         umap_min_dist: UMAP's ``min_dist`` (0 packs clusters tightly, as in the paper).
         umap_metric: UMAP's input metric.

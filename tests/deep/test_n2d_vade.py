@@ -137,6 +137,16 @@ def test_n2d_labels_are_the_gmm_on_the_umap_embedding(fitted):
     np.testing.assert_array_equal(est.labels_, est.gmm_.predict(est.embedding_))
 
 
+@pytest.mark.parametrize(
+    ("k", "umap_dim", "expected"), [(4, None, 4), (16, None, 16), (320, None, 16), (320, 40, 40)]
+)
+def test_n2d_umap_dimension_is_k_capped_at_16_unless_given(k, umap_dim, expected):
+    from deepseg.deep.init import make_umap_gmm
+
+    pipeline = make_umap_gmm(k, 0, umap_dim=umap_dim)
+    assert pipeline.named_steps["umap"].n_components == expected
+
+
 def test_n2d_new_rows_go_through_umap_transform(problem, fitted):
     X, _ = problem
     est = fitted("n2d")
