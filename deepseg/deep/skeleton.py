@@ -208,13 +208,14 @@ def seed_all(seed: int) -> None:
 
 
 def build_autoencoder(input_dim: int, autoencoder: Mapping[str, Any] | None) -> Autoencoder:
-    return Autoencoder(input_dim, **AUTOENCODER.merged(autoencoder))
+    """The network of these architecture options (checked, unless given checked)."""
+    return Autoencoder(input_dim, **AUTOENCODER.check(autoencoder))
 
 
 def is_wide(input_dim: int, autoencoder: Mapping[str, Any] | None) -> bool:
     """Whether an input of ``input_dim`` columns is "wide" for this autoencoder: at least as wide
     as its first hidden layer (the encoder does not widen it; no hidden layer: always wide)."""
-    hidden = list(AUTOENCODER.merged(autoencoder)["hidden_dims"])
+    hidden = list(AUTOENCODER.check(autoencoder)["hidden_dims"])
     return not hidden or int(input_dim) >= int(hidden[0])
 
 
