@@ -1,6 +1,7 @@
 """The Hydra configs of deepseg, shipped with the package (found as ``pkg://deepseg.configs``).
 
-The ``autoencoder/default`` and ``pretrain/default`` options of the config groups are not files:
+The ``autoencoder/default``, ``pretrain/default`` and ``trainer/default`` options of the config
+groups are not files (``trainer/cpu``, ``gpu`` and ``ddp`` take ``default`` and change a few keys):
 :func:`register` stores them in Hydra's ConfigStore, generated from their declarations in
 :mod:`deepseg.options`. Importing this package registers them; every command (and
 :func:`deepseg.cli.common.config_dir`) imports it before composing a config.

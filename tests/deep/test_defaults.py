@@ -1,11 +1,12 @@
 """One source of defaults: the estimators and the packaged configs agree.
 
-The ``autoencoder`` and ``pretrain`` groups are declared once (:mod:`deepseg.options`) and their
-configs generated from the declarations, so nothing is left to compare there; these tests check
-what is still written twice: ``DEFAULT_TRAINER`` and ``trainer/default``, and every method config
-against its estimator's own parameters; and that the generated groups behave as the files did (an
-override applies, an unknown key is refused). The end-to-end check: ``DEC().fit(X)`` and
-``deepseg-train model=dec`` on the same matrix and seed give the same labels.
+The ``autoencoder``, ``pretrain`` and ``trainer`` groups are declared once (:mod:`deepseg.options`)
+and their configs generated from the declarations, so nothing is left to compare there; these
+tests check what is still written twice: every method config against its estimator's own
+parameters; and that the generated groups behave as the files did (an override applies, an
+unknown key is refused, ``trainer/cpu``, ``gpu`` and ``ddp`` extend ``trainer/default``). The
+end-to-end check: ``DEC().fit(X)`` and ``deepseg-train model=dec`` on the same matrix and seed give
+the same labels.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from hydra.utils import get_class
 from deepseg.cli.common import config_dir
 from deepseg.deep import DEC, skeleton
 from deepseg.features.pipeline import FeaturePipeline
-from deepseg.options import GROUPS
+from deepseg.options import GROUPS, TRAINER
 from deepseg.tasks.common import to_container
 from deepseg.tasks.run import load_dataset
 from tests.cli.scripts import console_script
@@ -41,11 +42,6 @@ def _compose(*overrides: str):
         return compose("benchmark", overrides=list(overrides))
 
 
-def test_trainer_config_equals_the_estimator_defaults():
-    trainer = to_container(_compose().trainer)
-    assert {k: trainer[k] for k in skeleton.DEFAULT_TRAINER} == skeleton.DEFAULT_TRAINER
-
-
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.name)
 def test_a_generated_group_takes_an_override_and_refuses_an_unknown_key(group):
     first = group.options[0]
@@ -58,6 +54,28 @@ def test_a_generated_group_takes_an_override_and_refuses_an_unknown_key(group):
     with pytest.raises(ConfigCompositionException) as info:
         _compose(f"{group.name}.{first.name}_typo=1")
     assert "not in struct" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("choice", "changed"),
+    [
+        ("cpu", {"accelerator": "cpu"}),
+        ("gpu", {"accelerator": "gpu", "devices": 1}),
+        ("ddp", {"strategy": "ddp_spawn", "devices": 2}),
+    ],
+)
+def test_a_trainer_choice_extends_the_generated_default(choice, changed):
+    assert to_container(_compose(f"trainer={choice}").trainer) == {
+        **TRAINER.defaults(),
+        **changed,
+    }
+
+
+def test_the_trainer_group_passes_other_lightning_options_through():
+    cfg = _compose("+trainer.gradient_clip_val=1.0")
+    assert cfg.trainer.gradient_clip_val == 1.0
+    opts = skeleton.trainer_options({"gradient_clip_val": 1.0, "devices": 2})
+    assert opts == {**TRAINER.defaults(), "devices": 2, "gradient_clip_val": 1.0}
 
 
 def test_every_declared_default_passes_its_own_check():
