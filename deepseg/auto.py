@@ -387,6 +387,12 @@ def shared_autoencoder(
     estimator's ``checkpoint`` options apply to this pretraining too (they do not change its
     result, so they are not part of the key).
 
+    The estimator's ``autoencoder`` and ``pretrain`` options are checked here unless it holds
+    them checked (:meth:`deepseg.deep.estimator.DeepClusterer.checked_groups`), and it takes
+    them back checked (the same options, merged with their defaults): its fit does not check
+    them again. The key is made of the merged options, so options that differ only by a
+    default written out share a pretraining.
+
     Returns:
         (autoencoder, pretraining seconds), or None for methods without an autoencoder or that
         bring their own.
@@ -396,18 +402,18 @@ def shared_autoencoder(
     if getattr(estimator, "encoder_from", None) is not None:  # starts from a bundle's network
         return None
     from deepseg.deep.skeleton import pretrain_autoencoder
+    from deepseg.options import AUTOENCODER, PRETRAIN
 
-    key = json_dumps(
-        [estimator.autoencoder, estimator.pretrain, estimator.trainer, seed],
-        sort_keys=True,
-        default=str,
-    )
+    autoencoder = AUTOENCODER.check(estimator.autoencoder)
+    pretrain = PRETRAIN.check(estimator.pretrain)
+    estimator.set_params(autoencoder=autoencoder, pretrain=pretrain)
+    key = json_dumps([autoencoder, pretrain, estimator.trainer, seed], sort_keys=True, default=str)
     if key not in cache:
         start = time.perf_counter()
         ae = pretrain_autoencoder(
             X,
-            estimator.autoencoder,
-            estimator.pretrain,
+            autoencoder,
+            pretrain,
             estimator.trainer,
             random_state=seed,
             checkpoint=getattr(estimator, "checkpoint", None),

@@ -2,9 +2,9 @@
 
 From these declarations come
 
-* the defaults of the ``autoencoder`` and ``pretrain`` config groups (registered with Hydra's
-  ConfigStore by :mod:`deepseg.configs`: there is no YAML copy) and of the deep estimators'
-  unset grouped options (:mod:`deepseg.deep.skeleton`);
+* the defaults of the ``autoencoder``, ``pretrain`` and ``trainer`` config groups (registered
+  with Hydra's ConfigStore by :mod:`deepseg.configs`: there is no YAML copy) and of the deep
+  estimators' unset grouped options (:mod:`deepseg.deep.skeleton`);
 * the validation every entry point runs once: :meth:`Group.check` for a group,
   :func:`check_n_clusters` for ``n_clusters`` against the data, :meth:`Option.check` for the
   rest; the estimators' parameter tables take their constraints from here
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepseg.constraints import (
+    BOOL,
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
     NONE,
@@ -75,11 +76,13 @@ class Checked(dict[str, Any]):
 @dataclass(frozen=True)
 class Group:
     """Options under one config group (``pretrain.epochs``): its ``name``, one line of
-    ``help`` and its ``options``."""
+    ``help`` and its ``options``. An ``open`` group takes other keys too, unchecked (the
+    ``trainer`` group: any option of lightning.Trainer passes through)."""
 
     name: str
     help: str
     options: tuple[Option, ...]
+    open: bool = False
 
     def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
@@ -94,7 +97,7 @@ class Group:
         out = self.defaults()
         if given:
             unknown = sorted(set(given) - set(out))
-            if unknown:
+            if unknown and not self.open:
                 raise ValueError(
                     f"Unknown {self.name} option(s) {unknown}; valid options: {sorted(out)}"
                 )
@@ -114,7 +117,7 @@ class Group:
         values = self.merged(given)
         for option in self.options:
             value = values[option.name]
-            if not option.constraint.accepts(value):
+            if option.constraint is not None and not option.constraint.accepts(value):
                 raise ValueError(
                     f"The {self.name} option '{option.name}' must be "
                     f"{option.constraint.describe()}. Got {value!r} instead."
@@ -236,8 +239,26 @@ PRETRAIN = Group(
     ),
 )  # fmt: skip
 
+#: The Lightning Trainer of every training phase (deepseg.deep.skeleton.make_trainer). Options
+#: with no constraint are checked by lightning.Trainer itself; any other key passes through to it.
+TRAINER = Group(
+    "trainer",
+    "lightning.Trainer options of every training phase (deepseg.deep.skeleton.make_trainer)",
+    (
+        Option("accelerator", "auto", None, "auto (a GPU when present) | cpu | gpu | ..."),
+        Option("devices", 1, None, "devices of a fit (trainer=ddp: 2 processes)"),
+        Option("strategy", "auto", None, "auto | ddp_spawn (trainer=ddp) | ..."),
+        Option("precision", "32-true", None, "32-true | bf16-mixed (bfloat16 autocast) | ..."),
+        Option("enable_progress_bar", False, None, "Lightning's progress bar"),
+        Option("capture_step", False, BOOL,
+               "CUDA only: each step as CUDA graphs (torch.compile), a fused optimiser "
+               "(deepseg's own)"),
+    ),
+    open=True,
+)  # fmt: skip
+
 #: The groups whose defaults come from this module (their configs are generated).
-GROUPS = (AUTOENCODER, PRETRAIN)
+GROUPS = (AUTOENCODER, PRETRAIN, TRAINER)
 
 
 # -- the commands' own options: their help lines (values: each command's config) ---------------
@@ -315,7 +336,7 @@ GROUP_HELP: dict[str, tuple[tuple[str, str], ...]] = {
         ("model.KEY", "an option of the method, e.g. model.lr=0.001"),
         ("model.candidates.NAME", "set to null: model=auto without that candidate"),
     ),
-    "trainer": (("trainer.KEY", "the Lightning Trainer, e.g. trainer.accelerator=cpu"),),
+    "trainer": (("trainer.KEY", "any other lightning.Trainer option: +trainer.KEY=VALUE"),),
     "logger": (("logger.KEY", "the training-curve logger"),),
     "k_selection": (("k_selection.KEY", "choose-k, e.g. k_selection.k_range=[2,8]"),),
     "report": (("report.KEY", "the segment report (with report=default)"),),

@@ -79,9 +79,7 @@ def main() -> None:
         "command": " ".join(
             ["deepseg-benchmark", "data=table", "data.path=customers.csv", *command[3:]]
         ),
-        "pretrain_epochs": pretrain_epochs(
-            args.rows, None, int(results["n_features"].iloc[0])
-        ),
+        "pretrain_epochs": pretrain_epochs(args.rows, None, int(results["n_features"].iloc[0])),
         "median_seconds": sorted(r["seconds"] for r in runs)[len(runs) // 2],
         "runs": runs,
     }

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from deepseg.cli.common import config_dir
+from deepseg.cli.common import config_dir, group_options
 from deepseg.tasks.common import to_container
 from deepseg.tasks.run import make_estimator
 from tests.conftest import PROJECT_ROOT
@@ -36,8 +36,8 @@ def test_every_method_config_instantiates():
     cfg = _compose()
     methods = {**to_container(cfg.baseline), **to_container(cfg.model)}
     on_disk = {p.stem for p in (CONFIGS / "baseline").glob("*.yaml")}
-    on_disk |= {p.stem for p in (CONFIGS / "model").glob("*.yaml")}
-    assert set(methods) == on_disk  # every config file is reachable from the benchmark
+    on_disk |= set(group_options("model"))  # files and the generated deep methods
+    assert set(methods) == on_disk  # every config is reachable from the benchmark
     for name, method_cfg in methods.items():
         estimator = make_estimator(method_cfg, n_clusters=3, seed=0)
         assert hasattr(estimator, "fit"), name

@@ -96,9 +96,13 @@ def test_a_group_checks_each_option_and_refuses_unknown_keys():
     assert checked["epochs"] == 3 and PRETRAIN.check(checked) is checked  # checked once
 
 
-def test_a_deep_fit_checks_the_pretrain_group_once(monkeypatch):
-    from deepseg.deep import AEKMeans
+SMALL_AUTOENCODER = {"hidden_dims": [8], "latent_dim": 2}
+SHORT_PRETRAIN = {"epochs": 1, "min_steps": 0}
 
+
+@pytest.fixture
+def group_checks(monkeypatch) -> list[str]:
+    """The name of the group of every check (each merges the options with the defaults)."""
     calls: list[str] = []
     merged = Group.merged
 
@@ -107,10 +111,35 @@ def test_a_deep_fit_checks_the_pretrain_group_once(monkeypatch):
         return merged(self, given)
 
     monkeypatch.setattr(Group, "merged", counted)
+    return calls
+
+
+def test_a_deep_fit_checks_the_pretrain_group_once(group_checks):
+    from deepseg.deep import AEKMeans
+
     X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
-    AEKMeans(n_clusters=2, autoencoder={"hidden_dims": [8], "latent_dim": 2},
-             pretrain={"epochs": 1, "min_steps": 0}, random_state=0).fit(X)  # fmt: skip
-    assert calls.count("pretrain") == 1
+    AEKMeans(n_clusters=2, autoencoder=SMALL_AUTOENCODER, pretrain=SHORT_PRETRAIN,
+             random_state=0).fit(X)  # fmt: skip
+    assert group_checks.count("pretrain") == 1
+    assert group_checks.count("autoencoder") == 1
+
+
+def test_a_benchmark_job_checks_the_pretrain_group_once(group_checks):
+    # run_one checks before the shared pretraining; the pretraining and the fit take the
+    # checked options and do not check them again
+    from deepseg.data.base import Dataset
+    from deepseg.tasks.run import run_one
+
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    dataset = Dataset(name="gauss", ids=np.arange(40), X=X)
+    cfg = {"_target_": "deepseg.deep.AEKMeans", "autoencoder": dict(SMALL_AUTOENCODER),
+           "pretrain": dict(SHORT_PRETRAIN)}  # fmt: skip
+    cache: dict = {}
+    row = run_one(X, dataset, "ae_kmeans", cfg, 2, 0, "singletons", cache)
+    assert row.get("status", "ok") == "ok", row.get("error")
+    assert len(cache) == 1 and row["pretrain_seconds"] >= 0  # the shared pretraining ran
+    assert group_checks.count("pretrain") == 1
+    assert group_checks.count("autoencoder") == 1
 
 
 def test_every_declaration_has_a_one_line_help():

@@ -291,7 +291,7 @@ def resolve_seed(cfg: DictConfig) -> None:
         cfg.seeds = [seed]
 
 
-def _group_options(group: str) -> list[str]:
+def group_options(group: str) -> list[str]:
     """A config group's options: its files and what :mod:`deepseg.configs` generates."""
     from hydra.core.config_store import ConfigStore
 
@@ -314,7 +314,7 @@ def help_groups(*, _root_: DictConfig) -> str:
         if str(group).startswith("hydra") or "@" in str(group):
             continue
         chosen = f"{group}={'null' if choice is None else choice}"
-        lines.append(f"  {chosen:<32} options: {', '.join(_group_options(str(group)))}")
+        lines.append(f"  {chosen:<32} options: {', '.join(group_options(str(group)))}")
     return "\n".join(lines) if lines else "  (none)"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -22,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepseg.cli.common import (
     USER_ERRORS,
-    config_dir,
     config_path,
     full_error,
+    group_options,
     report_errors,
     run_command,
 )
@@ -64,8 +63,9 @@ def _swept_values(cfg: DictConfig, key: str) -> list[Any]:
 
 
 def model_names() -> list[str]:
-    """The choices of the ``model`` group: deep models and baselines (configs/model/)."""
-    return sorted(p.stem for p in (Path(config_dir()) / "model").glob("*.yaml"))
+    """The choices of the ``model`` group: deep models (generated, :mod:`deepseg.configs.methods`)
+    and baselines (configs/model/)."""
+    return group_options("model")
 
 
 def check_sweep(cfg: DictConfig) -> None:

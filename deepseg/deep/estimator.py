@@ -122,6 +122,17 @@ class DeepClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         return self._checked(n_samples)[0]
 
+    def checked_groups(self, n_samples: int) -> dict[str, Checked]:
+        """:meth:`check_params`, returning the ``autoencoder`` and ``pretrain`` options merged
+        with their defaults and checked (:class:`deepseg.options.Checked`).
+
+        A job that checks before its shared pretraining (:func:`deepseg.tasks.run.run_one`)
+        sets them back with ``set_params``: the same options, which neither the pretraining
+        nor ``fit`` checks again.
+        """
+        _, autoencoder, pretrain = self._checked(n_samples)
+        return {"autoencoder": autoencoder, "pretrain": pretrain}
+
     def _checked(self, n_samples: int) -> tuple[int, Checked, Checked]:
         """:meth:`check_params`, returning the seed and the autoencoder and pretraining options
         merged with their defaults and checked: ``fit`` passes them on, so that pretraining

@@ -10,10 +10,9 @@ method stops training by returning True from ``refresh`` (e.g. DEC's label-chang
 :func:`make_trainer` builds the Trainer of every phase and :func:`embed` is the one batched
 embedding loop.
 
-The autoencoder and pretraining options are declared, with their defaults and constraints, in
-:mod:`deepseg.options` (``AUTOENCODER``, ``PRETRAIN``), which the configs' groups of the same
-names are generated from. ``DEFAULT_TRAINER`` is the one source of the trainer defaults:
-``trainer/default.yaml`` holds the same values (a test checks it).
+The autoencoder, pretraining and trainer options are declared, with their defaults and
+constraints, in :mod:`deepseg.options` (``AUTOENCODER``, ``PRETRAIN``, ``TRAINER``), which the
+configs' groups of the same names are generated from.
 
 Modules never see ground-truth labels: batches are ``(x, index)``.
 """
@@ -43,10 +42,9 @@ from deepseg.deep.checkpoint import (
 )
 from deepseg.losses import reconstruction_loss
 from deepseg.nn.modules import Autoencoder, corrupt, embed
-from deepseg.options import AUTO, AUTOENCODER, PRETRAIN, Checked
+from deepseg.options import AUTO, AUTOENCODER, PRETRAIN, TRAINER, Checked
 
 __all__ = [
-    "DEFAULT_TRAINER",
     "AutoencoderModule",
     "ClusteringModule",
     "EpochTimer",
@@ -75,24 +73,16 @@ WIDE_DROPOUT = 0.0
 NARROW_MIN_STEPS = 600
 WIDE_MIN_STEPS = 6000
 
-DEFAULT_TRAINER: dict[str, Any] = {
-    "accelerator": "auto",
-    "devices": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "enable_progress_bar": False,
-    # deepseg's own (not lightning.Trainer's): capture each training step on CUDA, see
-    # EpochMeanLogger. Off by default: not yet measured on a GPU
-    "capture_step": False,
-}
 #: Options of the trainer group that deepseg reads itself; make_trainer does not pass them on.
+#: ``capture_step``: capture each training step on CUDA, see EpochMeanLogger (off by default:
+#: not yet measured on a GPU).
 OWN_TRAINER_OPTIONS = ("capture_step",)
 
 
 def trainer_options(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
-    """:data:`DEFAULT_TRAINER` updated with ``trainer`` (any key: they pass through to
-    lightning.Trainer)."""
-    return {**DEFAULT_TRAINER, **(trainer or {})}
+    """The declared trainer defaults (:data:`deepseg.options.TRAINER`) updated with ``trainer``
+    (any key: they pass through to lightning.Trainer)."""
+    return TRAINER.merged(trainer)
 
 
 _RESERVED_TRAINER_OPTIONS = (
@@ -116,8 +106,9 @@ def make_trainer(
 
     Args:
         max_epochs: epochs of the phase.
-        trainer: lightning.Trainer options (see DEFAULT_TRAINER). ``logger`` may be a Logger, a
-            bool, or a callable making a Logger: then each phase gets its own (a new version).
+        trainer: lightning.Trainer options (:data:`deepseg.options.TRAINER`). ``logger`` may
+            be a Logger, a bool, or a callable making a Logger: then each phase gets its own (a
+            new version).
         timer: an :class:`EpochTimer` to add to the callbacks, to read per-epoch wall times.
         checkpoint: the phase's checkpoint callback; its files are written atomically
             (:class:`~deepseg.deep.checkpoint.AtomicCheckpointIO`).
@@ -208,13 +199,14 @@ def seed_all(seed: int) -> None:
 
 
 def build_autoencoder(input_dim: int, autoencoder: Mapping[str, Any] | None) -> Autoencoder:
-    return Autoencoder(input_dim, **AUTOENCODER.merged(autoencoder))
+    """The network of these architecture options (checked, unless given checked)."""
+    return Autoencoder(input_dim, **AUTOENCODER.check(autoencoder))
 
 
 def is_wide(input_dim: int, autoencoder: Mapping[str, Any] | None) -> bool:
     """Whether an input of ``input_dim`` columns is "wide" for this autoencoder: at least as wide
     as its first hidden layer (the encoder does not widen it; no hidden layer: always wide)."""
-    hidden = list(AUTOENCODER.merged(autoencoder)["hidden_dims"])
+    hidden = list(AUTOENCODER.check(autoencoder)["hidden_dims"])
     return not hidden or int(input_dim) >= int(hidden[0])
 
 
@@ -263,9 +255,7 @@ def check_options(
     """
     checked = AUTOENCODER.check(autoencoder), PRETRAIN.check(pretrain)
     checkpoint_options(checkpoint)
-    capture = (trainer or {}).get("capture_step", False)
-    if not isinstance(capture, bool):
-        raise ValueError(f"The trainer option 'capture_step' must be a bool. Got {capture!r}.")
+    TRAINER.check(trainer)
     reserved = sorted(set(trainer or {}) & set(_RESERVED_TRAINER_OPTIONS))
     if reserved:
         raise ValueError(

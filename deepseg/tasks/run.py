@@ -322,8 +322,13 @@ def run_one(
     }
     start = time.perf_counter()
     try:
+        # every parameter is checked before the shared pretraining, once: a deep method takes
+        # its checked groups back, which the pretraining and its fit do not check again
+        checked_groups = getattr(estimator, "checked_groups", None)
         check = getattr(estimator, "check_params", None)
-        if check is not None:  # every parameter is checked before the shared pretraining
+        if checked_groups is not None:
+            estimator.set_params(**checked_groups(X.shape[0]))
+        elif check is not None:
             check(X.shape[0])
         shared = shared_autoencoder(
             estimator, X, seed, {} if pretrained_cache is None else pretrained_cache

@@ -49,8 +49,9 @@ def describe(proc: subprocess.CompletedProcess[str]) -> str:
     )
 
 
-def config_of(name: str) -> tuple[list[str], list[str]]:
-    """The top-level options and the config groups of a script's primary config."""
+def config_of(name: str) -> tuple[list[str], list[str], dict]:
+    """The top-level options, the config groups and the composed values (a dict) of a script's
+    primary config."""
     module = importlib.import_module(project_scripts()[name].partition(":")[0])
     with initialize_config_module("deepseg.configs", version_base="1.3"):
         cfg = compose(module.CONFIG_NAME, return_hydra_config=True)
@@ -58,7 +59,9 @@ def config_of(name: str) -> tuple[list[str], list[str]]:
     assert isinstance(choices, dict)
     groups = [g for g in choices if not g.startswith("hydra") and "@" not in g]
     options = [str(k) for k in cfg if k != "hydra" and k not in groups]
-    return options, groups
+    values = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(values, dict)
+    return options, groups, values
 
 
 def test_every_script_has_a_misspelling_case():
@@ -74,7 +77,7 @@ def test_help_lists_options_and_groups(name, tmp_path):
     options_part, groups_part = text.split("== Options ==")[1].split("== Config groups ==")
     option_lines = [line.strip() for line in options_part.splitlines() if line.strip()]
     group_lines = [line.strip() for line in groups_part.splitlines() if line.startswith("  ")]
-    options, groups = config_of(name)
+    options, groups, values = config_of(name)
     for option in options:
         assert any(line.startswith((f"{option}=", f"{option}.")) for line in option_lines), (
             f"--help of {name} does not list the option '{option}'" + describe(proc)
@@ -86,11 +89,13 @@ def test_help_lists_options_and_groups(name, tmp_path):
     # one line per option: a name, then its description
     assert all(len(line.split(maxsplit=1)) == 2 for line in option_lines), describe(proc)
     assert not any(UNDECLARED in line for line in option_lines), describe(proc)
-    # every option of a declared group the command has, with its declared default
+    # every option of a declared group the command has, with its composed value: the declared
+    # default unless the command's config changes it (deepseg-train's trainer.enable_progress_bar)
     for group in GROUPS:
         if group.name in groups:
             for option in group:
-                shown = f"{group.name}.{option.name}={_shown(option.default)} "
+                value = values[group.name][option.name]
+                shown = f"{group.name}.{option.name}={_shown(value)} "
                 assert any(line.startswith(shown) for line in option_lines), (
                     f"--help of {name} does not list {shown}" + describe(proc)
                 )
