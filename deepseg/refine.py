@@ -90,6 +90,114 @@ def _check_params(
         raise bad("C", "a float in the range (0.0, inf)", C)
 
 
+@dataclass
+class _Design:
+    """A design matrix kept in two blocks, sparse words and a dense part, so that the dense part
+    multiplies through BLAS: scipy's sparse product of the 384 embedding columns stored as
+    sparse took seconds an iteration at 320 clusters, where the blocks take a fraction."""
+
+    sparse: Any | None  # CSR (n, n_words) or None
+    dense: np.ndarray | None  # (n, n_dims) float64 or None
+
+    @classmethod
+    def of(cls, X: Any) -> _Design:
+        import scipy.sparse as sp
+
+        if isinstance(X, _Design):
+            return X
+        if sp.issparse(X):
+            return cls(sp.csr_matrix(X, dtype=np.float64), None)
+        return cls(None, np.ascontiguousarray(X, dtype=np.float64))
+
+    @property
+    def n_rows(self) -> int:
+        return int((self.sparse if self.sparse is not None else self.dense).shape[0])
+
+    @property
+    def widths(self) -> tuple[int, int]:
+        return (0 if self.sparse is None else self.sparse.shape[1],
+                0 if self.dense is None else self.dense.shape[1])  # fmt: skip
+
+    def rows(self, index: np.ndarray) -> _Design:
+        return _Design(None if self.sparse is None else self.sparse[index],
+                       None if self.dense is None else self.dense[index])  # fmt: skip
+
+    def dot(self, W: np.ndarray) -> np.ndarray:
+        """``X @ W`` for ``W`` of shape (n_words + n_dims, k)."""
+        a, _ = self.widths
+        out = np.zeros((self.n_rows, W.shape[1]))
+        if self.sparse is not None:
+            out += np.asarray(self.sparse @ W[:a])
+        if self.dense is not None:
+            out += self.dense @ W[a:]
+        return out
+
+    def tdot(self, G: np.ndarray) -> np.ndarray:
+        """``X.T @ G`` for ``G`` of shape (n_rows, k)."""
+        parts = []
+        if self.sparse is not None:
+            parts.append(np.asarray(self.sparse.T @ G))
+        if self.dense is not None:
+            parts.append(self.dense.T @ G)
+        return np.vstack(parts)
+
+
+@dataclass
+class _Softmax:
+    """A multinomial logistic regression: ``W`` (n_features, k), ``b`` (k,), ``classes``."""
+
+    W: np.ndarray
+    b: np.ndarray
+    classes: np.ndarray
+
+    def proba(self, X: _Design) -> np.ndarray:
+        logits = X.dot(self.W) + self.b
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+
+def _fit_softmax(X: _Design, y: np.ndarray, C: float, start: _Softmax | None = None,
+                 max_iter: int = 300, tol: float = 1e-4) -> _Softmax:  # fmt: skip
+    """scikit-learn's ``LogisticRegression(C=C, class_weight="balanced")`` (multinomial,
+    L-BFGS, the intercept not penalised), fitted on a two-block design: the same objective,
+    ``sum_i w_i CE_i / S + |W|^2 / (2 C S)`` with balanced weights ``w`` summing to ``S``, and
+    the same solver settings, so the same minimum up to the solver's tolerance
+    (tests/test_refine.py compares the probabilities). ``start`` warm-starts the solver from the
+    previous round's model (the minimum is unique: only the iterations change)."""
+    from scipy.optimize import minimize
+
+    classes, codes = np.unique(y, return_inverse=True)
+    k, n = len(classes), len(y)
+    counts = np.bincount(codes, minlength=k)
+    weights = (n / (k * counts))[codes]
+    total = float(weights.sum())
+    p = sum(X.widths)
+    Y = np.zeros((n, k))
+    Y[np.arange(n), codes] = 1.0
+
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = theta[: p * k].reshape(p, k), theta[p * k :]
+        logits = X.dot(W) + b
+        logits -= logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(logits).sum(axis=1))
+        ce = log_norm - logits[np.arange(n), codes]
+        P = np.exp(logits - log_norm[:, None])
+        loss = float(weights @ ce) / total + float((W * W).sum()) / (2 * C * total)
+        G = (P - Y) * (weights / total)[:, None]
+        grad_W = X.tdot(G) + W / (C * total)
+        return loss, np.concatenate([grad_W.ravel(), G.sum(axis=0)])
+
+    theta0 = np.zeros(p * k + k)
+    if start is not None and np.array_equal(start.classes, classes):
+        theta0 = np.concatenate([start.W.ravel(), start.b])
+    opt = minimize(loss_grad, theta0, method="L-BFGS-B", jac=True,
+                   options={"maxiter": max_iter, "maxls": 50, "gtol": tol,
+                            "ftol": 64 * np.finfo(float).eps})  # fmt: skip
+    return _Softmax(opt.x[: p * k].reshape(p, k), opt.x[p * k :], classes)
+
+
 def _centroid_confidence(X: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
     """The margin of each row: squared distance to the nearest other centroid minus the squared
     distance to its own cluster's centroid (higher: farther from the cluster's borders)."""
@@ -152,7 +260,7 @@ def self_train(
         max_iter: the most rounds.
         tol: stop when a round changes fewer than this share of the labels.
         C: the inverse regularisation strength of the logistic regression.
-        random_state: seed of the classifier's solver.
+        random_state: kept for the API: the classifier's L-BFGS solver draws nothing.
 
     Returns:
         A :class:`SelfTrainingResult` with the refined labels; no cluster is empty.
@@ -192,23 +300,28 @@ def _iterate(
     what: str,
 ) -> SelfTrainingResult:
     """The rounds of iterative classification: ``space`` ranks the first round's core (centroid
-    margins), ``features`` (dense or sparse) trains the classifier and relabels every row."""
-    from sklearn.linear_model import LogisticRegression
+    margins), ``features`` (dense, sparse or a :class:`_Design`) trains the classifier and
+    relabels every row.
 
+    Each round's classifier starts from the previous round's (a warm start). Where the solver
+    stops at its 300 iterations before the minimum (many clusters), this keeps the rounds
+    close and the loop settles sooner: on 20,000 documents in 320 clusters, 2 rounds in 54 s
+    against 10 rounds (not settled) at 37 s a round from scratch. On K-Means partitions of the
+    four text corpora (seeds 0-2) the refined ACC moves by -0.45 (tweet) to +0.26 (BANKING77)
+    points, -0.12 on average (docs/benchmarks.md)."""
     _, current = np.unique(labels, return_inverse=True)
     k = int(current.max()) + 1 if len(current) else 0
     result = SelfTrainingResult(labels=current.copy(), n_iter=0)
     if k < 2:
         return result
     confidence = _centroid_confidence(space, current, k)
+    design = _Design.of(features)
+    model: _Softmax | None = None
     for it in range(max_iter):
         core = _core(current, confidence, k, core_fraction, min_core)
-        clf = LogisticRegression(
-            C=C, class_weight="balanced", max_iter=300, random_state=random_state
-        )
-        clf.fit(features[core], current[core])
+        model = _fit_softmax(design.rows(core), current[core], C, start=model)
         proba = np.zeros((len(current), k))
-        proba[:, clf.classes_] = clf.predict_proba(features)
+        proba[:, model.classes] = model.proba(design)
         new = proba.argmax(axis=1)
         # Keep every cluster alive: one that lost every row keeps its core.
         for c in range(k):
@@ -274,6 +387,18 @@ def second_view_features(
             vocabulary"), or the sizes disagree.
     """
     import scipy.sparse as sp
+
+    design = _second_view_design(embedding, documents, embedding_weight)
+    parts = [design.sparse]
+    if design.dense is not None:
+        parts.append(sp.csr_matrix(design.dense))
+    return sp.hstack(parts, format="csr")
+
+
+def _second_view_design(
+    embedding: np.ndarray, documents: list[str], embedding_weight: float
+) -> _Design:
+    """:func:`second_view_features` in its two blocks (the words sparse, the embedding dense)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
@@ -284,11 +409,10 @@ def second_view_features(
     words = TfidfVectorizer(sublinear_tf=True, token_pattern=_TOKEN_PATTERN).fit_transform(
         [str(d) for d in documents]
     )
-    parts = [normalize(words)]
+    dense = None
     if embedding_weight > 0:
-        z = normalize(np.asarray(embedding, dtype=np.float64)) * float(embedding_weight)
-        parts.append(sp.csr_matrix(z))
-    return sp.hstack(parts, format="csr")
+        dense = normalize(np.asarray(embedding, dtype=np.float64)) * float(embedding_weight)
+    return _Design(normalize(words).astype(np.float64).tocsr(), dense)
 
 
 def second_view(
@@ -327,7 +451,7 @@ def second_view(
         max_iter: the most rounds.
         tol: stop when a round changes fewer than this share of the labels.
         C: the inverse regularisation strength of the logistic regression.
-        random_state: seed of the classifier's solver.
+        random_state: kept for the API: the classifier's L-BFGS solver draws nothing.
 
     Returns:
         A :class:`SecondViewResult`; ``labels`` numbers the clusters ``0..k-1`` in the order of
@@ -356,7 +480,7 @@ def second_view(
     if len(codes) == 0 or int(codes.max()) < 1:
         return unchanged("the partition has fewer than 2 clusters")
     try:
-        features = second_view_features(embedding, documents, embedding_weight=embedding_weight)
+        features = _second_view_design(embedding, documents, embedding_weight)
     except ValueError as exc:
         if "empty vocabulary" not in str(exc):
             raise

@@ -88,3 +88,31 @@ def test_shape_mismatch_and_estimators_without_labels() -> None:
 
     with pytest.raises(TypeError, match="NoLabels has none"):
         SelfTraining(NoLabels()).fit(np.zeros((5, 2)))
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+@pytest.mark.parametrize("C", [0.1, 10.0])
+def test_the_classifier_is_sklearns_balanced_logistic_regression(blocks: bool, C: float) -> None:
+    """The rounds' classifier fits scikit-learn's objective on a two-block design (sparse
+    words, dense embedding): the probabilities agree up to the solvers' tolerance (the gradient
+    norm 1e-4 at which both stop; measured 7e-3 at most here), and so do the labels."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    from deepseg.refine import _Design, _fit_softmax
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 600)
+    Z = rng.normal(size=(600, 12)) + y[:, None] * 0.3
+    words = sp.random(600, 200, density=0.05, random_state=1, format="csr")
+    design = _Design(words, Z) if blocks else _Design(None, Z)
+    flat = sp.hstack([words, sp.csr_matrix(Z)], format="csr") if blocks else Z
+    ref = LogisticRegression(C=C, class_weight="balanced", max_iter=300).fit(flat, y)
+    ours = _fit_softmax(design, y, C)
+    assert np.array_equal(ours.classes, ref.classes_)
+    p_ref, p_ours = ref.predict_proba(flat), ours.proba(design)
+    assert np.abs(p_ref - p_ours).max() < 0.03
+    assert np.mean(p_ref.argmax(1) == p_ours.argmax(1)) >= 0.99
+    # a warm start from the fitted model lands on the same minimum
+    again = _fit_softmax(design, y, C, start=ours)
+    assert np.abs(again.proba(design) - p_ours).max() < 0.03
