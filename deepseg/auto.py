@@ -517,8 +517,13 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             possible only with ``stand_in=False``).
         stood_in_: the NMI of each candidate with the consensus when the consensus won and
             the nearest stood in for it; else None.
-        candidates_: ``{name: fitted estimator}`` of every candidate that fitted.
-        candidate_labels_: ``{name: labels}`` of those candidates.
+        candidates_: ``{name: fitted estimator}`` of every candidate that fitted (or was taken
+            fitted through ``fitted_for``); a candidate served through ``stored_for`` has its
+            labels only, until :meth:`fit_chosen` fits it when it is the chosen one.
+        candidate_labels_: ``{name: labels}`` of every candidate that fitted or was served.
+        reused_: the candidates taken through ``fitted_for`` or ``stored_for``, not fitted.
+        served_: ``{name: where from}`` of those served through ``stored_for`` (labels only).
+        seed_: the seed the candidates were fitted with.
         families_: ``{name: family}`` (:func:`family_of`).
         scores_: ``{name: label-free score}``: agreement, or the cosine silhouette on
             directions.
@@ -624,6 +629,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         y: object = None,
         pretrained_for: Callable[[Any], Any] | None = None,
         fitted_for: Callable[[Mapping[str, Any]], tuple[Any, np.ndarray] | None] | None = None,
+        stored_for: Callable[[str, Mapping[str, Any]], tuple[np.ndarray, str] | None]
+        | None = None,
     ) -> AutoCluster:
         """Fit the candidates in order, then choose. ``y`` is ignored: no label is read.
 
@@ -641,6 +648,12 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 candidate already fitted on this X with this config, k and seed (the
                 benchmark's own run of that method), taken as it is instead of refitted. Its
                 name is in ``reused_``.
+            stored_for: optional ``f(name, config node) -> (labels, where from) or None``: the
+                partition a candidate gave on this X with this config, k and seed in an
+                earlier run (the benchmark's job store), asked when ``fitted_for`` has none.
+                Its labels are served, not refitted (the log says so, naming where from); it
+                is in ``reused_`` and ``served_``, without an estimator until
+                :meth:`fit_chosen`. When every candidate is served, nothing is fitted.
         """
         X = fit_input(self, X, dtype=np.float32, min_samples=2)
         seed = self.check_params(X.shape[0])
@@ -655,6 +668,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.failed_: dict[str, str] = {}
         first_error: Exception | None = None
         self.reused_: list[str] = []
+        self.served_: dict[str, str] = {}
+        self.seed_ = seed
         for name, est in estimators.items():
             start = time.perf_counter()
             node = nodes[name]
@@ -664,6 +679,19 @@ class AutoCluster(ClusterMixin, BaseEstimator):
                 self.candidate_seconds_[name] = 0.0
                 self.reused_.append(name)
                 continue
+            served = stored_for(name, node) if stored_for is not None else None
+            if served is not None and np.shape(served[0]) == (X.shape[0],):
+                self.candidate_labels_[name] = np.asarray(served[0])
+                self.candidate_seconds_[name] = 0.0
+                self.reused_.append(name)
+                self.served_[name] = served[1]
+                logger.info("auto: candidate %s served from %s, not refitted", name, served[1])
+                continue
+            if served is not None:
+                logger.warning(
+                    "auto: the stored labels of candidate %s (from %s) have shape %s, for %d "
+                    "rows: it is fitted.", name, served[1], np.shape(served[0]), X.shape[0],
+                )  # fmt: skip
             try:
                 if pretrained_for is not None:
                     ae = pretrained_for(est)
@@ -683,9 +711,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             self.candidate_seconds_[name] = time.perf_counter() - start
             logger.info(
                 "auto: candidate %s fitted in %.1f s (%d of %d)",
-                name, self.candidate_seconds_[name], len(self.candidates_), len(estimators),
+                name, self.candidate_seconds_[name], len(self.candidate_labels_), len(estimators),
             )  # fmt: skip
-        if not self.candidates_:
+        if not self.candidate_labels_:
             assert first_error is not None
             raise first_error
         if cosine:
@@ -761,9 +789,60 @@ class AutoCluster(ClusterMixin, BaseEstimator):
 
     @property
     def best_estimator_(self) -> Any:
-        """The chosen candidate, fitted."""
+        """The chosen candidate, fitted.
+
+        Raises:
+            AttributeError: the chosen candidate's partition was served (``stored_for``)
+                without its estimator; :meth:`fit_chosen` fits it.
+        """
         check_is_fitted(self, "chosen_")
+        if self.chosen_ not in self.candidates_:
+            raise AttributeError(
+                f"AutoCluster chose {self.chosen_}, whose partition was served from "
+                f"{self.served_.get(self.chosen_)} without its fitted estimator; "
+                "fit_chosen(X) fits it."
+            )
         return self.candidates_[self.chosen_]
+
+    def fit_chosen(self, X: Any, pretrained_for: Callable[[Any], Any] | None = None) -> Any:
+        """The chosen candidate's fitted estimator, fitted now on ``X`` (the rows ``fit`` saw)
+        when its partition was served without it; else the one ``fit`` has.
+
+        Only the chosen candidate is fitted, with its config, k and the seed of ``fit``, and
+        the log says so. ``labels_`` stay the served ones (the results row was scored on
+        them); a fit that gives other labels is logged.
+
+        Args:
+            X: the rows ``fit`` was given.
+            pretrained_for: as in :meth:`fit`.
+        """
+        check_is_fitted(self, "chosen_")
+        if self.chosen_ in self.candidates_:
+            return self.candidates_[self.chosen_]
+        X = self._new_rows(X)
+        name = self.chosen_
+        node = self._nodes(self.geometry_ == "cosine")[name]
+        est = _build(name, dict(node), int(self.n_clusters), int(self.seed_))
+        logger.info(
+            "auto: fitting the chosen candidate %s, served from %s, for its estimator",
+            name, self.served_.get(name),
+        )  # fmt: skip
+        if pretrained_for is not None:
+            ae = pretrained_for(est)
+        else:
+            shared = shared_autoencoder(est, X, int(self.seed_), {})
+            ae = None if shared is None else shared[0]
+        if ae is not None:
+            est.set_params(pretrained=ae)
+        labels = np.asarray(est.fit_predict(X))
+        if not np.array_equal(labels, self.labels_):
+            logger.warning(
+                "auto: %s refitted gives other labels than the served ones (NMI %.3f); "
+                "labels_ stay the served ones.",
+                name, normalized_mutual_info_score(self.labels_, labels),
+            )  # fmt: skip
+        self.candidates_[name] = est
+        return est
 
     def predict(self, X: Any) -> np.ndarray:
         """The chosen candidate's assignment of new rows (when it can assign them)."""
@@ -823,4 +902,5 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             "seconds": {k: round(v, 2) for k, v in self.candidate_seconds_.items()},
             "failed": dict(self.failed_),
             "reused": list(self.reused_),
+            "served": dict(getattr(self, "served_", {})),
         }

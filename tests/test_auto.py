@@ -456,3 +456,57 @@ def test_the_packaged_candidates_leave_an_applications_hydra_as_it_was(tmp_path)
         assert GlobalHydra.instance() is before and before.is_initialized()
         assert compose("app").greeting == "hello"  # the application's own configs
     assert not GlobalHydra.instance().is_initialized()
+
+
+class NeverFitted:
+    """A candidate that must be served, never fitted."""
+
+    def __init__(self, n_clusters: int = 2, random_state: int = 0) -> None:
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+
+    def fit_predict(self, X):
+        raise AssertionError("a served candidate was fitted")
+
+
+def test_candidates_served_with_their_labels_are_not_fitted(blobs, caplog):
+    X, _ = blobs
+    fresh = AutoCluster(4, {"kmeans": KMEANS, "gmm": GMM}, random_state=0).fit(X)
+    stored = {name: fresh.candidate_labels_[name] for name in ("kmeans", "gmm")}
+    asked = []
+
+    def stored_for(name, node):
+        asked.append((name, dict(node)))
+        return stored[name], f"the job store (job {name}-key)"
+
+    never = {"_target_": "tests.test_auto.NeverFitted"}
+    served = AutoCluster(4, {"kmeans": KMEANS, "gmm": never}, random_state=0)
+    caplog.set_level("INFO", logger="deepseg.auto")
+    served.fit(X, stored_for=stored_for)
+    assert asked == [("kmeans", KMEANS), ("gmm", never)]
+    assert served.reused_ == ["kmeans", "gmm"] and set(served.served_) == {"kmeans", "gmm"}
+    assert "auto: candidate gmm served from the job store (job gmm-key), not refitted" in (
+        caplog.text
+    )
+    assert "fitted in" not in caplog.text
+    # the same choice, scores and labels as the candidates fitted here
+    assert fresh.chosen_ == "kmeans"
+    assert (served.chosen_, served.scores_) == (fresh.chosen_, fresh.scores_)
+    np.testing.assert_array_equal(served.labels_, fresh.labels_)
+    assert served.selection()["served"] == served.served_
+    # no estimator until the chosen one is fitted, alone, on demand
+    assert "kmeans" not in served.candidates_ and "gmm" not in served.candidates_
+    with pytest.raises(AttributeError, match="fit_chosen"):
+        served.predict(X)
+    best = served.fit_chosen(X)
+    assert served.best_estimator_ is best and "fitting the chosen candidate kmeans" in caplog.text
+    assert "gmm" not in served.candidates_
+    np.testing.assert_array_equal(served.predict(X), fresh.predict(X))
+    assert served.fit_chosen(X) is best  # once
+
+
+def test_stored_labels_of_the_wrong_length_are_refitted(blobs):
+    X, _ = blobs
+    est = AutoCluster(4, {"kmeans": KMEANS, "gmm": GMM}, random_state=0)
+    est.fit(X, stored_for=lambda name, node: (np.zeros(len(X) - 1, dtype=int), "elsewhere"))
+    assert est.reused_ == [] and est.served_ == {} and set(est.candidates_) >= {"kmeans", "gmm"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,11 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     Every (method, seed) is a job of the job store (:mod:`deepseg.tasks.store`, ``resume_dir``):
     one that finished before with the same options on the same input is not run again (its row
     is taken, with ``resumed_from``), and a deep fit killed mid-training resumes from its last
-    checkpoint. The report's fit always runs (the report needs the fitted model).
+    checkpoint. The report's fit always runs (the report needs the fitted model). A finished
+    job also stores its method's own partition, so ``auto`` takes each candidate that finished
+    before as a method of this benchmark (the same job: config node, k, seed, data, features)
+    from the store instead of refitting it (:func:`stored_partitions`); when the report needs
+    auto's estimator, only its chosen candidate is fitted.
 
     Args:
         cfg: the composed ``benchmark`` config.
@@ -128,11 +133,16 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             with store.lock(job):
                 row = None if reported else store.finished_row(job, f"{method} (seed {seed})")
                 if row is None:
+                    own: dict[str, Any] = {}
                     row = run_one(
                         opening.X, opening.dataset, method, _fit_config(method_cfg, store, job),
                         opening.n_clusters, seed, cfg.noise_policy, pretrained_cache,
                         keep=kept if reported else None, fitted=fitted,
-                        documents=opening.documents, second_view=second_view,
+                        documents=opening.documents, second_view=second_view, own=own,
+                        stored_for=stored_partitions(
+                            cfg, store, seed, data_cfg, second_view if refines else None,
+                            opening.X.shape[0],
+                        ),
                     )  # fmt: skip
                     row.update(feature_seconds=round(opening.feature_seconds, 4),
                                job_hash=job.key, resumed_from="")  # fmt: skip
@@ -143,7 +153,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                     )  # fmt: skip
                     _log_row(row)
                     if row["status"] == "ok":
-                        store.store(job, row, output_dir)
+                        store.store(job, row, output_dir, labels=own.get("labels"))
             rows.append(row)
             jobs.update()
     jobs.close()
@@ -182,6 +192,30 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 second_view=kept.get("second_view"),
             )
     return results
+
+
+def stored_partitions(
+    cfg: DictConfig, store: JobStore, seed: int, data_cfg: dict[str, Any],
+    second_view: dict[str, Any] | None, n_samples: int,
+) -> Callable[[str, Mapping[str, Any]], tuple[np.ndarray, str] | None]:  # fmt: skip
+    """``auto``'s look-up of its candidates in the job store (``stored_for`` of
+    :meth:`deepseg.auto.AutoCluster.fit`): candidate ``name`` with config ``node`` is the job
+    that method ``name`` with that config would be in this benchmark (:func:`benchmark_job`,
+    the same seed, data, features, k and second view), and its stored labels, the method's own
+    partition, are served when that job finished with them."""
+
+    def stored_for(name: str, node: Mapping[str, Any]) -> tuple[np.ndarray, str] | None:
+        method_cfg = to_container(node)
+        if not isinstance(method_cfg, dict):
+            return None
+        job = benchmark_job(
+            cfg, name, dict(method_cfg), seed, input_fingerprints(data_cfg, method_cfg),
+            second_view,
+        )  # fmt: skip
+        labels = store.stored_labels(job, n_samples)
+        return None if labels is None else (labels, f"the job store (job {job.key})")
+
+    return stored_for
 
 
 def _fit_config(method_cfg: dict[str, Any], store: JobStore, job: Job) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,8 @@ def run_one(
     fitted: dict[str, tuple[Any, np.ndarray]] | None = None,
     documents: list[str] | None = None,
     second_view: dict[str, Any] | None = None,
+    own: dict[str, Any] | None = None,
+    stored_for: Callable[[str, Mapping[str, Any]], tuple[np.ndarray, str] | None] | None = None,
 ) -> dict[str, Any]:
     """Fit one method with one seed and score its own labels.
 
@@ -304,6 +307,11 @@ def run_one(
     ``estimator`` and ``labels``) for the segment report. When ``fitted`` is a dict, every
     method that fits is stored in it under its config, k and seed, and ``auto`` takes from it
     the candidates that already ran with the same config (the same fit: nothing is refitted).
+    When ``own`` is a dict, the method's own labels (before the second view) are stored in it
+    (key ``labels``) when it fits, for the job store. ``stored_for(name, node)`` gives ``auto``
+    the partitions of candidates finished in earlier runs (:meth:`AutoCluster.fit`): they are
+    served, not refitted; when ``keep`` asks for the estimator and the chosen candidate was
+    served, that candidate alone is fitted (:meth:`AutoCluster.fit_chosen`).
 
     A method that fails while fitting gives a row with status "failed" and its error, so one
     method's failure does not lose the others' results. For deep methods ``seconds`` excludes
@@ -347,8 +355,12 @@ def run_one(
             def fitted_for(node: Any) -> tuple[Any, np.ndarray] | None:
                 return None if fitted is None else fitted.get(fit_key(node, n_clusters, seed))
 
-            estimator.fit(X, pretrained_for=pretrained_for, fitted_for=fitted_for)
+            estimator.fit(
+                X, pretrained_for=pretrained_for, fitted_for=fitted_for, stored_for=stored_for
+            )
             labels = estimator.labels_
+            if keep is not None:  # the report needs the chosen candidate's estimator
+                estimator.fit_chosen(X, pretrained_for=pretrained_for)
         else:
             labels = np.asarray(estimator.fit_predict(X))
     except Exception as exc:  # any failure of one method is recorded, not raised
@@ -363,6 +375,8 @@ def run_one(
     seconds = time.perf_counter() - start
     if fitted is not None and not isinstance(estimator, AutoCluster):
         fitted[fit_key(method_cfg, n_clusters, seed)] = (estimator, labels)
+    if own is not None:
+        own["labels"] = np.asarray(labels)
     if second_view_enabled(second_view, documents):
         assert documents is not None
         own = np.asarray(labels)

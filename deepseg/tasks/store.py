@@ -9,6 +9,14 @@ later job with the same key (the re-run of an interrupted ``deepseg-train -m``,
 changed runs again, and the log says why (:meth:`JobStore.why_not_done`). Failed jobs store
 nothing, so they run again.
 
+Partitions: a finished job also keeps the method's own labels (before any second-view
+refinement; the row says what the refinement did) in ``<dir>/<key>.labels.npy``, written
+atomically before its record, which names the file with its SHA-256 and row count. Labels are
+served (:meth:`JobStore.stored_labels`, to ``auto``'s candidates in a benchmark) only through a
+valid finished record whose hash they match: a record without labels (older stores) is still
+a finished row, whose partition cannot be served; labels without a record, or of another
+write, are ignored, and storing a record without labels removes a stale labels file.
+
 Checkpoints: a deep job writes its training checkpoints into ``<dir>/<key>/checkpoints/``
 (:mod:`deepseg.deep.checkpoint`), so the re-run of a job killed mid-training resumes from its last
 checkpoint rather than from epoch 0. They are removed when the job's record is stored, and when
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -33,7 +42,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepseg.io import atomic_write_json, content_fingerprint, exclusive_lock, json_dumps
+import numpy as np
+
+from deepseg.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    content_fingerprint,
+    exclusive_lock,
+    json_dumps,
+)
 from deepseg.tasks.common import to_container
 
 logger = logging.getLogger(__name__)
@@ -143,6 +160,10 @@ class JobStore:
     def record_path(self, job: Job) -> Path | None:
         return None if self.directory is None else self.directory / f"{job.key}.json"
 
+    def labels_path(self, job: Job) -> Path | None:
+        """Where ``job``'s partition is kept beside its record (None: no store)."""
+        return None if self.directory is None else self.directory / f"{job.key}.labels.npy"
+
     def checkpoint_dir(self, job: Job) -> Path | None:
         """Where ``job`` keeps its training checkpoints (None: no store, or checkpoints off).
 
@@ -211,12 +232,23 @@ class JobStore:
                     return f"the input changed since the run in {where}: {', '.join(changed)}"
         return f"no finished record of this config on this input ({describe_inputs(job.inputs)})"
 
-    def store(self, job: Job, row: Mapping[str, Any], run_dir: str | Path) -> None:
-        """Store the row of a finished job (atomically), then drop its checkpoints."""
+    def store(
+        self,
+        job: Job,
+        row: Mapping[str, Any],
+        run_dir: str | Path,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        """Store the row of a finished job (atomically), then drop its checkpoints.
+
+        With ``labels`` (the method's own partition), they are written first, atomically, to
+        :meth:`labels_path`, and the record names them (file, rows, SHA-256); without, a stale
+        labels file of an earlier write is removed."""
         path = self.record_path(job)
-        if path is None:
+        labels_path = self.labels_path(job)
+        if path is None or labels_path is None:
             return
-        record = {
+        record: dict[str, Any] = {
             "job_hash": job.key,
             "config_hash": job.config_hash,
             "inputs": job.inputs,
@@ -224,9 +256,57 @@ class JobStore:
             "finished": time.time(),
             "row": dict(row),
         }
+        if labels is not None:
+            data = _npy_bytes(np.asarray(labels))
+            atomic_write_bytes(labels_path, data)
+            record["labels"] = {
+                "file": labels_path.name,
+                "n_samples": int(np.asarray(labels).shape[0]),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
         atomic_write_json(path, record, default=str)
+        if labels is None:  # after the record: no record ever names a missing file
+            labels_path.unlink(missing_ok=True)
         # the record now answers a re-run; a failed job keeps them for its next attempt
         self.remove_checkpoints(job, "finished")
+
+    def stored_labels(self, job: Job, n_samples: int | None = None) -> np.ndarray | None:
+        """The partition ``job`` stored when it finished (the method's own labels), or None:
+        ``resume`` off, no finished record, a record without labels (an older store), or
+        labels that do not match their record (another write, a damaged file) or that have
+        not ``n_samples`` rows. Why is logged, except for a job never run."""
+        if not self.resume:
+            return None
+        record = self.load(job)
+        if record is None:
+            return None
+        meta = record.get("labels")
+        path = self.labels_path(job)
+        if not isinstance(meta, dict) or path is None:
+            logger.info("Job %s stored no labels (an older record): they cannot be served.",
+                        job.key)  # fmt: skip
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            logger.warning("Ignoring the labels of job %s: %s", job.key, exc)
+            return None
+        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            logger.warning("Ignoring the labels of job %s: %s does not match its record.",
+                           job.key, path)  # fmt: skip
+            return None
+        try:
+            labels = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            logger.warning("Ignoring the unreadable labels of job %s: %s", job.key, exc)
+            return None
+        if labels.ndim != 1 or (n_samples is not None and labels.shape[0] != n_samples):
+            logger.warning(
+                "Ignoring the labels of job %s: shape %s, for %s rows.",
+                job.key, labels.shape, n_samples,
+            )  # fmt: skip
+            return None
+        return labels
 
     def finished_row(self, job: Job, what: str) -> dict[str, Any] | None:
         """The row of ``job`` when it finished before and ``resume`` is on, with
@@ -278,6 +358,12 @@ class JobStore:
             if created and not path.exists():
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # only when empty: another job's records stay
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def job_store(cfg: Any) -> JobStore:

@@ -244,9 +244,10 @@ def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
     )
 
 
-def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore, job: Job
-         ) -> dict[str, Any]:  # fmt: skip
-    """Load, build features, fit, score, write the bundle. Raises on bad input."""
+def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore, job: Job,
+         own: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Load, build features, fit, score, write the bundle (the method's own labels into
+    ``own``, for the job store). Raises on bad input."""
     method_cfg = to_container(cfg.model)
     data_cfg = to_container(cfg.data)
     seed = int(cfg.seed)
@@ -271,8 +272,9 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore
     kept: dict[str, Any] = {}
     logger.info("Training %s on %s (seed %d), k=%d", cfg.method, dataset.name, seed, n_clusters)
     fitted = run_one(
-        X, dataset, cfg.method, fit_cfg, n_clusters, seed, cfg.noise_policy, {}, keep=kept
-    )
+        X, dataset, cfg.method, fit_cfg, n_clusters, seed, cfg.noise_policy, {},
+        keep=kept, own=own,
+    )  # fmt: skip
     row.update(fitted)
     row["feature_seconds"] = round(feature_seconds, 4)
     if row["status"] != "ok":
@@ -346,8 +348,9 @@ def _train_job(
         return done
     row = _base_row(cfg, job.key)
     start = time.perf_counter()
+    own: dict[str, Any] = {}
     try:
-        row = _fit(cfg, output_dir, row, store, job)
+        row = _fit(cfg, output_dir, row, store, job, own)
     except Exception as exc:
         if raise_errors:
             raise
@@ -361,7 +364,7 @@ def _train_job(
     _provenance(cfg, row)
     _write_results(cfg, output_dir, row)
     if row["status"] == "ok":
-        store.store(job, row, output_dir)
+        store.store(job, row, output_dir, labels=own.get("labels"))
     return row
 
 

@@ -3,6 +3,7 @@ option or input runs the jobs it affects again."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -123,3 +124,143 @@ def test_the_report_fit_always_runs(tmp_path, report):
     again = run_benchmark(compose_config("benchmark", *base, *extra), tmp_path / "b")
     assert ran(again) == ([("gmm", 0)] if report else [])
     assert (tmp_path / "b" / "segments.csv").exists() == report
+
+
+# auto's candidates restricted to kmeans and gmm; no consensus, so that nothing else fits a
+# K-Means (the spies below catch any candidate fit)
+AUTO_OF_TWO = [
+    "model.auto.consensus=false",
+    *[
+        f"model.auto.candidates.{name}=null"
+        for name in ("agglomerative", "spectral", "ae_kmeans", "dec", "idec", "n2d")
+    ],
+]
+
+
+def _no_fit(*args, **kwargs):
+    raise AssertionError("a stored candidate was fitted")
+
+
+def _stored_labels(store, results: pd.DataFrame, method: str) -> np.ndarray:
+    key = results.set_index("method").loc[method, "job_hash"]
+    return np.load(store / f"{key}.labels.npy")
+
+
+def test_auto_takes_its_stored_candidates_from_the_store_without_fitting_them(
+    tmp_path, caplog, monkeypatch
+):
+    store = tmp_path / "jobs"
+    base = ["data.n_samples=300", "seeds=[0]", f"resume_dir={store}", *AUTO_OF_TWO]
+    first = run_benchmark(
+        compose_config("benchmark", *base, "methods=[kmeans,gmm]"), tmp_path / "a"
+    )
+    # every finished job keeps its partition beside its record
+    for method in ("kmeans", "gmm"):
+        assert len(_stored_labels(store, first, method)) == 300
+
+    from sklearn.cluster import KMeans
+
+    from deepseg.baselines import GMMClusterer
+
+    monkeypatch.setattr(KMeans, "fit", _no_fit)
+    monkeypatch.setattr(GMMClusterer, "fit", _no_fit)
+    caplog.set_level(logging.INFO)
+    second = run_benchmark(
+        compose_config("benchmark", *base, "methods=[kmeans,gmm,auto]"), tmp_path / "b"
+    )
+    assert (second["status"] == "ok").all(), second["error"].tolist()
+    assert ran(second) == [("auto", 0)]
+    row = second.set_index("method").loc["auto"]
+    selection = json.loads(row["auto_selection"])
+    assert selection["reused"] == ["kmeans", "gmm"] and selection["failed"] == {}
+    for method in ("kmeans", "gmm"):
+        key = first.set_index("method").loc[method, "job_hash"]
+        assert selection["served"][method] == f"the job store (job {key})"
+        assert (
+            f"auto: candidate {method} served from the job store (job {key}), not refitted"
+            in caplog.text
+        )
+    assert "auto: candidate kmeans fitted" not in caplog.text
+    assert "auto: candidate gmm fitted" not in caplog.text
+    monkeypatch.undo()
+
+    # auto alone, fitting its candidates in a fresh store: the same choice and labels
+    alone_store = tmp_path / "fresh"
+    alone = run_benchmark(
+        compose_config(
+            "benchmark", *base[:2], *AUTO_OF_TWO, f"resume_dir={alone_store}", "methods=[auto]"
+        ),
+        tmp_path / "c",
+    )  # fmt: skip
+    fresh = alone.set_index("method").loc["auto"]
+    assert json.loads(fresh["auto_selection"])["reused"] == []
+    assert fresh["job_hash"] == row["job_hash"]  # the same job
+    assert fresh["auto_chosen"] == row["auto_chosen"]
+    for metric in SCORES:
+        assert fresh[metric] == row[metric], metric
+    np.testing.assert_array_equal(
+        _stored_labels(store, second, "auto"), _stored_labels(alone_store, alone, "auto")
+    )
+
+
+def test_a_stored_record_without_labels_is_refitted_not_served(tmp_path, caplog):
+    store = tmp_path / "jobs"
+    base = ["data.n_samples=300", "seeds=[0]", f"resume_dir={store}", *AUTO_OF_TWO]
+    first = run_benchmark(
+        compose_config("benchmark", *base, "methods=[kmeans,gmm]"), tmp_path / "a"
+    )
+    # gmm's record as an older store wrote it: no labels named (its labels file is ignored)
+    gmm = store / f"{first.set_index('method').loc['gmm', 'job_hash']}.json"
+    record = json.loads(gmm.read_text())
+    record.pop("labels")
+    gmm.write_text(json.dumps(record))
+    # kmeans's labels file damaged: it no longer matches its record
+    kmeans = store / f"{first.set_index('method').loc['kmeans', 'job_hash']}.labels.npy"
+    labels = np.load(kmeans)
+    np.save(kmeans, labels[::-1].copy())
+    caplog.set_level(logging.INFO)
+    again = run_benchmark(compose_config("benchmark", *base, "methods=[auto]"), tmp_path / "b")
+    assert (again["status"] == "ok").all(), again["error"].tolist()
+    selection = json.loads(again.set_index("method").loc["auto", "auto_selection"])
+    assert selection["reused"] == [] and selection["served"] == {}
+    assert "auto: candidate gmm fitted" in caplog.text and "stored no labels" in caplog.text
+    assert "auto: candidate kmeans fitted" in caplog.text and "does not match" in caplog.text
+    # both rows are still finished jobs: a benchmark of them runs nothing
+    rows = run_benchmark(
+        compose_config("benchmark", *base, "methods=[kmeans,gmm]"), tmp_path / "c"
+    )
+    assert ran(rows) == []
+
+
+def test_auto_is_not_served_candidates_of_changed_input_and_reports_its_choice(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    rng = np.random.default_rng(0)
+
+    def write_table() -> None:
+        centers = rng.normal(scale=6, size=(3, 2))[rng.integers(0, 3, 90)]
+        frame = pd.DataFrame(centers + rng.normal(size=(90, 2)), columns=["a", "b"])
+        frame.insert(0, "id", [f"c{i}" for i in range(90)])
+        frame.to_csv(path, index=False)
+
+    write_table()
+    base = ["data=table", f"data.path={path}", "data.id_column=id", "n_clusters=3", "seeds=[0]",
+            f"resume_dir={tmp_path / 'jobs'}", *AUTO_OF_TWO]  # fmt: skip
+    run_benchmark(compose_config("benchmark", *base, "methods=[kmeans,gmm]"), tmp_path / "a")
+    caplog.set_level(logging.INFO)
+    report = ["report=default", "report.method=auto", "report.map=pca"]
+    served = run_benchmark(
+        compose_config("benchmark", *base, "methods=[auto]", *report), tmp_path / "b"
+    )
+    selection = json.loads(served.set_index("method").loc["auto", "auto_selection"])
+    assert selection["reused"] == ["kmeans", "gmm"]
+    # the report needs the chosen candidate's estimator: that one alone is fitted
+    assert f"fitting the chosen candidate {selection['chosen']}" in caplog.text
+    assert "auto: candidate kmeans fitted" not in caplog.text
+    assert (tmp_path / "b" / "report.html").exists()
+    write_table()  # other contents, same file
+    caplog.clear()
+    changed = run_benchmark(compose_config("benchmark", *base, "methods=[auto]"), tmp_path / "c")
+    assert ran(changed) == [("auto", 0)]
+    selection = json.loads(changed.set_index("method").loc["auto", "auto_selection"])
+    assert selection["reused"] == [] and selection["served"] == {}
+    assert "served from the job store" not in caplog.text
