@@ -142,6 +142,44 @@ def cpu_has_amx_bf16() -> bool:
     return False
 
 
+#: The padded tokens a batch of ``batch_size`` documents may hold, per document: batches of
+#: short texts grow (tweet: about 130 documents), long ones shrink (documents/s on 2 cores,
+#: docs/benchmarks.md).
+BATCH_TOKENS_PER_DOC = 64
+
+
+def token_batches(lengths: np.ndarray, budget: int, most: int) -> list[tuple[int, int]]:
+    """Cuts documents sorted by token length (ascending) into batches ``[lo, hi)`` whose padded
+    size (documents x the longest one's tokens) stays within ``budget``, of at most ``most``
+    documents; a document longer than the budget goes alone.
+
+    >>> token_batches(np.array([2, 2, 3, 3, 8]), budget=8, most=10)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    batches, lo = [], 0
+    for i, length in enumerate(lengths):
+        if i > lo and ((i - lo + 1) * int(length) > budget or i - lo >= most):
+            batches.append((lo, i))
+            lo = i
+    if len(lengths):
+        batches.append((lo, len(lengths)))
+    return batches
+
+
+def _token_lengths(encoder: Any, docs: list[str]) -> np.ndarray:
+    """Each document's tokens as the encoder will see them (truncated to its
+    ``max_seq_length``); a model without a tokenizer: characters / 4, a rough count."""
+    tokenizer = getattr(encoder, "tokenizer", None)
+    limit = getattr(encoder, "max_seq_length", None)
+    if tokenizer is not None:
+        try:
+            ids = tokenizer(docs, truncation=limit is not None, max_length=limit)["input_ids"]
+            return np.fromiter((len(i) for i in ids), np.int64, len(docs))
+        except Exception:  # any other tokenizer: count characters instead
+            pass
+    return np.fromiter((len(d) // 4 + 2 for d in docs), np.int64, len(docs))
+
+
 def _load_sentence_model(model: str, precision: str = "float32") -> Any:
     """Loads a sentence-transformers model (a local directory or a hub name), once per process.
 
@@ -279,12 +317,13 @@ class TextBlock:
         cache: Whether sentence embeddings are read from and written to the disk cache.
         cache_dir: The cache folder; None: ``$DEEPSEG_CACHE_DIR``, else the user cache
             (``~/.cache/deepseg/embeddings``).
-        precision: The encoder's weights for ``"sentence"``: ``"float32"`` (the default),
-            ``"bfloat16"`` or ``"auto"`` (bfloat16 on a CPU with AMX bfloat16 tiles, float32
-            elsewhere). On such a CPU bfloat16 embeds 2.0-2.9x faster, at cosine >= 0.9997 to
-            the float32 embeddings (docs/benchmarks.md); it is not the default until auto's
-            partitions are measured with it. The precision is fixed at fit and kept in the
-            state, so a saved segmenter embeds new documents as it embedded its training ones.
+        precision: The encoder's weights for ``"sentence"``: ``"auto"`` (the default:
+            bfloat16 on a CPU with AMX bfloat16 tiles, float32 elsewhere), ``"float32"`` or
+            ``"bfloat16"``. On such a CPU bfloat16 embeds 2.5-3.2x faster, at cosine >= 0.9997
+            to the float32 embeddings, and K-Means over 10 seeds on the four text corpora
+            scores as well as on float32 (mean ACC -0.0 to +1.6 points, docs/benchmarks.md).
+            The precision is fixed at fit and kept in the state, so a saved segmenter embeds
+            new documents as it embedded its training ones.
 
     Attributes:
         method_: The method used, ``"tfidf"`` or ``"sentence"`` (``method`` resolved).
@@ -313,7 +352,7 @@ class TextBlock:
         random_state: int = 0,
         cache: bool = True,
         cache_dir: str | Path | None = None,
-        precision: str = "float32",
+        precision: str = "auto",
     ) -> None:
         self.method = method
         self.n_components = n_components
@@ -891,25 +930,29 @@ class TextBlock:
             )
 
     def _encode(self, encoder: Any, docs: list[str]) -> np.ndarray:
-        """Embeds ``docs`` in blocks of batches, shortest documents first (every batch pads
-        to its longest document, so batches of like lengths waste least), with a progress
-        counter in documents; the rows come back in the order of ``docs``."""
+        """Embeds ``docs`` shortest first, in batches of like lengths cut by a budget of padded
+        tokens (:func:`token_batches`: ``batch_size`` documents of :data:`BATCH_TOKENS_PER_DOC`
+        tokens each, so short documents go in larger batches, at most 4x ``batch_size``), with
+        a progress counter in documents; the rows come back in the order of ``docs``."""
         if not docs:
             return np.zeros((0, self.embedding_dim_ or 0), dtype=np.float32)
-        order = np.argsort(np.fromiter((len(d) for d in docs), np.int64, len(docs)), kind="stable")
-        docs = [docs[i] for i in order]
-        block = 16 * self.batch_size
+        lengths = _token_lengths(encoder, docs)
+        order = np.argsort(lengths, kind="stable")
+        batches = token_batches(
+            lengths[order], self.batch_size * BATCH_TOKENS_PER_DOC, 4 * self.batch_size
+        )
         embs = []
         start_time = time.perf_counter()
+        block = 16 * self.batch_size
         with Progress(
             len(docs), desc="sentence encoding", unit="documents", logger=logger,
             bar=None if len(docs) > block else False,
         ) as counter:  # fmt: skip
-            for start in range(0, len(docs), block):
-                part = docs[start : start + block]
+            for lo, hi in batches:
+                part = [docs[i] for i in order[lo:hi]]
                 emb = encoder.encode(
                     part,
-                    batch_size=self.batch_size,
+                    batch_size=len(part),
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
@@ -919,10 +962,12 @@ class TextBlock:
         seconds = time.perf_counter() - start_time
         if len(docs) > block:
             logger.info(
-                "TextBlock: embedded %d documents in %.1f s (%.0f documents/s, device %s).",
+                "TextBlock: embedded %d documents in %.1f s (%.0f documents/s, %d batches, "
+                "device %s).",
                 len(docs),
                 seconds,
                 len(docs) / max(seconds, 1e-9),
+                len(batches),
                 getattr(encoder, "device", "unknown"),
             )
         out = np.empty((len(docs), embs[0].shape[1]), dtype=np.float32)

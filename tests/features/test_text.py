@@ -317,6 +317,9 @@ class _FakeSentenceTransformer:
     def get_embedding_dimension(self) -> int:
         return 5
 
+    def to(self, *args: object) -> _FakeSentenceTransformer:  # precision auto casts on AMX
+        return self
+
     def encode(self, sentences: list[str], **kwargs: object) -> np.ndarray:
         self.calls.append({"n": len(sentences), **kwargs})
         _FakeSentenceTransformer.encoded.append(len(sentences))
@@ -348,7 +351,8 @@ def test_sentence_with_fake_model(
     assert block.feature_names_out == [f"text_emb_{i}" for i in range(5)]
     (encoder,) = fake_sentence_transformers.instances
     assert encoder.name == "some/model"
-    assert encoder.calls[-1]["batch_size"] == 7
+    # each encode call is one batch, cut by the token budget (7 documents x 64 tokens)
+    assert encoder.calls[-1]["batch_size"] == encoder.calls[-1]["n"] == 3
     assert encoder.calls[-1]["normalize_embeddings"] is True
     assert block.transform([]).shape == (0, 5)
 
@@ -615,3 +619,22 @@ def test_bfloat16_weights_embed_like_float32_and_keep_the_order(
     assert state["precision"] == "bfloat16"
     assert TextBlock.from_state(state, arrays).precision_ == "bfloat16"
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # one cache per precision
+
+
+def test_batches_are_cut_by_padded_tokens(fake_sentence_transformers) -> None:
+    """Short documents go in larger batches than long ones, never more than 4 x batch_size
+    documents, never more padded tokens than batch_size x 64 (a longer document alone); the
+    rows come back in the input's order."""
+    from deepseg.features.text import BATCH_TOKENS_PER_DOC, token_batches
+
+    short = [f"tiny {i}" for i in range(300)]  # 2 tokens each (characters / 4 without tokenizer)
+    long = [f"{'word ' * 100} {i}" for i in range(40)]  # 127 tokens each
+    docs = [d for pair in zip(short, long, strict=False) for d in pair] + short[40:]
+    block = TextBlock(method="sentence", model="some/model", batch_size=8, cache=False)
+    x = block.fit_transform(docs)
+    sizes = [c["n"] for c in fake_sentence_transformers.instances[-1].calls]
+    assert max(sizes) == 4 * 8 and min(sizes) <= 8 * BATCH_TOKENS_PER_DOC // 127
+    alone = TextBlock(method="sentence", model="some/model", cache=False).fit(docs[:2])
+    np.testing.assert_allclose(x, alone.transform(docs), rtol=1e-6)
+    lengths = np.array([1, 1, 1, 50, 50, 700])
+    assert token_batches(lengths, budget=100, most=2) == [(0, 2), (2, 4), (4, 5), (5, 6)]
