@@ -170,6 +170,8 @@ def _fit_softmax(X: _Design, y: np.ndarray, C: float, start: _Softmax | None = N
 
     classes, codes = np.unique(y, return_inverse=True)
     k, n = len(classes), len(y)
+    if k == 2:  # scikit-learn fits one weight vector w; the softmax's two, w/2 and -w/2 at the
+        C = C / 2  # minimum, carry half its penalty: C/2 gives the same minimum
     counts = np.bincount(codes, minlength=k)
     weights = (n / (k * counts))[codes]
     total = float(weights.sum())
@@ -509,7 +511,8 @@ class SelfTraining(ClusterMixin, BaseEstimator):
         max_iter: see :func:`self_train`.
         tol: see :func:`self_train`.
         C: see :func:`self_train`.
-        random_state: seed of the classifier (the wrapped estimator keeps its own).
+        random_state: kept for the API: the classifier's L-BFGS solver draws nothing (the
+            wrapped estimator keeps its own seed).
 
     Attributes:
         labels_: the refined partition, array of shape (n_samples,).

@@ -90,19 +90,23 @@ def test_shape_mismatch_and_estimators_without_labels() -> None:
         SelfTraining(NoLabels()).fit(np.zeros((5, 2)))
 
 
+@pytest.mark.parametrize("k", [2, 7])
 @pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("C", [0.1, 10.0])
-def test_the_classifier_is_sklearns_balanced_logistic_regression(blocks: bool, C: float) -> None:
+def test_the_classifier_is_sklearns_balanced_logistic_regression(
+    blocks: bool, C: float, k: int
+) -> None:
     """The rounds' classifier fits scikit-learn's objective on a two-block design (sparse
     words, dense embedding): the probabilities agree up to the solvers' tolerance (the gradient
-    norm 1e-4 at which both stop; measured 7e-3 at most here), and so do the labels."""
+    norm 1e-4 at which both stop; measured 7e-3 at most here), and so do the labels. Two
+    clusters too, where scikit-learn fits a single weight vector."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     from deepseg.refine import _Design, _fit_softmax
 
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 7, 600)
+    y = rng.integers(0, k, 600)
     Z = rng.normal(size=(600, 12)) + y[:, None] * 0.3
     words = sp.random(600, 200, density=0.05, random_state=1, format="csr")
     design = _Design(words, Z) if blocks else _Design(None, Z)
@@ -111,8 +115,12 @@ def test_the_classifier_is_sklearns_balanced_logistic_regression(blocks: bool, C
     ours = _fit_softmax(design, y, C)
     assert np.array_equal(ours.classes, ref.classes_)
     p_ref, p_ours = ref.predict_proba(flat), ours.proba(design)
-    assert np.abs(p_ref - p_ours).max() < 0.03
+    # strongly regularised (C=0.1) both solvers reach the minimum (measured: 5e-4 at most;
+    # a two-class penalty off by 2x gives 1.3e-2); weakly (C=10) they stop at the gradient
+    # tolerance, a few 1e-3 apart (measured: 1.2e-2 at most)
+    tol = 3e-3 if C < 1 else 2e-2
+    assert np.abs(p_ref - p_ours).max() < tol
     assert np.mean(p_ref.argmax(1) == p_ours.argmax(1)) >= 0.99
     # a warm start from the fitted model lands on the same minimum
     again = _fit_softmax(design, y, C, start=ours)
-    assert np.abs(again.proba(design) - p_ours).max() < 0.03
+    assert np.abs(again.proba(design) - p_ours).max() < tol

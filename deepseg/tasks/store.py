@@ -256,8 +256,13 @@ class JobStore:
             "finished": time.time(),
             "row": dict(row),
         }
+        data = None
         if labels is not None:
-            data = _npy_bytes(np.asarray(labels))
+            try:
+                data = _npy_bytes(np.asarray(labels))
+            except ValueError as exc:  # e.g. object labels: the row is stored without them
+                logger.warning("Job %s: its labels are not kept (%s); the row is.", job.key, exc)
+        if data is not None:
             atomic_write_bytes(labels_path, data)
             record["labels"] = {
                 "file": labels_path.name,
@@ -265,7 +270,7 @@ class JobStore:
                 "sha256": hashlib.sha256(data).hexdigest(),
             }
         atomic_write_json(path, record, default=str)
-        if labels is None:  # after the record: no record ever names a missing file
+        if data is None:  # after the record: no record ever names a missing file
             labels_path.unlink(missing_ok=True)
         # the record now answers a re-run; a failed job keeps them for its next attempt
         self.remove_checkpoints(job, "finished")

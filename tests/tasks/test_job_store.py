@@ -264,3 +264,37 @@ def test_auto_is_not_served_candidates_of_changed_input_and_reports_its_choice(t
     selection = json.loads(changed.set_index("method").loc["auto", "auto_selection"])
     assert selection["reused"] == [] and selection["served"] == {}
     assert "served from the job store" not in caplog.text
+
+
+def test_the_job_identity_resolves_what_differs_between_machines_and_seeds():
+    """`precision: auto` enters a job as what it resolves to on this machine, and with
+    n_clusters=auto the k that choose-k chose is part of the job (a store shared by two
+    machines, or runs with other first seeds, serves no row or partition of the other)."""
+    from omegaconf import OmegaConf
+
+    from deepseg.features.text import resolve_precision
+    from deepseg.tasks.benchmark import benchmark_job, features_identity
+
+    features = {"text": {"method": "sentence", "precision": "auto"}, "scale": "standard"}
+    resolved = features_identity(features)
+    assert resolved["text"]["precision"] == resolve_precision("auto") != "auto"
+    assert features["text"]["precision"] == "auto"  # not modified in place
+    assert features_identity({"text": {"precision": "float32"}}) == {
+        "text": {"precision": "float32"}
+    }
+    cfg = OmegaConf.create(
+        {
+            "data": {"name": "d"},
+            "features": features,
+            "n_clusters": "auto",
+            "noise_policy": "singletons",
+            "k_selection": {"k_range": [2, 8]},
+        }
+    )
+    jobs = [benchmark_job(cfg, "kmeans", {"n_init": 10}, 0, {}, None, k) for k in (3, 4, 4)]
+    assert jobs[0].key != jobs[1].key == jobs[2].key
+    fixed = OmegaConf.merge(cfg, {"n_clusters": 4})
+    assert (
+        benchmark_job(fixed, "kmeans", {}, 0, {}, None, 4).key
+        == benchmark_job(fixed, "kmeans", {}, 0, {}, None, None).key
+    )  # a fixed k is in the config already
