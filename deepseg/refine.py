@@ -45,6 +45,7 @@ __all__ = [
     "SecondViewResult",
     "SelfTraining",
     "SelfTrainingResult",
+    "check_second_view_options",
     "second_view",
     "second_view_features",
     "self_train",
@@ -462,12 +463,10 @@ def second_view(
     Raises:
         ValueError: If a parameter is out of range or the sizes disagree.
     """
-    _check_params(core_fraction, min_core, max_iter, tol, C)
-    if not isinstance(embedding_weight, numbers.Real) or embedding_weight < 0:
-        raise ValueError(
-            "The 'embedding_weight' parameter of second_view must be a float in the range "
-            f"[0.0, inf). Got {embedding_weight!r} instead."
-        )
+    check_second_view_options(
+        embedding_weight=embedding_weight, core_fraction=core_fraction, min_core=min_core,
+        max_iter=max_iter, tol=tol, C=C,
+    )  # fmt: skip
     embedding = np.asarray(embedding, dtype=np.float64)
     labels = np.asarray(labels)
     _check_shapes(embedding.shape, labels.shape, "second_view")
@@ -498,6 +497,30 @@ def second_view(
         converged=result.converged,
         moved=float(np.mean(result.labels != codes)),
     )
+
+
+def check_second_view_options(**options: Any) -> None:
+    """:func:`second_view`'s options checked as it checks them, without running it (an option
+    not given takes its default).
+
+    Raises:
+        ValueError: an unknown option, or a value out of range, named.
+    """
+    import inspect
+
+    params = inspect.signature(second_view).parameters
+    known = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known) - {"random_state"})
+    if unknown:
+        raise ValueError(f"Unknown second_view option(s) {unknown}; known: {known}.")
+    v = {name: options.get(name, params[name].default) for name in known}
+    _check_params(v["core_fraction"], v["min_core"], v["max_iter"], v["tol"], v["C"])
+    weight = v["embedding_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or weight < 0:
+        raise ValueError(
+            "The 'embedding_weight' parameter of second_view must be a float in the range "
+            f"[0.0, inf). Got {weight!r} instead."
+        )
 
 
 class SelfTraining(ClusterMixin, BaseEstimator):

@@ -138,11 +138,20 @@ def test_enabled_true_on_features_that_are_not_embedded_text_is_refused() -> Non
         second_view_enabled({"enabled": "yes"}, ["a doc"])
 
 
-def test_a_bad_second_view_node_is_refused_before_any_work() -> None:
+def test_a_bad_second_view_node_is_refused_before_any_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from deepseg.tasks.run import check_second_view
 
-    check_second_view({"enabled": "auto", "C": 10.0, "core_fraction": 0.8})
-    check_second_view(None)
+    with caplog.at_level("INFO"):
+        check_second_view({"enabled": "auto", "C": 10.0, "core_fraction": 0.8})
+        check_second_view(None)
+    # checking runs nothing (it once refined a probe and logged "Second view skipped")
+    assert not [r for r in caplog.records if r.name == "deepseg.refine"]
+    with pytest.raises(ValueError, match="'max_iter' parameter"):
+        check_second_view({"max_iter": 0})
+    with pytest.raises(ValueError, match="'C' parameter"):
+        check_second_view({"C": 0})
     with pytest.raises(ValueError, match="Unknown second_view option"):
         check_second_view({"enabled": "auto", "c": 10.0})
     with pytest.raises(ValueError, match="'core_fraction' parameter"):
