@@ -36,9 +36,9 @@ def require_umap() -> Any:
 #: The most UMAP dimensions N2D takes by default. The paper's ``umap_dim = n_clusters`` (k = 10
 #: there) costs UMAP time linear and the full-covariance mixture time quadratic in the dimension:
 #: on CLINC150 (k = 150) n2d took 183 s against 47 s at 16 dimensions, and on 20,000 documents
-#: with k = 320 it did not finish. On the three text corpora with k > 16 (seed 0) 16 dimensions
-#: score as k does: BANKING77 0.678 / 0.684, CLINC150 0.782 / 0.782, tweet 0.578 / 0.572
-#: (docs/benchmarks.md); every dataset with k <= 16 is unchanged.
+#: with k = 320 it did not finish. On the suite's datasets with k > 16 (seed 0) 16 dimensions
+#: score as k does: BANKING77 0.678 / 0.684, CLINC150 0.782 / 0.782, tweet 0.578 / 0.572,
+#: letter 0.337 / 0.317 (docs/benchmarks.md); every dataset with k <= 16 is unchanged.
 UMAP_DIM_CAP = 16
 
 
