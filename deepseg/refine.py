@@ -277,7 +277,7 @@ def self_train(
     _check_shapes(X.shape, labels.shape, "self_train")
     return _iterate(
         X, X, labels, core_fraction=core_fraction, min_core=min_core, max_iter=max_iter,
-        tol=tol, C=C, random_state=random_state, what="Self-training",
+        tol=tol, C=C, what="Self-training",
     )  # fmt: skip
 
 
@@ -299,7 +299,6 @@ def _iterate(
     max_iter: int,
     tol: float,
     C: float,
-    random_state: int | None,
     what: str,
 ) -> SelfTrainingResult:
     """The rounds of iterative classification: ``space`` ranks the first round's core (centroid
@@ -488,7 +487,7 @@ def second_view(
         return unchanged("no document has a word of two letters or more (empty vocabulary)")
     result = _iterate(
         embedding, features, codes, core_fraction=core_fraction, min_core=min_core,
-        max_iter=max_iter, tol=tol, C=C, random_state=random_state, what="Second view",
+        max_iter=max_iter, tol=tol, C=C, what="Second view",
     )  # fmt: skip
     return SecondViewResult(
         labels=result.labels,
