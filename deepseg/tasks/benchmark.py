@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from deepseg.insight.plots import plot_k_selection
 from deepseg.progress import Progress
+from deepseg.tasks.choose_k import choose_k_job, result_of, result_row
 from deepseg.tasks.common import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -23,62 +24,34 @@ from deepseg.tasks.common import (
 from deepseg.tasks.report import choose_report_run, report_options, write_segment_report
 from deepseg.tasks.run import (
     LEADERBOARD_METRICS,
+    Opening,
     add_provenance,
+    build_features,
     check_methods,
     check_second_view,
+    choose_k_auto,
     format_leaderboard,
     is_auto,
     leaderboard,
-    open_dataset,
+    load_dataset,
+    method_job,
+    resolve_n_clusters,
     run_one,
     second_view_enabled,
+    second_view_may_apply,
 )
-from deepseg.tasks.store import Job, JobStore, input_fingerprints, job_store, method_identity
+from deepseg.tasks.store import (
+    Fitted,
+    Job,
+    JobStore,
+    Work,
+    job_store,
+    run_jobs,
+)
 
 __all__ = ["LEADERBOARD_METRICS", "format_leaderboard", "leaderboard", "run_benchmark"]
 
 logger = logging.getLogger(__name__)
-
-
-def benchmark_job(
-    cfg: DictConfig, method: str, method_cfg: dict[str, Any], seed: int,
-    inputs: dict[str, dict[str, Any]], second_view: dict[str, Any] | None = None,
-    k: int | None = None,
-) -> Job:  # fmt: skip
-    """The job of one (method, seed) of a benchmark: what decides its row (the method's options
-    without cosmetic ones, the data, the features with the text encoder's precision resolved
-    for this machine, the requested k, and with ``n_clusters=auto`` choose-k's options and the
-    ``k`` it chose, the seed, the noise policy, the second view's options where it refines the
-    partition) and the contents of its input files."""
-    config: dict[str, Any] = {
-        "task": "benchmark",
-        "method": method,
-        "model": method_identity(method_cfg),
-        "data": to_container(cfg.data),
-        "features": features_identity(to_container(cfg.features)),
-        "n_clusters": to_container(cfg.n_clusters),
-        "seed": seed,
-        "noise_policy": cfg.noise_policy,
-    }
-    if second_view is not None:  # only where it applies: other jobs keep their identity
-        config["second_view"] = second_view
-    if is_auto(cfg.n_clusters):
-        config["k_selection"] = to_container(cfg.get("k_selection") or {})
-        if k is not None:  # choose-k's answer (it depends on the first seed, too)
-            config["n_clusters_chosen"] = int(k)
-    return JobStore.job(config, inputs)
-
-
-def features_identity(features: Any) -> Any:
-    """The features' options as they decide a job: ``text.precision: auto`` is written as
-    what it resolves to here, so that a store shared by a CPU with AMX (bfloat16) and one
-    without (float32) does not serve one's rows and labels to the other."""
-    text = features.get("text") if isinstance(features, dict) else None
-    if isinstance(text, dict) and text.get("precision") == "auto":
-        from deepseg.features.text import resolve_precision
-
-        features = {**features, "text": {**text, "precision": resolve_precision("auto")}}
-    return features
 
 
 def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
@@ -123,62 +96,88 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     k_selection = to_container(cfg.get("k_selection") or {})
     second_view = to_container(cfg.get("second_view")) or {}
     check_second_view(second_view)
-    # label-free: with n_clusters=auto, choose-k sees only the feature matrix, with the first seed
-    opening = open_dataset(
-        data_cfg, features_cfg, cfg.n_clusters, k_selection, seeds[0], output_dir,
-        cfg.get("features_memmap_gb"),
-    )  # fmt: skip
-    auto = opening.k_result is not None
-    # before any fit: enabled=true on features that are not embedded text is refused here
-    refines = second_view_enabled(second_view, opening.documents)
+    dataset = load_dataset(data_cfg)  # bad data and k are refused before anything is written
+    auto = is_auto(cfg.n_clusters)
+    k = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
+    # what a job's identity holds is known before the features: they are built when a job runs
+    refines = second_view_may_apply(second_view, dataset, features_cfg)
+    refining = second_view if refines else None
+    opened: list[Opening] = []
+
+    def opening() -> Opening:
+        if not opened:
+            opened.append(build_features(dataset, features_cfg, k, output_dir,
+                                         cfg.get("features_memmap_gb")))  # fmt: skip
+            # enabled=true on features that are not embedded text is refused before any fit
+            second_view_enabled(second_view, opened[0].documents)
+        return opened[0]
+
     store = job_store(cfg)
-    rows = []
+    k_result = None
+    if auto:  # label-free: choose-k sees only the feature matrix, with the first seed
+
+        def choose(job: Job) -> Fitted:
+            result = choose_k_auto(opening().X, k_selection, seeds[0])
+            return result_row(result, seeds[0]), None
+
+        work = Work(choose_k_job(data_cfg, features_cfg, k_selection, seeds[0]),
+                    f"choose-k (seed {seeds[0]})", choose)  # fmt: skip
+        (found,) = run_jobs(store, [work], output_dir)
+        k_result = result_of(found)
+        k = k_result.recommended
+        logger.info("n_clusters=auto: k=%d", k)
     kept: dict[str, Any] = {}
-    jobs = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
-    for seed in seeds:
-        pretrained_cache: dict[str, tuple[Any, float]] = {}
-        fitted: dict[str, tuple[Any, np.ndarray]] = {}  # auto reuses the methods run before it
-        for method in methods:
-            method_cfg = available[method]
-            job = benchmark_job(
-                cfg, method, method_cfg, seed, input_fingerprints(data_cfg, method_cfg),
-                second_view if refines else None, opening.n_clusters,
+    progress = Progress(len(seeds) * len(methods), "benchmark jobs", "jobs", logger=logger)
+
+    def fit(
+        method: str, seed: int, shared: dict[str, Any], reported: bool
+    ) -> Callable[[Job], Fitted]:
+        method_cfg = available[method]
+
+        def run(job: Job) -> Fitted:
+            data = opening()
+            own: dict[str, Any] = {}
+            row = run_one(
+                data.X, dataset, method, _fit_config(method_cfg, store, job), k, seed,
+                cfg.noise_policy, shared["pretrained"], keep=kept if reported else None,
+                fitted=shared["fitted"], documents=data.documents, second_view=second_view,
+                own=own, stored_for=stored_partitions(cfg, store, seed, refining,
+                                                      len(dataset), k),
             )  # fmt: skip
-            # the report needs the fitted model, so its fit always runs
-            reported = report_run == (method, seed)
-            with store.lock(job):
-                row = None if reported else store.finished_row(job, f"{method} (seed {seed})")
-                if row is None:
-                    own: dict[str, Any] = {}
-                    row = run_one(
-                        opening.X, opening.dataset, method, _fit_config(method_cfg, store, job),
-                        opening.n_clusters, seed, cfg.noise_policy, pretrained_cache,
-                        keep=kept if reported else None, fitted=fitted,
-                        documents=opening.documents, second_view=second_view, own=own,
-                        stored_for=stored_partitions(
-                            cfg, store, seed, data_cfg, second_view if refines else None,
-                            opening.X.shape[0], opening.n_clusters,
-                        ),
-                    )  # fmt: skip
-                    row.update(feature_seconds=round(opening.feature_seconds, 4),
-                               job_hash=job.key, resumed_from="")  # fmt: skip
-                    add_provenance(
-                        row, method=method_cfg, data=data_cfg, features=features_cfg,
-                        k_selection=k_selection, auto=auto,
-                        **({"second_view": second_view} if refines else {}),
-                    )  # fmt: skip
-                    _log_row(row)
-                    if row["status"] == "ok":
-                        store.store(job, row, output_dir, labels=own.get("labels"))
-            rows.append(row)
-            jobs.update()
-    jobs.close()
+            row.update(feature_seconds=round(data.feature_seconds, 4), job_hash=job.key,
+                       resumed_from="")  # fmt: skip
+            add_provenance(
+                row, method=method_cfg, data=data_cfg, features=features_cfg,
+                k_selection=k_selection, auto=auto,
+                **({"second_view": second_view} if refines else {}),
+            )  # fmt: skip
+            _log_row(row)
+            return row, own.get("labels")
+
+        return run
+
+    def works() -> Iterator[Work]:
+        for seed in seeds:
+            # auto reuses the methods run before it, deep methods one pretraining
+            shared: dict[str, Any] = {"pretrained": {}, "fitted": {}}
+            for method in methods:
+                method_cfg = available[method]
+                job = method_job(cfg, method, method_cfg, seed, second_view=refining, k=k)
+                # the report needs the fitted model, so its fit always runs
+                reported = report_run == (method, seed)
+                yield Work(job, f"{method} (seed {seed})", fit(method, seed, shared, reported),
+                           rerun=reported)  # fmt: skip
+
+    rows = []
+    for row in run_jobs(store, works(), output_dir):
+        rows.append(row)
+        progress.update()
+    progress.close()
     results = pd.DataFrame(rows)
     board = leaderboard(results[results["status"] == "ok"])
     atomic_write_csv(output_dir / "results.csv", results)
     atomic_write_csv(output_dir / "leaderboard.csv", board)
     atomic_write_text(output_dir / "leaderboard.md", format_leaderboard(board) + "\n")
-    k_result = opening.k_result
     k_png = None
     if k_result is not None:
         k_png = plot_k_selection(k_result)  # drawn once: the report shows the same image
@@ -192,11 +191,12 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
                 *report_run,
             )
         else:
+            data = opening()
             write_segment_report(
                 output_dir,
-                dataset=opening.dataset,
-                X=opening.X,
-                pipeline=opening.pipeline,
+                dataset=dataset,
+                X=data.X,
+                pipeline=data.pipeline,
                 labels=kept["labels"],
                 estimator=kept["estimator"],
                 method=report_run[0],
@@ -211,23 +211,21 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
 
 
 def stored_partitions(
-    cfg: DictConfig, store: JobStore, seed: int, data_cfg: dict[str, Any],
+    cfg: DictConfig, store: JobStore, seed: int,
     second_view: dict[str, Any] | None, n_samples: int, k: int | None = None,
 ) -> Callable[[str, Mapping[str, Any]], tuple[np.ndarray, str] | None]:  # fmt: skip
     """``auto``'s look-up of its candidates in the job store (``stored_for`` of
     :meth:`deepseg.auto.AutoCluster.fit`): candidate ``name`` with config ``node`` is the job
-    that method ``name`` with that config would be in this benchmark (:func:`benchmark_job`,
-    the same seed, data, features, k and second view), and its stored labels, the method's own
-    partition, are served when that job finished with them."""
+    that method ``name`` with that config would be in this benchmark
+    (:func:`~deepseg.tasks.run.method_job`, the same seed, data, features, k and second
+    view), and its stored labels, the method's own partition, are served when that job
+    finished with them."""
 
     def stored_for(name: str, node: Mapping[str, Any]) -> tuple[np.ndarray, str] | None:
         method_cfg = to_container(node)
         if not isinstance(method_cfg, dict):
             return None
-        job = benchmark_job(
-            cfg, name, dict(method_cfg), seed, input_fingerprints(data_cfg, method_cfg),
-            second_view, k,
-        )  # fmt: skip
+        job = method_job(cfg, name, dict(method_cfg), seed, second_view=second_view, k=k)
         labels = store.stored_labels(job, n_samples)
         return None if labels is None else (labels, f"the job store (job {job.key})")
 

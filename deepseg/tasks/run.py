@@ -35,7 +35,15 @@ from deepseg.tasks.common import (
     dumps,
     git_commit,
     seed_everything,
+    to_container,
     torch_threads,
+)
+from deepseg.tasks.store import (
+    Job,
+    JobStore,
+    features_identity,
+    input_fingerprints,
+    method_identity,
 )
 
 logger = logging.getLogger(__name__)
@@ -213,17 +221,82 @@ def open_dataset(
     dataset = load_dataset(data_cfg)
     auto = is_auto(n_clusters)
     k = 0 if auto else resolve_n_clusters(n_clusters, dataset)
+    opening = build_features(dataset, features_cfg, k, output_dir, memmap_gb)
+    if auto:
+        opening.k_result = choose_k_auto(opening.X, dict(k_selection or {}), seed)
+        opening.n_clusters = opening.k_result.recommended
+    return opening
+
+
+def build_features(
+    dataset: Dataset,
+    features_cfg: dict[str, Any],
+    n_clusters: int,
+    output_dir: str | Path,
+    memmap_gb: float | None = None,
+) -> Opening:
+    """The features of a loaded dataset (the expensive step of :func:`open_dataset`), for
+    ``n_clusters`` clusters."""
     logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
     start = time.perf_counter()
     pipeline = FeaturePipeline(**features_cfg)
     X = pipeline.fit_transform(dataset, out=feature_storage(Path(output_dir), memmap_gb))
     feature_seconds = time.perf_counter() - start
-    k_result = None
-    if auto:
-        k_result = choose_k_auto(X, dict(k_selection or {}), seed)
-        k = k_result.recommended
     documents = embedded_documents(pipeline, dataset)
-    return Opening(dataset, pipeline, X, k, k_result, feature_seconds, documents)
+    return Opening(dataset, pipeline, X, n_clusters, None, feature_seconds, documents)
+
+
+def second_view_may_apply(
+    options: dict[str, Any] | None, dataset: Dataset, features_cfg: dict[str, Any]
+) -> bool:
+    """Whether the second view may refine this dataset's partitions, known before its features
+    are built (a job's identity holds the second view's options where it may): it is not
+    switched off, the dataset has text columns and the features may embed them. Wider than
+    :func:`second_view_enabled` (a table with other columns beside its text is not refined)."""
+    if dict(options or {}).get("enabled", "auto") is False:
+        return False
+    text = dict(features_cfg.get("text") or {})
+    return (
+        dataset.frame is not None
+        and bool(dataset.roles.text)
+        and text.get("method", "auto") != "tfidf"
+        and text.get("weight", 1.0) != 0
+    )
+
+
+def method_job(
+    cfg: Any, method: str, method_cfg: dict[str, Any], seed: int, *,
+    second_view: dict[str, Any] | None = None, k: int | None = None, task: str = "benchmark",
+    inputs: dict[str, dict[str, Any]] | None = None, **extra: Any,
+) -> Job:  # fmt: skip
+    """The one identity of a method's fit, for every command's job (``task`` and ``extra``,
+    such as train's objective, say what else its row holds): what decides its row (the
+    method's options without cosmetic ones, the data, the features with the text encoder's
+    precision resolved for this machine, the requested k, and with ``n_clusters=auto``
+    choose-k's options and the ``k`` it chose, the seed, the noise policy, the second view's
+    options where it may refine the partition) and the contents of its input files
+    (``inputs``: their fingerprints when already computed)."""
+    data_cfg = to_container(cfg.data)
+    config: dict[str, Any] = {
+        "task": task,
+        "method": method,
+        "model": method_identity(method_cfg),
+        "data": data_cfg,
+        "features": features_identity(to_container(cfg.features)),
+        "n_clusters": to_container(cfg.n_clusters),
+        "seed": seed,
+        "noise_policy": cfg.noise_policy,
+        **extra,
+    }
+    if second_view is not None:  # only where it applies: other jobs keep their identity
+        config["second_view"] = second_view
+    if is_auto(cfg.n_clusters):
+        config["k_selection"] = to_container(cfg.get("k_selection") or {})
+        if k is not None:  # choose-k's answer (it depends on the first seed, too)
+            config["n_clusters_chosen"] = int(k)
+    if inputs is None:
+        inputs = input_fingerprints(data_cfg, method_cfg)
+    return JobStore.job(config, inputs)
 
 
 def add_provenance(
@@ -378,9 +451,9 @@ def run_one(
         own["labels"] = np.asarray(labels)
     if second_view_enabled(second_view, documents):
         assert documents is not None
-        own = np.asarray(labels)
+        unrefined = np.asarray(labels)
         try:
-            labels, columns = refine_labels(X, documents, own, dict(second_view or {}), seed)
+            labels, columns = refine_labels(X, documents, unrefined, dict(second_view or {}), seed)
         except Exception as exc:  # the method's own partition stands; the row says why
             logger.warning("Second view failed (%s: %s); the method's own partition is kept.",
                            type(exc).__name__, exc)  # fmt: skip
@@ -390,7 +463,7 @@ def run_one(
             keep["second_view"] = columns
         if dataset.labels is not None:
             row["acc_unrefined"] = evaluate(
-                X, own, dataset.labels, metrics=["acc"], noise_policy=noise_policy
+                X, unrefined, dataset.labels, metrics=["acc"], noise_policy=noise_policy
             )["acc"]
     if keep is not None:
         keep.update(estimator=estimator, labels=labels)

@@ -37,13 +37,14 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from deepseg._version import __version__
 from deepseg.io import (
     atomic_write_bytes,
     atomic_write_json,
@@ -59,6 +60,9 @@ logger = logging.getLogger(__name__)
 TRAINER_COSMETIC = ("enable_progress_bar", "logger", "default_root_dir")
 # Method options that do not change a job's result: where its checkpoints go.
 METHOD_COSMETIC = ("checkpoint",)
+# The code a job's result depends on, part of every job's key: another version of deepseg runs
+# its jobs again rather than serve rows its own code would not give.
+CODE_VERSION = {"deepseg": __version__}
 
 
 def _dumps(obj: Any) -> str:
@@ -76,6 +80,18 @@ def method_identity(method_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("trainer"), dict):
         out["trainer"] = {k: v for k, v in out["trainer"].items() if k not in TRAINER_COSMETIC}
     return out
+
+
+def features_identity(features: Any) -> Any:
+    """The features' options as they decide a job: ``text.precision: auto`` is written as
+    what it resolves to here, so that a store shared by a CPU with AMX (bfloat16) and one
+    without (float32) does not serve one's rows and labels to the other."""
+    text = features.get("text") if isinstance(features, dict) else None
+    if isinstance(text, dict) and text.get("precision") == "auto":
+        from deepseg.features.text import resolve_precision
+
+        features = {**features, "text": {**text, "precision": resolve_precision("auto")}}
+    return features
 
 
 def input_fingerprints(
@@ -106,7 +122,8 @@ class Job:
     """One job of the store.
 
     Attributes:
-        key: the hash of ``config`` and of the inputs' contents (the record's name).
+        key: the hash of ``config``, of the inputs' contents and of the code version
+            (:data:`CODE_VERSION`): the record's name.
         config_hash: the hash of ``config`` alone (equal for the same command on other data).
         config: what decides the job's result, apart from the input files.
         inputs: the input files' fingerprints.
@@ -149,7 +166,7 @@ class JobStore:
         fingerprints = {k: dict(v) for k, v in (inputs or {}).items()}
         content = {name: fp["sha256"] for name, fp in fingerprints.items()}
         return Job(
-            key=_short_hash({"config": config, "inputs": content}),
+            key=_short_hash({"config": config, "inputs": content, "code": CODE_VERSION}),
             config_hash=_short_hash(config),
             config=dict(config),
             inputs=fingerprints,
@@ -363,6 +380,52 @@ class JobStore:
             if created and not path.exists():
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # only when empty: another job's records stay
+
+
+#: what a job's fit gives back: its results row (``status`` "ok" or "failed") and the method's
+#: own partition, kept beside the record when it exists
+Fitted = tuple[dict[str, Any], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One job for :func:`run_jobs`: the job, how the log names it, and how to run it.
+
+    Attributes:
+        job: the job (its key decides whether it already finished).
+        name: how the log names it ("kmeans (seed 0)").
+        fit: runs the job: ``fit(job) -> (row, labels)``; only called when the job has no
+            finished record (or ``rerun``). It may raise: nothing is stored, the lock is freed.
+        rerun: run it even when a record exists (a fit whose estimator is needed, e.g. the
+            report's); its row replaces the record.
+    """
+
+    job: Job
+    name: str
+    fit: Callable[[Job], Fitted]
+    rerun: bool = False
+
+
+def run_jobs(
+    store: JobStore, works: Iterable[Work], run_dir: str | Path
+) -> Iterator[dict[str, Any]]:
+    """The job loop of every command (train, benchmark, suite, choose-k): for each job in
+    turn, hold its lock, take its finished row from ``store`` or run its ``fit`` and store the
+    row (and the labels) when it is ok, then yield the row.
+
+    A generator: the next :class:`Work` is drawn from ``works`` only when the previous job is
+    done, so a caller may build each job from the rows before it (a benchmark's methods from
+    the k that its choose-k job gave). A killed command leaves the jobs it finished in the
+    store and, for a deep fit, its checkpoints: the same command runs only the rest.
+    """
+    for work in works:
+        with store.lock(work.job):
+            row = None if work.rerun else store.finished_row(work.job, work.name)
+            if row is None:
+                row, labels = work.fit(work.job)
+                if row.get("status") == "ok":
+                    store.store(work.job, row, run_dir, labels=labels)
+        yield row
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

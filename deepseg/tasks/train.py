@@ -8,8 +8,8 @@ train-specific columns ``job_hash``, ``objective``, ``objective_value``, ``objec
 
 Resume and checkpoints: every job goes through the job store (:mod:`deepseg.tasks.store`) that
 the benchmark and the suite use too: a finished job's row is stored under a hash of the parts of
-the resolved config that determine the result (:func:`job_config`) and of the *contents* of its
-input files (:func:`job_inputs`), so a later job with the same hash (e.g. the re-run of an
+the resolved config that determine the result and of the *contents* of its input files
+(:func:`train_job`), so a later job with the same hash (e.g. the re-run of an
 interrupted multirun) is not run again, and a deep job killed mid-training resumes from its last
 checkpoint.
 """
@@ -37,8 +37,15 @@ from deepseg.tasks.common import (
     atomic_write_text,
     to_container,
 )
-from deepseg.tasks.run import add_provenance, is_auto, open_dataset, run_one
-from deepseg.tasks.store import Job, JobStore, input_fingerprints, job_store, method_identity
+from deepseg.tasks.run import add_provenance, is_auto, method_job, open_dataset, run_one
+from deepseg.tasks.store import (
+    Fitted,
+    Job,
+    JobStore,
+    Work,
+    job_store,
+    run_jobs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,45 +103,18 @@ def check_train_config(cfg: DictConfig) -> None:
     check_objective(to_container(cfg.get("objective")))
 
 
-def job_config(cfg: DictConfig) -> dict[str, Any]:
-    """The parts of a train config that determine its result (what :func:`job_hash` hashes).
-
-    The chosen method's resolved options (with the autoencoder, pretraining and trainer options
-    of deep methods, without cosmetic trainer options such as progress bars and loggers), the
-    data, the features, k, the seed, the noise policy and the objective. Paths, logging and the
-    other methods' options are left out.
-    """
-    out = {
-        "method": cfg.method,
-        "model": method_identity(to_container(cfg.model)),
-        "data": to_container(cfg.data),
-        "features": to_container(cfg.features),
-        "n_clusters": cfg.n_clusters,
-        "seed": cfg.seed,
-        "noise_policy": cfg.noise_policy,
-        "objective": to_container(cfg.get("objective")),
-    }
-    if is_auto(cfg.n_clusters):
-        out["k_selection"] = to_container(cfg.get("k_selection") or {})
-    return out
+def train_job(cfg: DictConfig) -> Job:
+    """The job of a train config: the method's fit as every command identifies it
+    (:func:`~deepseg.tasks.run.method_job`), with its objective (the row's
+    ``objective_value``). Paths, logging and the other methods' options are left out."""
+    return method_job(cfg, cfg.method, to_container(cfg.model), int(cfg.seed), task="train",
+                      objective=to_container(cfg.get("objective")))  # fmt: skip
 
 
-def job_inputs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Content fingerprints of the job's input files: ``data.path`` and a starting bundle
-    (``model.encoder_from``), where set (:func:`deepseg.tasks.store.input_fingerprints`)."""
-    return input_fingerprints(to_container(cfg.data), to_container(cfg.model))
-
-
-def job_hash(cfg: DictConfig, inputs: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """A short stable hash of :func:`job_config` and of the contents of the input files
-    (:func:`job_inputs`): equal configs on equal data give equal hashes.
-
-    Args:
-        cfg: the train config.
-        inputs: the fingerprints when already computed (they read every input byte).
-    """
-    inputs = job_inputs(cfg) if inputs is None else inputs
-    return JobStore.job(job_config(cfg), inputs).key
+def job_hash(cfg: DictConfig) -> str:
+    """A short stable hash of :func:`train_job`: equal configs on equal data (the contents of
+    ``data.path`` and of a starting bundle, ``model.encoder_from``) give equal hashes."""
+    return train_job(cfg).key
 
 
 def _logger_factory(cfg: DictConfig, output_dir: Path) -> Callable[[], Any] | None:
@@ -333,38 +313,32 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
     """
     output_dir = Path(output_dir)
     check_train_config(cfg)
+    job = train_job(cfg)
     store = job_store(cfg)
-    job = JobStore.job(job_config(cfg), job_inputs(cfg))
-    with store.lock(job):
-        return _train_job(cfg, output_dir, store, job, raise_errors)
 
+    def fit(job: Job) -> Fitted:
+        row = _base_row(cfg, job.key)
+        start = time.perf_counter()
+        own: dict[str, Any] = {}
+        try:
+            row = _fit(cfg, output_dir, row, store, job, own)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            logger.error("%s (seed %d) failed: %s: %s", cfg.method, cfg.seed,
+                         type(exc).__name__, exc)  # fmt: skip
+            row.update(
+                seconds=round(time.perf_counter() - start, 4),
+                noise_policy=cfg.noise_policy,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        _provenance(cfg, row)
+        return row, own.get("labels")
 
-def _train_job(
-    cfg: DictConfig, output_dir: Path, store: JobStore, job: Job, raise_errors: bool
-) -> dict[str, Any]:
-    done = store.finished_row(job, f"{cfg.method} (seed {cfg.seed})")
-    if done is not None:
-        _write_results(cfg, output_dir, done)
-        return done
-    row = _base_row(cfg, job.key)
-    start = time.perf_counter()
-    own: dict[str, Any] = {}
-    try:
-        row = _fit(cfg, output_dir, row, store, job, own)
-    except Exception as exc:
-        if raise_errors:
-            raise
-        logger.error("%s (seed %d) failed: %s: %s", cfg.method, cfg.seed, type(exc).__name__, exc)
-        row.update(
-            seconds=round(time.perf_counter() - start, 4),
-            noise_policy=cfg.noise_policy,
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-        )
-    _provenance(cfg, row)
+    work = Work(job, f"{cfg.method} (seed {cfg.seed})", fit)
+    (row,) = run_jobs(store, [work], output_dir)
     _write_results(cfg, output_dir, row)
-    if row["status"] == "ok":
-        store.store(job, row, output_dir, labels=own.get("labels"))
     return row
 
 

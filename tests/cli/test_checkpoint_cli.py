@@ -146,3 +146,49 @@ def test_a_killed_benchmark_or_suite_resumes_its_deep_fit(tmp_path, command, arg
     pd.testing.assert_frame_equal(mine, pd.read_csv(tmp_path / "uninterrupted" / segments))
     assert not list(store.glob("*/checkpoints"))
     assert len(list(store.glob("*.json"))) == 2
+
+
+# two seeds of choose-k in an autoencoder's latent space: seed 0 finishes, seed 1 is killed
+# during its pretraining and resumed from its checkpoint
+CHOOSE_K = [
+    "space=latent",
+    "data.n_samples=1500",
+    "seeds=[0,1]",
+    "k_selection.k_range=[2,4]",
+    "k_selection.n_bootstrap=2",
+    "autoencoder.hidden_dims=[64,64]",
+    "pretrain.min_steps=600",
+    "checkpoint.every_n_epochs=5",
+    "checkpoint.every_n_seconds=0",
+    "trainer.enable_progress_bar=false",
+]
+
+
+@pytest.mark.slow
+def test_a_killed_choose_k_resumes_its_unfinished_seed(tmp_path):
+    """Issue 34, point 2: deepseg-choose-k runs through the job loop too."""
+    reference = start(tmp_path, "ref", "uninterrupted", "deepseg-choose-k", CHOOSE_K)
+    store = tmp_path / "out" / "choose_k" / "jobs"
+    proc, log = start(tmp_path, "out", "run1", "deepseg-choose-k", CHOOSE_K)
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # a checkpoint of the seed after the one that finished
+        done = {p.stem for p in store.glob("*.json")}
+        running = {p.parts[-3] for p in store.glob("*/checkpoints/pretrain-*.ckpt")}
+        if done and running - done:
+            break
+        assert proc.poll() is None, f"finished before seed 1 checkpointed:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"no checkpoint of seed 1 after {TIMEOUT}s"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert len(done) == 1
+
+    text = finish(*start(tmp_path, "out", "run2", "deepseg-choose-k", CHOOSE_K))
+    assert text.count("not run again") == 1 and "choose-k (seed 0): already done" in text
+    assert resumed_epoch(text, "pretraining") >= 5, text
+    finish(*reference)
+    for name in ("choose_k.csv", "recommendation.json"):
+        ours = (tmp_path / "run2" / name).read_text()
+        theirs = (tmp_path / "uninterrupted" / name).read_text()
+        assert ours == theirs, name
+    assert not list(store.glob("*/checkpoints")) and len(list(store.glob("*.json"))) == 2

@@ -273,7 +273,8 @@ def test_the_job_identity_resolves_what_differs_between_machines_and_seeds():
     from omegaconf import OmegaConf
 
     from deepseg.features.text import resolve_precision
-    from deepseg.tasks.benchmark import benchmark_job, features_identity
+    from deepseg.tasks.run import method_job
+    from deepseg.tasks.store import features_identity
 
     features = {"text": {"method": "sentence", "precision": "auto"}, "scale": "standard"}
     resolved = features_identity(features)
@@ -291,10 +292,10 @@ def test_the_job_identity_resolves_what_differs_between_machines_and_seeds():
             "k_selection": {"k_range": [2, 8]},
         }
     )
-    jobs = [benchmark_job(cfg, "kmeans", {"n_init": 10}, 0, {}, None, k) for k in (3, 4, 4)]
+    jobs = [method_job(cfg, "kmeans", {"n_init": 10}, 0, inputs={}, k=k) for k in (3, 4, 4)]
     assert jobs[0].key != jobs[1].key == jobs[2].key
     fixed = OmegaConf.merge(cfg, {"n_clusters": 4})
     assert (
-        benchmark_job(fixed, "kmeans", {}, 0, {}, None, 4).key
-        == benchmark_job(fixed, "kmeans", {}, 0, {}, None, None).key
+        method_job(fixed, "kmeans", {}, 0, inputs={}, k=4).key
+        == method_job(fixed, "kmeans", {}, 0, inputs={}).key
     )  # a fixed k is in the config already
