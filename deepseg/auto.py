@@ -57,10 +57,12 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AutoCluster",
     "agreement_scores",
+    "choose_on_directions",
     "consensus_partition",
     "consensus_score",
     "cosine_silhouette",
     "default_candidates",
+    "evenness",
     "explain_choice",
     "family_of",
     "highest",
@@ -79,6 +81,11 @@ GEOMETRIES = ("auto", "euclidean", "cosine")
 UNIT_NORM_TOLERANCE = 1e-3
 #: the silhouette of a larger input is computed on a seeded sample of this many rows
 SILHOUETTE_SAMPLE = 10000
+#: on directions, candidates whose cosine silhouette is within this share of the best one's are
+#: a near-tie, which the most evenly sized partition among them wins (:func:`choose_on_directions`;
+#: chosen leave-one-corpus-out on the four text corpora of the development suite, where every
+#: fold chose it; docs/benchmarks.md)
+NEAR_SILHOUETTE = 0.05
 #: the family of the classic methods on the raw features, where the anchor comes from
 CLASSIC = "raw"
 CONSENSUS = "consensus"
@@ -349,6 +356,53 @@ def cosine_silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
         return -1.0
 
 
+def evenness(labels: np.ndarray, n_clusters: int) -> float:
+    """How evenly a partition's rows spread over ``n_clusters`` clusters: the entropy of its
+    cluster sizes over log(n_clusters); 1.0 for equal sizes, lower for uneven ones or for
+    fewer clusters than asked (noise, label -1, counts as one more cluster).
+
+    >>> evenness(np.array([0, 0, 1, 1]), 2), round(evenness(np.array([0, 0, 0, 1]), 2), 3)
+    (1.0, 0.811)
+    """
+    _, counts = np.unique(np.asarray(labels), return_counts=True)
+    if n_clusters < 2 or len(counts) < 2:
+        return 0.0
+    shares = counts / counts.sum()
+    return float(-(shares * np.log(shares)).sum() / np.log(n_clusters))
+
+
+def choose_on_directions(
+    silhouettes: Mapping[str, float],
+    evenness_of: Mapping[str, float],
+    order: list[str],
+    near: float = NEAR_SILHOUETTE,
+) -> tuple[str, str, list[str]]:
+    """The choice on directions: among the candidates whose cosine silhouette is within
+    ``near`` of the best one's (relative), the most evenly sized partition; ties go to the
+    candidate listed first.
+
+    Silhouettes a few percent apart do not rank partitions of short texts: on BANKING77, K-Means,
+    agglomerative and spectral clustering lie within 0.01 of each other (0.22) with ACC 0.60 to
+    0.68, and the evenly sized one is the right one more often (docs/benchmarks.md).
+
+    Returns:
+        (winner, runner-up, the near-tied candidates): the runner-up is the best other
+        near-tied candidate by evenness, or the best other by silhouette when none is near.
+
+    >>> sil = {"kmeans": 0.232, "spectral": 0.222, "agglo": 0.150}
+    >>> even = {"kmeans": 0.95, "spectral": 0.99, "agglo": 1.0}
+    >>> choose_on_directions(sil, even, ["kmeans", "spectral", "agglo"])
+    ('spectral', 'kmeans', ['kmeans', 'spectral'])
+    """
+    names = [n for n in order if n in silhouettes]
+    top = max(silhouettes[n] for n in names)
+    tied = [n for n in names if silhouettes[n] >= top - near * abs(top) - TOLERANCE]
+    chosen, runner = highest(evenness_of, tied)
+    if runner == chosen:  # nothing near: the runner-up by silhouette
+        runner = highest(silhouettes, names)[1]
+    return chosen, runner, tied
+
+
 def nearest_to(
     consensus: np.ndarray, partitions: Mapping[str, np.ndarray], order: list[str]
 ) -> tuple[str, dict[str, float]]:
@@ -502,10 +556,11 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         random_state: the seed every candidate is fitted with.
         geometry: ``auto`` (cosine when every row of ``X`` has the same norm: directions such
             as sentence embeddings; else euclidean), ``euclidean`` or ``cosine``. On cosine
-            geometry the ``cosine_candidates`` join the candidates and the one with the
-            highest cosine silhouette wins (:func:`cosine_silhouette`; no consensus, no
-            margin): on the four text corpora of the development suite agreement keeps
-            K-Means, which splits topics into equal sizes (docs/benchmarks.md).
+            geometry the ``cosine_candidates`` join the candidates, scored by their cosine
+            silhouette (:func:`cosine_silhouette`; no consensus, no margin): those within
+            :data:`NEAR_SILHOUETTE` of the highest are a near-tie, which the most evenly sized
+            partition wins (:func:`choose_on_directions`). On the four text corpora of the
+            development suite agreement keeps K-Means (docs/benchmarks.md).
         cosine_candidates: ``{name: config node}`` fitted only on cosine geometry. None with
             ``candidates=None``: the packaged ones (average-linkage agglomerative clustering on
             cosine distance); None beside your own ``candidates``: none.
@@ -527,6 +582,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         families_: ``{name: family}`` (:func:`family_of`).
         scores_: ``{name: label-free score}``: agreement, or the cosine silhouette on
             directions.
+        evenness_: on directions, ``{name: evenness}`` of each candidate's partition
+            (:func:`evenness`).
         runner_up_: the candidate the decision was closest to.
         decision_margin_: the winner's score minus the runner-up's (negative when the anchor
             was kept against a higher score that did not clear ``margin``).
@@ -763,7 +820,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
     def _choose_by_silhouette(
         self, X: np.ndarray, seed: int, order: list[str], nodes: Mapping[str, Any]
     ) -> None:
-        """On directions: the candidate with the highest cosine silhouette (no consensus).
+        """On directions: among the candidates near the highest cosine silhouette, the most
+        evenly sized partition (:func:`choose_on_directions`; no consensus).
 
         Every candidate's partition is scored in the same space, the input's own directions,
         so the scores compare; agreement would favour the many candidates that share
@@ -772,19 +830,38 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         order = [n for n in order if n in self.candidate_labels_]
         self.families_ = {n: family_of(n, nodes[n]) for n in order}
         self.scores_ = {n: cosine_silhouette(X, self.candidate_labels_[n], seed) for n in order}
-        self.chosen_, self.runner_up_ = highest(self.scores_, order)
-        how = "alone" if len(order) == 1 else "silhouette"
+        k = int(self.n_clusters)
+        self.evenness_ = {n: evenness(self.candidate_labels_[n], k) for n in order}
+        self.chosen_, self.runner_up_, tied = choose_on_directions(
+            self.scores_, self.evenness_, order
+        )
+        how = "alone" if len(order) == 1 else "silhouette" if len(tied) == 1 else "evenness"
         self.decision_how_ = how
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
         self.stood_in_ = None
         if how == "alone":
             self.reason_ = f"{self.chosen_} is the only candidate"
             return
+        top = max(self.scores_.values())
+        head = (
+            "every row of the input has the same norm (directions, such as sentence "
+            "embeddings), so the candidates are compared by their cosine silhouette"
+        )
+        if how == "silhouette":
+            self.reason_ = (
+                f"{head}: {self.chosen_} has the highest, {self.scores_[self.chosen_]:.3f}, "
+                f"and no other is within {NEAR_SILHOUETTE:.0%} of it; next {self.runner_up_} "
+                f"({self.scores_[self.runner_up_]:.3f})"
+            )
+            return
+        within = ", ".join(
+            f"{n} {self.scores_[n]:.3f} (evenness {self.evenness_[n]:.3f})" for n in tied
+        )
         self.reason_ = (
-            f"every row of the input has the same norm (directions, such as sentence "
-            f"embeddings), so the candidates are compared by their cosine silhouette: "
-            f"{self.chosen_} has the highest, {self.scores_[self.chosen_]:.3f}; next "
-            f"{self.runner_up_} ({self.scores_[self.runner_up_]:.3f})"
+            f"{head}: {len(tied)} are within {NEAR_SILHOUETTE:.0%} of the highest, {top:.3f}: "
+            f"{within}; a near-tie, which the most evenly sized partition wins: "
+            f"{self.chosen_} (evenness {self.evenness_[self.chosen_]:.3f}; next "
+            f"{self.runner_up_}, {self.evenness_[self.runner_up_]:.3f})"
         )
 
     @property
@@ -881,7 +958,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """The choice as plain data: candidates, their scores and times, the winner, why."""
         check_is_fitted(self, "chosen_")
         return {
-            "criterion": "cosine_silhouette" if self.geometry_ == "cosine" else RULE,
+            "criterion": "cosine_silhouette_then_evenness" if self.geometry_ == "cosine" else RULE,
             "geometry": self.geometry_,
             # on directions the silhouette decides alone: no margin is asked
             "margin": None if self.geometry_ == "cosine" else float(self.margin),
@@ -898,6 +975,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             },
             "reason": self.reason_,
             "scores": {k: round(v, 4) for k, v in self.scores_.items()},
+            "evenness": {k: round(v, 4) for k, v in getattr(self, "evenness_", {}).items()},
             "families": dict(self.families_),
             "seconds": {k: round(v, 2) for k, v in self.candidate_seconds_.items()},
             "failed": dict(self.failed_),

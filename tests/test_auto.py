@@ -344,15 +344,50 @@ def test_directions_are_chosen_by_cosine_silhouette_with_the_cosine_candidates()
         n: silhouette_score(X, labels, metric="cosine")
         for n, labels in auto.candidate_labels_.items()
     }
-    assert auto.chosen_ == max(expected, key=lambda n: expected[n])
     for name, value in expected.items():
         assert auto.scores_[name] == value
+
+    def even(labels):  # the entropy of the cluster sizes over log(k), by hand
+        shares = np.unique(labels, return_counts=True)[1] / len(labels)
+        return -(shares * np.log(shares)).sum() / np.log(6)
+
+    order = list(auto.candidate_labels_)
+    top = max(expected.values())
+    near = [n for n in order if expected[n] >= top - 0.05 * abs(top)]
+    best = max(near, key=lambda n: (even(auto.candidate_labels_[n]), -order.index(n)))
+    assert auto.chosen_ == best
+    for name in order:
+        assert auto.evenness_[name] == pytest.approx(even(auto.candidate_labels_[name]), 1e-12)
     selection = auto.selection()
-    assert (
-        selection["criterion"] == "cosine_silhouette" and selection["decided_by"] == "silhouette"
-    )
+    assert selection["criterion"] == "cosine_silhouette_then_evenness"
+    assert selection["decided_by"] == ("silhouette" if len(near) == 1 else "evenness")
     assert "cosine silhouette" in selection["reason"] and auto.runner_up_ in selection["reason"]
-    assert selection["margin"] is None  # the silhouette decides alone
+    assert selection["margin"] is None  # no margin over an anchor is asked
+    assert set(selection["evenness"]) == set(order)
+
+
+def test_on_directions_a_near_tie_in_silhouette_goes_to_the_most_even_partition():
+    from deepseg.auto import choose_on_directions, evenness
+
+    order = ["kmeans", "agglomerative", "spectral"]
+    sil = {"kmeans": 0.232, "agglomerative": 0.221, "spectral": 0.217}
+    even = {"kmeans": 0.97, "agglomerative": 0.95, "spectral": 0.99}
+    # within 5% of 0.232 (0.2204): kmeans and agglomerative; spectral (6.5% below) is not
+    assert choose_on_directions(sil, even, order) == (
+        "kmeans", "agglomerative", ["kmeans", "agglomerative"]
+    )  # fmt: skip
+    assert choose_on_directions(sil, even, order, near=0.10)[0] == "spectral"
+    # nothing near the best: the highest silhouette, the runner-up by silhouette
+    apart = {"kmeans": 0.30, "agglomerative": 0.20, "spectral": 0.10}
+    assert choose_on_directions(apart, even, order) == ("kmeans", "agglomerative", ["kmeans"])
+    # negative silhouettes: "within 5%" is measured on the magnitude
+    low = {"kmeans": -0.100, "agglomerative": -0.104, "spectral": -0.2}
+    assert choose_on_directions(low, even, order)[0] == "kmeans"
+    assert choose_on_directions(low, {**even, "agglomerative": 1.0}, order)[0] == "agglomerative"
+    # evenness: equal sizes 1, fewer clusters than asked below 1, one cluster 0
+    assert evenness(np.repeat(np.arange(4), 5), 4) == pytest.approx(1.0)
+    assert evenness(np.repeat(np.arange(3), 5), 4) == pytest.approx(np.log(3) / np.log(4))
+    assert evenness(np.zeros(10, dtype=int), 4) == 0.0
 
 
 def test_rows_of_different_norms_keep_the_agreement_rule(blobs):

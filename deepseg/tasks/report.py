@@ -152,10 +152,11 @@ def auto_note(selection: Mapping[str, Any]) -> str:
             f" Decision margin: {selection['decision_margin']:+.3f} against "
             f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
         )
-    if selection.get("criterion") == "cosine_silhouette":
+    if str(selection.get("criterion", "")).startswith("cosine_silhouette"):
         what = (
             "the cosine silhouette of its partition: the rows are directions (every row has "
-            "the same norm), compared by angle"
+            "the same norm), compared by angle; a near-tie goes to the most evenly sized "
+            "partition"
         )
     else:
         what = (

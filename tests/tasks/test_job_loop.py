@@ -80,6 +80,7 @@ def test_the_code_version_is_part_of_every_job(monkeypatch):
 def test_a_finished_benchmark_builds_no_features_and_serves_choose_k(tmp_path, caplog):
     store = tmp_path / "jobs"
     base = ["data.n_samples=300", "methods=[kmeans,gmm]", "seeds=[0]", "n_clusters=auto",
+            "features.text.method=tfidf",
             "k_selection.k_range=[2,5]", "k_selection.n_bootstrap=2",
             f"resume_dir={store}"]  # fmt: skip
     first = run_benchmark(compose_config("benchmark", *base), tmp_path / "run1")
@@ -98,6 +99,7 @@ def test_a_finished_benchmark_builds_no_features_and_serves_choose_k(tmp_path, c
 def test_choose_k_seeds_are_jobs_of_the_store(tmp_path, caplog):
     store = tmp_path / "jobs"
     overrides = ["data.n_samples=300", "seeds=[0,1]", "k_selection.k_range=[2,5]",
+                 "features.text.method=tfidf",  # the store is under test, not the encoder
                  "k_selection.n_bootstrap=2", f"resume_dir={store}"]  # fmt: skip
     k, results = run_choose_k(compose_config("choose_k", *overrides), tmp_path / "run1")
     assert len(list(store.glob("*.json"))) == 2
