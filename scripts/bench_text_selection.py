@@ -12,9 +12,9 @@ chosen on three corpora and scored on the fourth. Labels score the picks; no rul
     python scripts/bench_text_selection.py PARTS --out text_selection.csv
 
 Writes ``--out`` (one row per corpus, seed and candidate: silhouette, evenness, ACC before and
-after the second view; refined labels are cached beside the partitions) and prints the tables:
-per corpus the median over seeds of K-Means, each rule, the held-out rule, and the best
-candidate per seed.
+after the second view; refined labels are cached beside the partitions) and ``<out>_rules.csv``,
+also printed: per corpus the median over seeds of K-Means, each rule, the held-out rule, and
+the best candidate per seed.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def main() -> None:
         for c in corpora
     }  # fmt: skip
     frame = pd.DataFrame(lines).T.round(3)
-    print(frame.to_markdown())
+    frame.to_csv(args.out.with_name(f"{args.out.stem}_rules.csv"), index_label="rule")
+    print(frame.to_string())
     print("near chosen per held-out corpus:", chosen)
 
 
