@@ -357,18 +357,24 @@ def cosine_silhouette(X: np.ndarray, labels: np.ndarray, seed: int) -> float:
 
 
 def evenness(labels: np.ndarray, n_clusters: int) -> float:
-    """How evenly a partition's rows spread over ``n_clusters`` clusters: the entropy of its
-    cluster sizes over log(n_clusters); 1.0 for equal sizes, lower for uneven ones or for
-    fewer clusters than asked (noise, label -1, counts as one more cluster).
+    """How evenly a partition's rows spread over ``n_clusters`` clusters, in [0, 1]: the
+    entropy of its cluster sizes over log(max(n_clusters, clusters found)); 1.0 for equal
+    sizes, lower for uneven ones or fewer clusters than asked; times the share of rows that
+    are not noise (label -1), so noise lowers it.
 
     >>> evenness(np.array([0, 0, 1, 1]), 2), round(evenness(np.array([0, 0, 0, 1]), 2), 3)
     (1.0, 0.811)
+    >>> round(evenness(np.array([0, 0, 1, 1, -1, -1]), 2), 3)  # a third of the rows are noise
+    0.667
     """
-    _, counts = np.unique(np.asarray(labels), return_counts=True)
-    if n_clusters < 2 or len(counts) < 2:
+    labels = np.asarray(labels)
+    _, counts = np.unique(labels[labels != -1], return_counts=True)
+    groups = max(int(n_clusters), len(counts))
+    if groups < 2 or len(counts) == 0 or len(labels) == 0:
         return 0.0
+    kept = counts.sum() / len(labels)
     shares = counts / counts.sum()
-    return float(-(shares * np.log(shares)).sum() / np.log(n_clusters))
+    return float(kept * -(shares * np.log(shares)).sum() / np.log(groups))
 
 
 def choose_on_directions(
@@ -586,7 +592,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             (:func:`evenness`).
         runner_up_: the candidate the decision was closest to.
         decision_margin_: the winner's score minus the runner-up's (negative when the anchor
-            was kept against a higher score that did not clear ``margin``).
+            was kept against a higher score that did not clear ``margin``, or when evenness
+            decided a near-tie on directions for a lower silhouette).
         failed_: ``{name: error}`` of the candidates that failed.
         reason_: one sentence on why the winner won.
     """
@@ -783,6 +790,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
 
     def _choose(self, X: np.ndarray, seed: int, order: list[str]) -> None:
         """Score the fitted candidates (and their consensus), decide, explain."""
+        self.evenness_: dict[str, float] = {}  # only directions are decided by it
         nodes = self._nodes()
         self.families_ = {n: family_of(n, nodes[n]) for n in self.candidate_labels_}
         base = dict(self.candidate_labels_)  # the candidates that vote

@@ -388,6 +388,9 @@ def test_on_directions_a_near_tie_in_silhouette_goes_to_the_most_even_partition(
     assert evenness(np.repeat(np.arange(4), 5), 4) == pytest.approx(1.0)
     assert evenness(np.repeat(np.arange(3), 5), 4) == pytest.approx(np.log(3) / np.log(4))
     assert evenness(np.zeros(10, dtype=int), 4) == 0.0
+    # noise (label -1) lowers it; more clusters than asked never lift it above 1
+    assert evenness(np.array([0, 0, 1, 1, -1, -1]), 2) == pytest.approx(2 / 3)
+    assert evenness(np.arange(4), 2) == pytest.approx(1.0)
 
 
 def test_rows_of_different_norms_keep_the_agreement_rule(blobs):

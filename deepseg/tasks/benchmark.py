@@ -101,15 +101,18 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     k = 0 if auto else resolve_n_clusters(cfg.n_clusters, dataset)
     # what a job's identity holds is known before the features: they are built when a job runs
     refines = second_view_may_apply(second_view, dataset, features_cfg)
+    if second_view.get("enabled") is True and not refines:  # before the store serves a row
+        second_view_enabled(second_view, None)  # raises: these features are not embedded text
     refining = second_view if refines else None
     opened: list[Opening] = []
 
     def opening() -> Opening:
         if not opened:
-            opened.append(build_features(dataset, features_cfg, k, output_dir,
-                                         cfg.get("features_memmap_gb")))  # fmt: skip
+            data = build_features(dataset, features_cfg, k, output_dir,
+                                  cfg.get("features_memmap_gb"))  # fmt: skip
             # enabled=true on features that are not embedded text is refused before any fit
-            second_view_enabled(second_view, opened[0].documents)
+            second_view_enabled(second_view, data.documents)
+            opened.append(data)
         return opened[0]
 
     store = job_store(cfg)

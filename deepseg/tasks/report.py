@@ -152,6 +152,12 @@ def auto_note(selection: Mapping[str, Any]) -> str:
             f" Decision margin: {selection['decision_margin']:+.3f} against "
             f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
         )
+        if how == "evenness":  # the margin is in silhouette, which did not decide
+            margin = (
+                f" Decided by evenness among near-tied silhouettes; silhouette difference "
+                f"{selection['decision_margin']:+.3f} against {selection['runner_up']} "
+                f"(criterion {selection['criterion']})."
+            )
     if str(selection.get("criterion", "")).startswith("cosine_silhouette"):
         what = (
             "the cosine silhouette of its partition: the rows are directions (every row has "

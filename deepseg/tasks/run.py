@@ -96,7 +96,8 @@ class Opening:
         dataset: the loaded dataset.
         pipeline: the fitted feature pipeline.
         X: the feature matrix, shape (n_samples, n_features).
-        n_clusters: k (chosen by choose-k for ``n_clusters=auto``).
+        n_clusters: k (chosen by choose-k for ``n_clusters=auto``; 0 in a benchmark's
+            opening, whose k the choose-k job of the store gives).
         k_result: choose-k's result for ``n_clusters=auto``, else None.
         feature_seconds: the time the features took.
         documents: the raw text of each row when the features are sentence embeddings of text

@@ -61,8 +61,10 @@ TRAINER_COSMETIC = ("enable_progress_bar", "logger", "default_root_dir")
 # Method options that do not change a job's result: where its checkpoints go.
 METHOD_COSMETIC = ("checkpoint",)
 # The code a job's result depends on, part of every job's key: another version of deepseg runs
-# its jobs again rather than serve rows its own code would not give.
-CODE_VERSION = {"deepseg": __version__}
+# its jobs again rather than serve rows its own code would not give. ``results`` is raised by
+# every change that alters what a job computes between releases (2: auto's near-tie rule on
+# directions).
+CODE_VERSION = {"deepseg": __version__, "results": 2}
 
 
 def _dumps(obj: Any) -> str:
@@ -90,8 +92,22 @@ def features_identity(features: Any) -> Any:
     if isinstance(text, dict) and text.get("precision") == "auto":
         from deepseg.features.text import resolve_precision
 
-        features = {**features, "text": {**text, "precision": resolve_precision("auto")}}
-    return features
+        text = {**text, "precision": resolve_precision("auto")}
+    if isinstance(text, dict) and text.get("method", "auto") == "auto":
+        # auto embeds sentences only where a sentence model is installed: a store shared with
+        # a machine without one (TF-IDF) serves neither's rows to the other
+        text = {**text, "sentence_model": _sentence_model_available(text.get("model"))}
+    return features if text is None else {**features, "text": text}
+
+
+def _sentence_model_available(model: Any) -> bool:
+    import importlib.util
+
+    from deepseg.features.text import packaged_model_dir
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return False
+    return model is not None or packaged_model_dir() is not None
 
 
 def input_fingerprints(
@@ -435,8 +451,8 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def job_store(cfg: Any) -> JobStore:
-    """The job store of a train, benchmark or suite config (``resume_dir``, ``resume``,
-    ``checkpoint``: the ``job_store`` config group)."""
+    """The job store of a train, benchmark, suite or choose-k config (``resume_dir``,
+    ``resume``, ``checkpoint``: the ``job_store`` config group)."""
     return JobStore(
         cfg.get("resume_dir"),
         resume=bool(cfg.get("resume", False)),

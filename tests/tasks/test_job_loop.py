@@ -130,3 +130,28 @@ def test_a_choose_k_result_round_trips_through_its_stored_row():
     pd.testing.assert_frame_equal(back.table, table)
     assert (back.choices, back.recommended, back.reasons) == ({"gap": 4, "knee": 3}, 3,
                                                              ["because"])  # fmt: skip
+
+
+def test_second_view_enabled_on_other_features_is_refused_even_when_the_jobs_are_stored(tmp_path):
+    base = ["data.n_samples=200", "methods=[kmeans]", "seeds=[0]", "features.text.method=tfidf",
+            f"resume_dir={tmp_path / 'jobs'}"]  # fmt: skip
+    run_benchmark(compose_config("benchmark", *base), tmp_path / "run1")
+    with pytest.raises(ValueError, match=r"second_view\.enabled=true needs text features"):
+        run_benchmark(compose_config("benchmark", *base, "second_view.enabled=true"),
+                      tmp_path / "run2")  # fmt: skip
+    assert not (tmp_path / "run2" / "results.csv").exists()
+
+
+def test_the_job_identity_says_whether_text_method_auto_can_embed_sentences(monkeypatch):
+    from deepseg.tasks import store
+
+    features = {"text": {"method": "auto", "model": None, "precision": "float32"}}
+    monkeypatch.setattr(store, "_sentence_model_available", lambda model: True)
+    with_model = store.features_identity(features)
+    monkeypatch.setattr(store, "_sentence_model_available", lambda model: False)
+    without = store.features_identity(features)
+    assert with_model != without and features["text"] == {
+        "method": "auto", "model": None, "precision": "float32"
+    }  # fmt: skip
+    fixed = {"text": {"method": "tfidf"}}
+    assert store.features_identity(fixed) == fixed  # an explicit method is what it says

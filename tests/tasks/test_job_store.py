@@ -280,8 +280,8 @@ def test_the_job_identity_resolves_what_differs_between_machines_and_seeds():
     resolved = features_identity(features)
     assert resolved["text"]["precision"] == resolve_precision("auto") != "auto"
     assert features["text"]["precision"] == "auto"  # not modified in place
-    assert features_identity({"text": {"precision": "float32"}}) == {
-        "text": {"precision": "float32"}
+    assert features_identity({"text": {"precision": "float32", "method": "sentence"}}) == {
+        "text": {"precision": "float32", "method": "sentence"}
     }
     cfg = OmegaConf.create(
         {
