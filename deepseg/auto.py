@@ -305,6 +305,62 @@ def explain_choice(
     return why
 
 
+def describe_selection(selection: Mapping[str, Any]) -> str:
+    """The whole choice (:meth:`AutoCluster.selection`) in one paragraph for the report: the
+    candidates, their families, scores and times, the winner, the runner-up, the decision's
+    margin and what the score measures."""
+    scores = sorted(selection["scores"].items(), key=lambda kv: -kv[1])
+    families = selection.get("families") or {}
+    seconds = selection.get("seconds") or {}
+    reused = set(selection.get("reused") or [])
+
+    def one(name: str, value: float) -> str:
+        family = f" [{families[name]}]" if name in families else ""
+        if name in reused:
+            time_ = ", reused"
+        elif name in seconds:
+            time_ = f", {seconds[name]:.1f}s"
+        else:
+            time_ = ""
+        return f"{name}{family} {value:.3f}{time_}"
+
+    listed = "; ".join(one(name, value) for name, value in scores)
+    failed = selection.get("failed") or {}
+    tail = f" Failed and left out: {', '.join(sorted(failed))}." if failed else ""
+    fitted = len([n for n in selection["scores"] if n != "consensus"])
+    consensus = " and their consensus" if "consensus" in selection["scores"] else ""
+    margin = ""
+    how = selection.get("decided_by")
+    if "decision_margin" in selection and how not in (None, "alone"):
+        asked = f", margin asked {selection['margin']:g}" if how in ("kept", "left") else ""
+        margin = (
+            f" Decision margin: {selection['decision_margin']:+.3f} against "
+            f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
+        )
+        if how == "evenness":  # the margin is in silhouette, which did not decide
+            margin = (
+                f" Decided by evenness among near-tied silhouettes; silhouette difference "
+                f"{selection['decision_margin']:+.3f} against {selection['runner_up']} "
+                f"(criterion {selection['criterion']})."
+            )
+    if str(selection.get("criterion", "")).startswith("cosine_silhouette"):
+        what = (
+            "the cosine silhouette of its partition: the rows are directions (every row has "
+            "the same norm), compared by angle; a near-tie goes to the most evenly sized "
+            "partition"
+        )
+    else:
+        what = (
+            "mean NMI of its partition with every other candidate's; the consensus votes in "
+            "no score"
+        )
+    return (
+        f"model=auto fitted {fitted} candidates{consensus} and kept {selection['chosen']}: "
+        f"{selection['reason']}.{margin} Label-free score of each [family] ({what}; no "
+        f"label is read) and its time: {listed}.{tail}"
+    )
+
+
 def resolve_geometry(X: np.ndarray, geometry: str) -> str:
     """``euclidean`` or ``cosine``; ``auto`` is cosine when every row has the same norm.
 

@@ -13,6 +13,7 @@ from deepseg.auto import (
     agreement_scores,
     choose,
     consensus_partition,
+    describe_selection,
     family_of,
     highest,
 )
@@ -421,16 +422,16 @@ def test_ward_with_another_metric_is_refused():
 
 
 def test_the_report_note_names_the_silhouette_on_directions():
-    from deepseg.tasks.report import auto_note
-
     X, _ = _directions()
     auto = AutoCluster(
         6, candidates={"kmeans": KMEANS}, cosine_candidates=COSINE_CANDIDATE, random_state=0
     ).fit(X)
-    note = auto_note(auto.selection())
+    note = describe_selection(auto.selection())
     assert "cosine silhouette of its partition" in note and "mean NMI" not in note
     euclidean = AutoCluster(3, candidates={"kmeans": KMEANS, "ward": WARD}, random_state=0)
-    assert "mean NMI" in auto_note(euclidean.fit(np.eye(6, 3) + np.arange(6)[:, None]).selection())
+    assert "mean NMI" in describe_selection(
+        euclidean.fit(np.eye(6, 3) + np.arange(6)[:, None]).selection()
+    )
 
 
 def test_one_hot_codes_share_a_norm_but_are_not_directions():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -12,6 +13,13 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from deepseg.insight.plots import plot_k_selection
+from deepseg.jobs import (
+    Fitted,
+    Job,
+    JobStore,
+    Work,
+    run_jobs,
+)
 from deepseg.progress import Progress
 from deepseg.tasks.choose_k import choose_k_job, result_of, result_row
 from deepseg.tasks.common import (
@@ -19,34 +27,26 @@ from deepseg.tasks.common import (
     atomic_write_csv,
     atomic_write_text,
     dumps,
+    job_store,
     to_container,
 )
 from deepseg.tasks.report import choose_report_run, report_options, write_segment_report
 from deepseg.tasks.run import (
     LEADERBOARD_METRICS,
     Opening,
-    add_provenance,
     build_features,
-    check_methods,
     check_second_view,
     choose_k_auto,
+    command_methods,
+    fit_job,
     format_leaderboard,
     is_auto,
     leaderboard,
     load_dataset,
     method_job,
     resolve_n_clusters,
-    run_one,
     second_view_enabled,
     second_view_may_apply,
-)
-from deepseg.tasks.store import (
-    Fitted,
-    Job,
-    JobStore,
-    Work,
-    job_store,
-    run_jobs,
 )
 
 __all__ = ["LEADERBOARD_METRICS", "format_leaderboard", "leaderboard", "run_benchmark"]
@@ -65,7 +65,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     ``segments.csv`` and ``profiles.csv``. Nothing is written when the inputs are invalid;
     the files are written atomically once every run has finished.
 
-    Every (method, seed) is a job of the job store (:mod:`deepseg.tasks.store`, ``resume_dir``):
+    Every (method, seed) is a job of the job store (:mod:`deepseg.jobs`, ``resume_dir``):
     one that finished before with the same options on the same input is not run again (its row
     is taken, with ``resumed_from``), and a deep fit killed mid-training resumes from its last
     checkpoint. The report's fit always runs (the report needs the fitted model). A finished
@@ -82,12 +82,7 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
         The results table.
     """
     output_dir = Path(output_dir)
-    methods = list(cfg.methods)
-    available = {**to_container(cfg.baseline), **to_container(cfg.get("model") or {})}
-    check_methods(methods, available)
-    seeds = [int(s) for s in cfg.seeds]
-    if not seeds:
-        raise ValueError("No seeds given: set seeds=[0] or more.")
+    methods, available, seeds = command_methods(cfg)
     report_cfg = to_container(cfg.get("report"))
     report_opts = report_options(report_cfg) if report_cfg is not None else None
     report_run = choose_report_run(report_opts, methods, seeds) if report_opts else None
@@ -104,16 +99,13 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
     if second_view.get("enabled") is True and not refines:  # before the store serves a row
         second_view_enabled(second_view, None)  # raises: these features are not embedded text
     refining = second_view if refines else None
-    opened: list[Opening] = []
 
+    @functools.cache
     def opening() -> Opening:
-        if not opened:
-            data = build_features(dataset, features_cfg, k, output_dir,
-                                  cfg.get("features_memmap_gb"))  # fmt: skip
-            # enabled=true on features that are not embedded text is refused before any fit
-            second_view_enabled(second_view, data.documents)
-            opened.append(data)
-        return opened[0]
+        data = build_features(dataset, features_cfg, output_dir, cfg.get("features_memmap_gb"))
+        # enabled=true on features that are not embedded text is refused before any fit
+        second_view_enabled(second_view, data.documents)
+        return data
 
     store = job_store(cfg)
     k_result = None
@@ -139,23 +131,15 @@ def run_benchmark(cfg: DictConfig, output_dir: str | Path) -> pd.DataFrame:
 
         def run(job: Job) -> Fitted:
             data = opening()
-            own: dict[str, Any] = {}
-            row = run_one(
-                data.X, dataset, method, _fit_config(method_cfg, store, job), k, seed,
-                cfg.noise_policy, shared["pretrained"], keep=kept if reported else None,
+            row, labels = fit_job(
+                cfg, data, method, method_cfg, k, seed, store, job,
+                provenance={"second_view": second_view} if refines else None,
+                pretrained_cache=shared["pretrained"], keep=kept if reported else None,
                 fitted=shared["fitted"], documents=data.documents, second_view=second_view,
-                own=own, stored_for=stored_partitions(cfg, store, seed, refining,
-                                                      len(dataset), k),
-            )  # fmt: skip
-            row.update(feature_seconds=round(data.feature_seconds, 4), job_hash=job.key,
-                       resumed_from="")  # fmt: skip
-            add_provenance(
-                row, method=method_cfg, data=data_cfg, features=features_cfg,
-                k_selection=k_selection, auto=auto,
-                **({"second_view": second_view} if refines else {}),
+                stored_for=stored_partitions(cfg, store, seed, refining, len(dataset), k),
             )  # fmt: skip
             _log_row(row)
-            return row, own.get("labels")
+            return row, labels
 
         return run
 
@@ -233,15 +217,6 @@ def stored_partitions(
         return None if labels is None else (labels, f"the job store (job {job.key})")
 
     return stored_for
-
-
-def _fit_config(method_cfg: dict[str, Any], store: JobStore, job: Job) -> dict[str, Any]:
-    """The options a method is fitted with: deep methods checkpoint into the job's directory
-    of the store (not part of the job's identity: a resumed fit gives the same labels)."""
-    if not isinstance(method_cfg.get("trainer"), dict):
-        return method_cfg
-    checkpoint = store.checkpoint_options(job)
-    return method_cfg if checkpoint is None else {**method_cfg, "checkpoint": checkpoint}
 
 
 def _log_row(row: dict[str, Any]) -> None:

@@ -1,13 +1,14 @@
 """The choose-k task: one dataset, k = first..last, one or more seeds -> a recommended k.
 
-Each seed's choice is a job of the job store (:mod:`deepseg.tasks.store`, run by the loop that
-every command shares, :func:`~deepseg.tasks.store.run_jobs`): a seed that finished before with
+Each seed's choice is a job of the job store (:mod:`deepseg.jobs`, run by the loop that
+every command shares, :func:`~deepseg.jobs.run_jobs`): a seed that finished before with
 the same options on the same input is taken from the store, the features are built only when a
 seed has to run, and a latent-space pretraining killed midway resumes from its checkpoint. A
 benchmark with ``n_clusters=auto`` asks its store for the same job (:func:`choose_k_job`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -18,30 +19,29 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.insight.plots import plot_k_selection
-from deepseg.tasks.common import (
-    atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_text,
-    dumps,
-    git_commit,
-    seed_everything,
-    to_container,
-)
-from deepseg.tasks.run import load_dataset
-from deepseg.tasks.store import (
+from deepseg.jobs import (
     Fitted,
     Job,
     JobStore,
     Work,
     features_identity,
     input_fingerprints,
-    job_store,
     method_identity,
     run_jobs,
 )
+from deepseg.tasks.common import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_text,
+    dumps,
+    git_commit,
+    job_store,
+    seed_everything,
+    to_container,
+)
+from deepseg.tasks.run import build_features, load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -135,16 +135,13 @@ def run_choose_k(cfg: DictConfig, output_dir: str | Path) -> tuple[int, list[Cho
             f"k_selection.k_range goes up to {k_values[-1]}, but dataset '{dataset.name}' has "
             f"only {len(dataset)} rows."
         )
-    features: list[np.ndarray] = []  # built once, when a seed has to run
+    # built once, when a seed has to run
+    features = functools.cache(lambda: build_features(dataset, features_cfg, output_dir).X)
 
     def fit(seed: int) -> Callable[[Job], Fitted]:
         def run(job: Job) -> Fitted:
-            if not features:
-                logger.info("Dataset %s: %d rows; building features", dataset.name,
-                            len(dataset))  # fmt: skip
-                features.append(FeaturePipeline(**features_cfg).fit_transform(dataset))
             seed_everything(seed)
-            X = features[0]
+            X = features()
             Z = latent_space(X, cfg, seed, store.checkpoint_options(job)) if latent else X
             result = choose_k(Z, k_values, random_state=seed, **options)
             logger.info("Seed %d: recommended k=%d (%s)", seed, result.recommended,

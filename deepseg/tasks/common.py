@@ -23,6 +23,7 @@ from deepseg.io import (  # noqa: F401 - re-exported: the tasks' writers live in
     atomic_write_text,
     json_dumps,
 )
+from deepseg.jobs import JobStore
 
 
 def to_container(node: Any) -> Any:
@@ -106,3 +107,13 @@ def git_commit() -> str:
 def dumps(obj: Any) -> str:
     """Sorted, strict JSON (NaN and infinities as null) for config strings, hashes and files."""
     return json_dumps(obj, sort_keys=True, default=str)
+
+
+def job_store(cfg: Any) -> JobStore:
+    """The job store of a train, benchmark, suite or choose-k config (``resume_dir``,
+    ``resume``, ``checkpoint``: the ``job_store`` config group)."""
+    return JobStore(
+        cfg.get("resume_dir"),
+        resume=bool(cfg.get("resume", False)),
+        checkpoint=to_container(cfg.get("checkpoint")),
+    )

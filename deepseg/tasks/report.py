@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepseg.auto import describe_selection
 from deepseg.data.base import Dataset
 from deepseg.features.columns import missing_values
 from deepseg.features.pipeline import FeaturePipeline
@@ -119,61 +120,6 @@ def confidence_of(estimator: Any, X: np.ndarray, labels: np.ndarray) -> tuple[np
             if q.ndim == 2 and q.shape[0] == len(labels):
                 return q.max(axis=1), "max predict_proba"
     return np.ones(len(labels)), "1.0 (hard assignment)"
-
-
-def auto_note(selection: Mapping[str, Any]) -> str:
-    """model=auto's choice in one paragraph: the candidates, their families, scores and times,
-    the winner, the runner-up and the decision's margin."""
-    scores = sorted(selection["scores"].items(), key=lambda kv: -kv[1])
-    families = selection.get("families") or {}
-    seconds = selection.get("seconds") or {}
-    reused = set(selection.get("reused") or [])
-
-    def one(name: str, value: float) -> str:
-        family = f" [{families[name]}]" if name in families else ""
-        if name in reused:
-            time_ = ", reused"
-        elif name in seconds:
-            time_ = f", {seconds[name]:.1f}s"
-        else:
-            time_ = ""
-        return f"{name}{family} {value:.3f}{time_}"
-
-    listed = "; ".join(one(name, value) for name, value in scores)
-    failed = selection.get("failed") or {}
-    tail = f" Failed and left out: {', '.join(sorted(failed))}." if failed else ""
-    fitted = len([n for n in selection["scores"] if n != "consensus"])
-    consensus = " and their consensus" if "consensus" in selection["scores"] else ""
-    margin = ""
-    how = selection.get("decided_by")
-    if "decision_margin" in selection and how not in (None, "alone"):
-        asked = f", margin asked {selection['margin']:g}" if how in ("kept", "left") else ""
-        margin = (
-            f" Decision margin: {selection['decision_margin']:+.3f} against "
-            f"{selection['runner_up']} (criterion {selection['criterion']}{asked})."
-        )
-        if how == "evenness":  # the margin is in silhouette, which did not decide
-            margin = (
-                f" Decided by evenness among near-tied silhouettes; silhouette difference "
-                f"{selection['decision_margin']:+.3f} against {selection['runner_up']} "
-                f"(criterion {selection['criterion']})."
-            )
-    if str(selection.get("criterion", "")).startswith("cosine_silhouette"):
-        what = (
-            "the cosine silhouette of its partition: the rows are directions (every row has "
-            "the same norm), compared by angle; a near-tie goes to the most evenly sized "
-            "partition"
-        )
-    else:
-        what = (
-            "mean NMI of its partition with every other candidate's; the consensus votes in "
-            "no score"
-        )
-    return (
-        f"model=auto fitted {fitted} candidates{consensus} and kept {selection['chosen']}: "
-        f"{selection['reason']}.{margin} Label-free score of each [family] ({what}; no "
-        f"label is read) and its time: {listed}.{tail}"
-    )
 
 
 def segment_report(
@@ -312,7 +258,7 @@ def segment_report(
             "are the method's own; second_view.enabled=false reports the unrefined partition."
         )
     if callable(getattr(estimator, "selection", None)):
-        notes.append(auto_note(estimator.selection()))
+        notes.append(describe_selection(estimator.selection()))
         meta["chosen by auto"] = estimator.selection()["chosen"]
     content = ReportContent(
         title=report_title(dataset.name, dataset.source, method),

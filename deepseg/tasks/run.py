@@ -1,11 +1,10 @@
-"""The run engine that benchmark, train and choose-k share.
+"""The run engine that train, benchmark, suite and choose-k share.
 
-The opening every command makes (:func:`open_dataset`: load a dataset from its config, resolve
-``n_clusters``, build the features, choose k for ``n_clusters=auto``), checking method names,
-instantiating a method from its config, pretraining one autoencoder per seed for the deep methods
-that share it, fitting one (method, seed) into a scored results row, the provenance columns of
-that row (:func:`add_provenance`), and the leaderboard of those rows. Finished jobs are kept by
-the job store (:mod:`deepseg.tasks.store`).
+Loading a dataset from its config and resolving ``n_clusters``, building the features (only when
+a job has to run, :func:`build_features`), checking method names, a job's identity
+(:func:`method_job`), fitting one (method, seed) into a scored results row (:func:`run_one`,
+:func:`fit_job`: the fit of one job, with its checkpoints and provenance columns), and the
+leaderboard of those rows. Jobs run through the one job loop of :mod:`deepseg.jobs`.
 """
 
 from __future__ import annotations
@@ -27,6 +26,14 @@ from deepseg.data.base import Dataset, closest_match
 from deepseg.features.pipeline import FeaturePipeline
 from deepseg.insight.choose_k import ChooseKResult, as_k_values, choose_k
 from deepseg.io import feature_storage
+from deepseg.jobs import (
+    Fitted,
+    Job,
+    JobStore,
+    features_identity,
+    input_fingerprints,
+    method_identity,
+)
 from deepseg.metrics import evaluate
 from deepseg.options import AUTO, COMMAND_MIN_CLUSTERS, check_n_clusters
 from deepseg.tasks.common import (
@@ -37,13 +44,6 @@ from deepseg.tasks.common import (
     seed_everything,
     to_container,
     torch_threads,
-)
-from deepseg.tasks.store import (
-    Job,
-    JobStore,
-    features_identity,
-    input_fingerprints,
-    method_identity,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,15 +90,12 @@ def choose_k_auto(X: np.ndarray, options: dict[str, Any], seed: int) -> ChooseKR
 
 @dataclass
 class Opening:
-    """A dataset ready for its jobs: what :func:`open_dataset` returns.
+    """A loaded dataset with its features (:func:`build_features`).
 
     Attributes:
         dataset: the loaded dataset.
         pipeline: the fitted feature pipeline.
         X: the feature matrix, shape (n_samples, n_features).
-        n_clusters: k (chosen by choose-k for ``n_clusters=auto``; 0 in a benchmark's
-            opening, whose k the choose-k job of the store gives).
-        k_result: choose-k's result for ``n_clusters=auto``, else None.
         feature_seconds: the time the features took.
         documents: the raw text of each row when the features are sentence embeddings of text
             alone (the second view refines partitions of them), else None.
@@ -107,8 +104,6 @@ class Opening:
     dataset: Dataset
     pipeline: FeaturePipeline
     X: np.ndarray
-    n_clusters: int
-    k_result: ChooseKResult | None
     feature_seconds: float
     documents: list[str] | None = None
 
@@ -195,56 +190,20 @@ def refine_labels(
     return result.labels, columns
 
 
-def open_dataset(
-    data_cfg: dict[str, Any],
-    features_cfg: dict[str, Any],
-    n_clusters: Any,
-    k_selection: dict[str, Any] | None,
-    seed: int,
-    output_dir: str | Path,
-    memmap_gb: float | None = None,
-) -> Opening:
-    """Load a dataset, check ``n_clusters``, build the features and, for ``n_clusters=auto``,
-    choose k on them (label-free, with ``seed``).
-
-    Args:
-        data_cfg: the ``data`` node.
-        features_cfg: the ``features`` node (the :class:`FeaturePipeline` options).
-        n_clusters: the requested k: an int, None (the dataset's own) or "auto".
-        k_selection: choose-k's options for ``n_clusters=auto``.
-        seed: choose-k's seed.
-        output_dir: the run directory (a large feature matrix is memory-mapped there).
-        memmap_gb: the size above which the features are memory-mapped (None: never).
-
-    Raises:
-        ValueError: bad data, features or ``n_clusters`` (checked before the features).
-    """
-    dataset = load_dataset(data_cfg)
-    auto = is_auto(n_clusters)
-    k = 0 if auto else resolve_n_clusters(n_clusters, dataset)
-    opening = build_features(dataset, features_cfg, k, output_dir, memmap_gb)
-    if auto:
-        opening.k_result = choose_k_auto(opening.X, dict(k_selection or {}), seed)
-        opening.n_clusters = opening.k_result.recommended
-    return opening
-
-
 def build_features(
-    dataset: Dataset,
-    features_cfg: dict[str, Any],
-    n_clusters: int,
-    output_dir: str | Path,
+    dataset: Dataset, features_cfg: dict[str, Any], output_dir: str | Path,
     memmap_gb: float | None = None,
-) -> Opening:
-    """The features of a loaded dataset (the expensive step of :func:`open_dataset`), for
-    ``n_clusters`` clusters."""
+) -> Opening:  # fmt: skip
+    """The features of a loaded dataset: the expensive step, which a command takes only when a
+    job has to run. A large feature matrix is memory-mapped in ``output_dir`` (above
+    ``memmap_gb``; None: never)."""
     logger.info("Dataset %s: %d rows; building features", dataset.name, len(dataset))
     start = time.perf_counter()
     pipeline = FeaturePipeline(**features_cfg)
     X = pipeline.fit_transform(dataset, out=feature_storage(Path(output_dir), memmap_gb))
     feature_seconds = time.perf_counter() - start
     documents = embedded_documents(pipeline, dataset)
-    return Opening(dataset, pipeline, X, n_clusters, None, feature_seconds, documents)
+    return Opening(dataset, pipeline, X, feature_seconds, documents)
 
 
 def second_view_may_apply(
@@ -324,6 +283,18 @@ def add_provenance(
     row["config"] = dumps(config)
 
 
+def command_provenance(
+    row: dict[str, Any], cfg: Any, method_cfg: Any, **extra: Any
+) -> None:  # fmt: skip
+    """:func:`add_provenance` from a command's config (its data, features and choose-k
+    options) for the method with config ``method_cfg``."""
+    add_provenance(
+        row, method=method_cfg, data=to_container(cfg.data),
+        features=to_container(cfg.features), k_selection=to_container(cfg.get("k_selection")),
+        auto=is_auto(cfg.n_clusters), **extra,
+    )  # fmt: skip
+
+
 def check_methods(methods: list[str], available: dict[str, Any]) -> None:
     """Refuse unknown method names before any work starts."""
     if not methods:
@@ -334,6 +305,18 @@ def check_methods(methods: list[str], available: dict[str, Any]) -> None:
                 f"Unknown method '{m}'.{closest_match(m, list(available))} "
                 f"Available methods: {sorted(available)}"
             )
+
+
+def command_methods(cfg: Any) -> tuple[list[str], dict[str, Any], list[int]]:
+    """A benchmark's or a suite's methods (unknown ones refused), the configs of the methods
+    it can run, and its seeds (at least one)."""
+    methods = [str(m) for m in cfg.methods]
+    available = {**to_container(cfg.baseline), **to_container(cfg.get("model") or {})}
+    check_methods(methods, available)
+    seeds = [int(s) for s in cfg.seeds]
+    if not seeds:
+        raise ValueError("No seeds given: set seeds=[0] or more.")
+    return methods, available, seeds
 
 
 def make_estimator(method_cfg: dict[str, Any], n_clusters: int, seed: int) -> Any:
@@ -484,6 +467,34 @@ def run_one(
             stopped_early=bool(estimator.stopped_early_),
         )
     return row
+
+
+def fit_job(
+    cfg: Any, data: Opening, method: str, method_cfg: dict[str, Any], k: int, seed: int,
+    store: JobStore, job: Job, *, provenance: dict[str, Any] | None = None,
+    trainer_logger: Any = None, **options: Any,
+) -> Fitted:  # fmt: skip
+    """Run one job of a command (train's, or one method and seed of a benchmark): fit
+    ``method`` on the opened data with :func:`run_one` (``options``: its other arguments), a
+    deep method checkpointing into the job's directory of ``store`` (and logging with
+    ``trainer_logger``: neither is part of the job's identity), and give the row, with the
+    job's key and the provenance columns (:func:`add_provenance`; ``provenance``: extra
+    config), and the method's own labels, for the store."""
+    fit_cfg = method_cfg
+    if isinstance(method_cfg.get("trainer"), dict):  # deep methods
+        checkpoint = store.checkpoint_options(job)
+        trainer = method_cfg["trainer"]
+        if trainer_logger is not None:
+            trainer = {**trainer, "logger": trainer_logger}
+        fit_cfg = {**method_cfg, "trainer": trainer}
+        if checkpoint is not None:
+            fit_cfg["checkpoint"] = checkpoint
+    own: dict[str, Any] = {}
+    row = run_one(data.X, data.dataset, method, fit_cfg, k, seed, cfg.noise_policy, own=own,
+                  **options)  # fmt: skip
+    row.update(feature_seconds=round(data.feature_seconds, 4), job_hash=job.key, resumed_from="")
+    command_provenance(row, cfg, method_cfg, **(provenance or {}))
+    return row, own.get("labels")
 
 
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,7 @@ Each dataset of the suite (``datasets.KEY``: a ``data`` node and optional ``feat
 one :func:`~deepseg.tasks.benchmark.run_benchmark` run in ``<output_dir>/KEY`` with the suite's
 methods and seeds, so every number of the table can be traced to the rows of that run's
 ``results.csv``. Every (dataset, method, seed) is a job of the benchmark's job store
-(:mod:`deepseg.tasks.store`): re-running an interrupted suite with the same command runs only
+(:mod:`deepseg.jobs`): re-running an interrupted suite with the same command runs only
 the jobs that did not finish (a killed deep fit resumes from its checkpoint), and a changed
 option or input file runs the jobs it affects again.
 
@@ -34,7 +34,7 @@ from deepseg.data.base import closest_match
 from deepseg.features.text import packaged_model_dir
 from deepseg.tasks.benchmark import run_benchmark
 from deepseg.tasks.common import atomic_write_csv, atomic_write_text, git_commit, to_container
-from deepseg.tasks.run import check_methods
+from deepseg.tasks.run import command_methods
 
 __all__ = ["SUITE_METRICS", "Suite", "run_suite", "suite_means", "suite_table"]
 
@@ -149,12 +149,7 @@ def run_suite(cfg: DictConfig, output_dir: str | Path) -> Suite:
         output_dir: the suite's run directory.
     """
     output_dir = Path(output_dir)
-    methods = [str(m) for m in cfg.methods]
-    available = {**to_container(cfg.baseline), **to_container(cfg.get("model") or {})}
-    check_methods(methods, available)
-    seeds = [int(s) for s in cfg.seeds]
-    if not seeds:
-        raise ValueError("No seeds given: set seeds=[0,1,2] or more.")
+    methods, _, seeds = command_methods(cfg)
     datasets = selected_datasets(cfg)
     frames = []
     start = time.perf_counter()

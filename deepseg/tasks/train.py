@@ -6,17 +6,16 @@ the benchmark does, so that its row has the benchmark's schema, plus the
 train-specific columns ``job_hash``, ``objective``, ``objective_value``, ``objective_space``,
 ``allow_label_objective`` and ``resumed_from``.
 
-Resume and checkpoints: every job goes through the job store (:mod:`deepseg.tasks.store`) that
+Resume and checkpoints: every job goes through the job store (:mod:`deepseg.jobs`) that
 the benchmark and the suite use too: a finished job's row is stored under a hash of the parts of
 the resolved config that determine the result and of the *contents* of its input files
-(:func:`train_job`), so a later job with the same hash (e.g. the re-run of an
+(:func:`train_job`), so a later job with the same key (e.g. the re-run of an
 interrupted multirun) is not run again, and a deep job killed mid-training resumes from its last
 checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -30,21 +29,30 @@ from omegaconf import DictConfig, OmegaConf
 
 from deepseg.constraints import check_value
 from deepseg.features.pipeline import FeaturePipeline
+from deepseg.jobs import (
+    Fitted,
+    Job,
+    JobStore,
+    Work,
+    run_jobs,
+)
 from deepseg.metrics import METRICS, evaluate, get_metric
 from deepseg.options import SEED_VALUE
 from deepseg.tasks.common import (
     atomic_write_csv,
     atomic_write_text,
+    job_store,
     to_container,
 )
-from deepseg.tasks.run import add_provenance, is_auto, method_job, open_dataset, run_one
-from deepseg.tasks.store import (
-    Fitted,
-    Job,
-    JobStore,
-    Work,
-    job_store,
-    run_jobs,
+from deepseg.tasks.run import (
+    build_features,
+    choose_k_auto,
+    command_provenance,
+    fit_job,
+    is_auto,
+    load_dataset,
+    method_job,
+    resolve_n_clusters,
 )
 
 logger = logging.getLogger(__name__)
@@ -109,12 +117,6 @@ def train_job(cfg: DictConfig) -> Job:
     ``objective_value``). Paths, logging and the other methods' options are left out."""
     return method_job(cfg, cfg.method, to_container(cfg.model), int(cfg.seed), task="train",
                       objective=to_container(cfg.get("objective")))  # fmt: skip
-
-
-def job_hash(cfg: DictConfig) -> str:
-    """A short stable hash of :func:`train_job`: equal configs on equal data (the contents of
-    ``data.path`` and of a starting bundle, ``model.encoder_from``) give equal hashes."""
-    return train_job(cfg).key
 
 
 def _logger_factory(cfg: DictConfig, output_dir: Path) -> Callable[[], Any] | None:
@@ -212,74 +214,43 @@ def _base_row(cfg: DictConfig, key: str) -> dict[str, Any]:
     }
 
 
-def _provenance(cfg: DictConfig, row: dict[str, Any]) -> None:
-    add_provenance(
-        row,
-        method=to_container(cfg.model),
-        data=to_container(cfg.data),
-        features=to_container(cfg.features),
-        objective=to_container(cfg.get("objective")),
-        k_selection=to_container(cfg.get("k_selection") or {}),
-        auto=is_auto(cfg.n_clusters),
-    )
-
-
-def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore, job: Job,
-         own: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Load, build features, fit, score, write the bundle (the method's own labels into
-    ``own``, for the job store). Raises on bad input."""
+def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore,
+         job: Job) -> Fitted:  # fmt: skip
+    """Load, build features, fit, score, write the bundle; the row and the method's own
+    labels, for the job store. Raises on bad input."""
     method_cfg = to_container(cfg.model)
-    data_cfg = to_container(cfg.data)
     seed = int(cfg.seed)
-    opening = open_dataset(
-        data_cfg, to_container(cfg.features), cfg.n_clusters,
-        to_container(cfg.get("k_selection") or {}), seed, output_dir,
-        cfg.get("features_memmap_gb"),
-    )  # fmt: skip
-    dataset, pipeline, X, n_clusters = (
-        opening.dataset, opening.pipeline, opening.X, opening.n_clusters
-    )  # fmt: skip
-    feature_seconds = opening.feature_seconds
-    # A copy: the logger and the checkpoint directory go in, not in the row nor the job hash
-    fit_cfg = json.loads(json.dumps(method_cfg))
-    if isinstance(fit_cfg.get("trainer"), dict):  # deep methods (and only they import Lightning)
-        factory = _logger_factory(cfg, output_dir)
-        if factory is not None:
-            fit_cfg["trainer"]["logger"] = factory
-        checkpoint = store.checkpoint_options(job)
-        if checkpoint is not None:
-            fit_cfg["checkpoint"] = checkpoint
+    dataset = load_dataset(to_container(cfg.data))
+    k = 0 if is_auto(cfg.n_clusters) else resolve_n_clusters(cfg.n_clusters, dataset)
+    data = build_features(dataset, to_container(cfg.features), output_dir,
+                          cfg.get("features_memmap_gb"))  # fmt: skip
+    if is_auto(cfg.n_clusters):  # label-free: choose-k sees only the features
+        k = choose_k_auto(data.X, to_container(cfg.get("k_selection") or {}), seed).recommended
     kept: dict[str, Any] = {}
-    logger.info("Training %s on %s (seed %d), k=%d", cfg.method, dataset.name, seed, n_clusters)
-    fitted = run_one(
-        X, dataset, cfg.method, fit_cfg, n_clusters, seed, cfg.noise_policy, {},
-        keep=kept, own=own,
+    logger.info("Training %s on %s (seed %d), k=%d", cfg.method, dataset.name, seed, k)
+    fitted, labels = fit_job(
+        cfg, data, cfg.method, method_cfg, k, seed, store, job,
+        provenance={"objective": to_container(cfg.get("objective"))},
+        pretrained_cache={}, keep=kept,
+        # deep methods (and only they import Lightning) log their training curves
+        trainer_logger=_logger_factory(cfg, output_dir) if "trainer" in method_cfg else None,
     )  # fmt: skip
     row.update(fitted)
-    row["feature_seconds"] = round(feature_seconds, 4)
     if row["status"] != "ok":
-        return row
+        return row, labels
     estimator = kept["estimator"]
-    if "trainer" in fit_cfg:  # the bundle keeps the options, not the logger nor the checkpoints
+    if "trainer" in method_cfg:  # the bundle keeps the options, not the logger nor checkpoints
         estimator.set_params(trainer=method_cfg["trainer"], checkpoint=None)
     metric, space, _ = check_objective(to_container(cfg.get("objective")))
     row["objective_value"] = _objective_value(
-        metric, space, row, estimator, X, kept["labels"], seed
+        metric, space, row, estimator, data.X, kept["labels"], seed
     )
-    metrics = {m: row[m] for m in METRICS if m in row}
     _write_bundle(
-        output_dir,
-        estimator=estimator,
-        pipeline=pipeline,
-        dataset=dataset,
-        X=X,
-        labels=kept["labels"],
-        method=cfg.method,
-        method_cfg=method_cfg,
-        data_cfg=data_cfg,
-        metrics=metrics,
-    )
-    return row
+        output_dir, estimator=estimator, pipeline=data.pipeline, dataset=dataset, X=data.X,
+        labels=kept["labels"], method=cfg.method, method_cfg=method_cfg,
+        data_cfg=to_container(cfg.data), metrics={m: row[m] for m in METRICS if m in row},
+    )  # fmt: skip
+    return row, labels
 
 
 def _write_results(cfg: DictConfig, output_dir: Path, row: dict[str, Any]) -> None:
@@ -319,9 +290,8 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
     def fit(job: Job) -> Fitted:
         row = _base_row(cfg, job.key)
         start = time.perf_counter()
-        own: dict[str, Any] = {}
         try:
-            row = _fit(cfg, output_dir, row, store, job, own)
+            return _fit(cfg, output_dir, row, store, job)
         except Exception as exc:
             if raise_errors:
                 raise
@@ -333,8 +303,9 @@ def train(cfg: DictConfig, output_dir: str | Path, *, raise_errors: bool = True)
                 status="failed",
                 error=f"{type(exc).__name__}: {exc}",
             )
-        _provenance(cfg, row)
-        return row, own.get("labels")
+            command_provenance(row, cfg, to_container(cfg.model),
+                               objective=to_container(cfg.get("objective")))  # fmt: skip
+            return row, None
 
     work = Work(job, f"{cfg.method} (seed {cfg.seed})", fit)
     (row,) = run_jobs(store, [work], output_dir)

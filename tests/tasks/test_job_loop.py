@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepseg.jobs import CODE_VERSION, JobStore, Work, run_jobs
 from deepseg.tasks.benchmark import run_benchmark
 from deepseg.tasks.choose_k import final_recommendation, result_of, result_row, run_choose_k
-from deepseg.tasks.store import CODE_VERSION, JobStore, Work, run_jobs
 from tests.tasks.test_job_store import compose_config, ran
 
 
@@ -143,7 +143,7 @@ def test_second_view_enabled_on_other_features_is_refused_even_when_the_jobs_are
 
 
 def test_the_job_identity_says_whether_text_method_auto_can_embed_sentences(monkeypatch):
-    from deepseg.tasks import store
+    from deepseg import jobs as store
 
     features = {"text": {"method": "auto", "model": None, "precision": "float32"}}
     monkeypatch.setattr(store, "_sentence_model_available", lambda model: True)

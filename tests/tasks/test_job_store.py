@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
+from deepseg.jobs import JobStore
 from deepseg.tasks.benchmark import run_benchmark
-from deepseg.tasks.store import JobStore
 from deepseg.tasks.suite import run_suite
 from tests.tasks.test_suite import COMMAND as SUITE_COMMAND
 from tests.tasks.test_suite import write_tiny_suite
@@ -49,7 +49,7 @@ def test_a_benchmark_rerun_takes_finished_jobs_and_runs_changed_ones(tmp_path, c
     assert ran(first) == [("gmm", 0), ("gmm", 1), ("kmeans", 0), ("kmeans", 1)]
     assert first["job_hash"].nunique() == 4 and len(list(store.glob("*.json"))) == 4
 
-    caplog.set_level(logging.INFO, logger="deepseg.tasks.store")
+    caplog.set_level(logging.INFO, logger="deepseg.jobs")
     again = run_benchmark(compose_config("benchmark", *base), tmp_path / "run2")
     assert ran(again) == []
     assert (again["resumed_from"] == str(tmp_path / "run1")).all()
@@ -82,7 +82,7 @@ def test_a_benchmark_on_changed_file_contents_runs_again(tmp_path, caplog):
         ("kmeans", 0), ("kmeans", 1)
     ]  # fmt: skip
     pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)}).to_csv(path, index=False)
-    caplog.set_level(logging.INFO, logger="deepseg.tasks.store")
+    caplog.set_level(logging.INFO, logger="deepseg.jobs")
     assert len(ran(run_benchmark(compose_config("benchmark", *overrides), tmp_path / "r2"))) == 2
     assert "the input changed since the run in" in caplog.text
 
@@ -273,8 +273,8 @@ def test_the_job_identity_resolves_what_differs_between_machines_and_seeds():
     from omegaconf import OmegaConf
 
     from deepseg.features.text import resolve_precision
+    from deepseg.jobs import features_identity
     from deepseg.tasks.run import method_job
-    from deepseg.tasks.store import features_identity
 
     features = {"text": {"method": "sentence", "precision": "auto"}, "scale": "standard"}
     resolved = features_identity(features)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from deepseg.data.synthetic import make_synthetic_customers
-from deepseg.tasks.train import job_hash, train
+from deepseg.tasks.train import train, train_job
 from tests.cli.scripts import console_script
 from tests.tasks.test_train import compose_train
 
@@ -68,12 +68,12 @@ def test_job_hash_follows_the_contents_not_the_modification_time(tmp_path):
     data = tmp_path / "t.csv"
     customers_csv(data, 50)
     cfg = table_cfg(data, tmp_path / "jobs")
-    key = job_hash(cfg)
+    key = train_job(cfg).key
     os.utime(data, (1, 1))  # a copy or a touch: the same data
-    assert job_hash(cfg) == key
+    assert train_job(cfg).key == key
     text = data.read_text().splitlines()
     data.write_text("\n".join([*text[:-1], text[-1].replace(",", ",9", 1)]) + "\n")
-    assert job_hash(cfg) != key
+    assert train_job(cfg).key != key
 
 
 @pytest.mark.slow
@@ -121,8 +121,8 @@ def test_deep_jobs_checkpoint_under_their_hash_and_clean_up(tmp_path, monkeypatc
     jobs = tmp_path / "jobs"
     overrides = [*SMALL, *TINY_AE, "model.epochs=2", "logger=none", f"resume_dir={jobs}"]
     cfg = compose_train("dec", *overrides)
-    key = job_hash(cfg)
-    assert job_hash(compose_train("dec", *overrides, "checkpoint.every_n_epochs=1")) == key
+    key = train_job(cfg).key
+    assert train_job(compose_train("dec", *overrides, "checkpoint.every_n_epochs=1")).key == key
     written = []
     real_save = PhaseCheckpoint.save
 

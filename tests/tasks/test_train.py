@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
 from deepseg.tasks.benchmark import run_benchmark
-from deepseg.tasks.train import check_objective, job_hash, metric_direction, status_line, train
+from deepseg.tasks.train import check_objective, metric_direction, status_line, train, train_job
 
 SMALL = ["data.n_samples=240", "data.n_clusters=4"]
 TINY_AE = [
@@ -59,7 +59,7 @@ def test_row_has_the_benchmark_schema_and_the_same_result(tmp_path):
 
 
 def test_job_hash_ignores_paths_logger_and_progress_but_not_the_result_options(tmp_path):
-    base = job_hash(compose_train("dec", *SMALL))
+    base = train_job(compose_train("dec", *SMALL)).key
     cosmetic = compose_train(
         "dec",
         *SMALL,
@@ -68,11 +68,14 @@ def test_job_hash_ignores_paths_logger_and_progress_but_not_the_result_options(t
         "trainer.enable_progress_bar=false",
         "resume=false",
     )
-    assert job_hash(cosmetic) == base
+    assert train_job(cosmetic).key == base
     for change in ("seed=1", "model.lr=0.02", "autoencoder.latent_dim=5", "data.n_samples=241"):
-        assert job_hash(compose_train("dec", *SMALL, change)) != base, change
+        assert train_job(compose_train("dec", *SMALL, change)).key != base, change
     # other methods' options are not part of a kmeans job
-    assert job_hash(compose_train("kmeans", "model.n_init=3")) != job_hash(compose_train("kmeans"))
+    assert (
+        train_job(compose_train("kmeans", "model.n_init=3")).key
+        != train_job(compose_train("kmeans")).key
+    )
 
 
 def test_a_finished_job_is_not_run_again_a_failed_one_is(tmp_path):

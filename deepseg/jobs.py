@@ -52,7 +52,6 @@ from deepseg.io import (
     exclusive_lock,
     json_dumps,
 )
-from deepseg.tasks.common import to_container
 
 logger = logging.getLogger(__name__)
 
@@ -448,13 +447,3 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
-
-
-def job_store(cfg: Any) -> JobStore:
-    """The job store of a train, benchmark, suite or choose-k config (``resume_dir``,
-    ``resume``, ``checkpoint``: the ``job_store`` config group)."""
-    return JobStore(
-        cfg.get("resume_dir"),
-        resume=bool(cfg.get("resume", False)),
-        checkpoint=to_container(cfg.get("checkpoint")),
-    )
