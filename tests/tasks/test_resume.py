@@ -43,14 +43,14 @@ def test_replaced_file_contents_train_again(tmp_path, caplog):
     first = train(table_cfg(data, jobs), tmp_path / "run1")
     assert first["n_samples"] == 300 and first["resumed_from"] == ""
     # the same command on the same bytes is not run again, and the log says why
-    with caplog.at_level(logging.INFO, logger="deepseg.tasks"):
+    with caplog.at_level(logging.INFO, logger="deepseg.jobs"):
         again = train(table_cfg(data, jobs), tmp_path / "run2")
     assert again["resumed_from"] == str(tmp_path / "run1")
     assert "same config, same input" in caplog.text
     # next month: the same path, more rows
     customers_csv(data, 600, random_state=1)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="deepseg.tasks"):
+    with caplog.at_level(logging.INFO, logger="deepseg.jobs"):
         new = train(table_cfg(data, jobs), tmp_path / "run3")
     assert "the input changed since the run in" in caplog.text
     assert new["resumed_from"] == "" and new["n_samples"] == 600
