@@ -199,11 +199,11 @@ def test_memory_limit_below_duckdb_needs(small_log: pd.DataFrame, tmp_path: Path
 def test_bad_input_is_one_line_and_exit_2_on_the_command_line(
     small_log: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """Acceptance 4 through ``deepseg-benchmark data=transactions``: exit 2, one error line."""
-    import subprocess
-    from concurrent.futures import ThreadPoolExecutor
+    """Acceptance 4 through ``deepseg-benchmark data=transactions``: exit 2, one error line.
 
-    from tests.cli.scripts import console_script
+    Run in this process (:func:`tests.cli.scripts.run_in_process`: the exit code and stderr a
+    process would give); that a real process exits 2 is tested in ``tests/cli``."""
+    from tests.cli.scripts import run_in_process
 
     small_log.to_csv(tmp_path / "log.csv", index=False)
     bad_dates = small_log.copy()
@@ -218,14 +218,17 @@ def test_bad_input_is_one_line_and_exit_2_on_the_command_line(
         "memory limit": (["data.path=" + str(tmp_path / "log.csv"),
                           "data.engine.memory_limit=1MB"], "engine.memory_limit='1MB' is below"),
     }  # fmt: skip
-
-    def run(name: str) -> subprocess.CompletedProcess[str]:
-        cmd = [console_script("deepseg-benchmark"), "data=transactions", "methods=[kmeans]",
-               *cases[name][0], f"hydra.run.dir={tmp_path / name.replace(' ', '_')}"]  # fmt: skip
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        procs = dict(zip(cases, pool.map(run, cases)))
+    procs = {
+        name: run_in_process(
+            "deepseg-benchmark",
+            "data=transactions",
+            "methods=[kmeans]",
+            *args,
+            f"hydra.run.dir={tmp_path / name.replace(' ', '_')}",
+            cwd=tmp_path,
+        )
+        for name, (args, _) in cases.items()
+    }
     for name, proc in procs.items():
         lines = [x for x in proc.stderr.splitlines() if x.startswith("deepseg-benchmark: error:")]
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
