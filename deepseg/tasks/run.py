@@ -9,6 +9,7 @@ leaderboard of those rows. Jobs run through the one job loop of :mod:`deepseg.jo
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -315,7 +316,7 @@ def command_methods(cfg: Any) -> tuple[list[str], dict[str, Any], list[int]]:
     check_methods(methods, available)
     seeds = [int(s) for s in cfg.seeds]
     if not seeds:
-        raise ValueError("No seeds given: set seeds=[0] or more.")
+        raise ValueError("No seeds given: set seeds=[0] or more (seeds=[0,1,2] for medians).")
     return methods, available, seeds
 
 
@@ -480,13 +481,11 @@ def fit_job(
     ``trainer_logger``: neither is part of the job's identity), and give the row, with the
     job's key and the provenance columns (:func:`add_provenance`; ``provenance``: extra
     config), and the method's own labels, for the store."""
-    fit_cfg = method_cfg
-    if isinstance(method_cfg.get("trainer"), dict):  # deep methods
+    fit_cfg = copy.deepcopy(method_cfg)  # the row's provenance keeps the options as given
+    if isinstance(fit_cfg.get("trainer"), dict):  # deep methods
         checkpoint = store.checkpoint_options(job)
-        trainer = method_cfg["trainer"]
         if trainer_logger is not None:
-            trainer = {**trainer, "logger": trainer_logger}
-        fit_cfg = {**method_cfg, "trainer": trainer}
+            fit_cfg["trainer"]["logger"] = trainer_logger
         if checkpoint is not None:
             fit_cfg["checkpoint"] = checkpoint
     own: dict[str, Any] = {}

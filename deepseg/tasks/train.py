@@ -1,10 +1,10 @@
 """The train task: one method on one dataset with one seed -> one results row and a bundle.
 
 ``train(cfg, output_dir)`` is what ``deepseg-train`` runs in every job of a run or a multirun.
-It uses the engine's opening, fitting, scoring and provenance (:mod:`deepseg.tasks.run`), as
-the benchmark does, so that its row has the benchmark's schema, plus the
-train-specific columns ``job_hash``, ``objective``, ``objective_value``, ``objective_space``,
-``allow_label_objective`` and ``resumed_from``.
+It loads, builds features and fits its job through the engine (:mod:`deepseg.tasks.run`,
+:func:`~deepseg.tasks.run.fit_job`) as the benchmark does, so that its row has the benchmark's
+schema, plus the train-specific columns ``job_hash``, ``objective``, ``objective_value``,
+``objective_space``, ``allow_label_objective`` and ``resumed_from``.
 
 Resume and checkpoints: every job goes through the job store (:mod:`deepseg.jobs`) that
 the benchmark and the suite use too: a finished job's row is stored under a hash of the parts of
@@ -233,7 +233,8 @@ def _fit(cfg: DictConfig, output_dir: Path, row: dict[str, Any], store: JobStore
         provenance={"objective": to_container(cfg.get("objective"))},
         pretrained_cache={}, keep=kept,
         # deep methods (and only they import Lightning) log their training curves
-        trainer_logger=_logger_factory(cfg, output_dir) if "trainer" in method_cfg else None,
+        trainer_logger=(_logger_factory(cfg, output_dir)
+                        if isinstance(method_cfg.get("trainer"), dict) else None),
     )  # fmt: skip
     row.update(fitted)
     if row["status"] != "ok":
