@@ -14,11 +14,10 @@ from hydra import compose, initialize_config_dir
 
 from deepseg.cli.common import config_dir
 from deepseg.tasks.suite import run_suite, suite_means, suite_table
-from tests.cli.scripts import run_in_process, run_script
+from tests.cli.scripts import run_in_process
 from tests.conftest import require_data
 from tests.data.benchmark_suite_files import blobs, write_dataset
 
-TIMEOUT = 300
 # Two tiny overlapping tables under the small suite's own names; ecoli is absent on purpose.
 COMMAND = [
     "only=[wine,glass,ecoli]",
@@ -67,7 +66,7 @@ def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
     write_tiny_suite(tmp_path / "data")
     run = tmp_path / "run"
     args = [*COMMAND, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={run}"]
-    proc = run_script("deepseg-suite", *args, cwd=tmp_path, timeout=TIMEOUT)
+    proc = run_in_process("deepseg-suite", *args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     datasets, methods = ["wine", "glass"], ["kmeans", "gmm"]
     table = pd.read_csv(run / "suite.csv")
@@ -105,7 +104,7 @@ def test_suite_command_writes_the_table_of_two_tiny_datasets(tmp_path):
 
     # run again in the same directory: the finished jobs are taken from the job store, not
     # run again (every row names the run that produced it), and the tables are the same
-    again = run_script("deepseg-suite", *args, cwd=tmp_path, timeout=TIMEOUT)
+    again = run_in_process("deepseg-suite", *args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     for d in datasets:
         rows = pd.read_csv(run / d / "results.csv")
