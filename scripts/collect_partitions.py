@@ -10,7 +10,8 @@ Layout (resumable: a file that exists is not computed again, so a killed run goe
 stopped)::
 
     OUT/<dataset>/data.npz            y (the reference labels), X (the features), k
-    OUT/<dataset>/<method>__<seed>.npz labels, seconds (and latent: ae_kmeans' embedding)
+    OUT/<dataset>/<method>__<seed>.npz labels, seconds (latent: a deep method's embedding;
+                                       manifold: n2d's UMAP embedding)
 
 The deep methods of one dataset and seed share one pretrained autoencoder, as in the benchmark,
 so their times exclude it (it is in ``pretrain_seconds``). ``<model>_umap`` runs a deep model
@@ -38,6 +39,7 @@ from deepseg.tasks.run import load_dataset, resolve_n_clusters, run_one
 from deepseg.tasks.suite import benchmark_config, selected_datasets, skip_reason
 
 METHODS = ["kmeans", "gmm", "agglomerative", "spectral", "ae_kmeans", "dec", "idec", "n2d"]
+DEEP = {"ae_kmeans", "dec", "idec", "n2d", "dec_umap", "idec_umap"}
 
 
 def method_config(available: dict, method: str) -> dict:
@@ -115,8 +117,13 @@ def main() -> None:
                     "wall_seconds": np.array(time.perf_counter() - start),
                     "pretrain_seconds": np.array(row.get("pretrain_seconds", np.nan)),
                 }
-                if method == "ae_kmeans":
-                    arrays["latent"] = np.asarray(kept["estimator"].transform(X))
+                estimator = kept["estimator"]
+                if method in DEEP and hasattr(estimator, "transform"):
+                    # the candidate's own space (its autoencoder's embedding, the manifold for
+                    # n2d), where label-free scores of every partition can be computed
+                    arrays["latent"] = np.asarray(estimator.transform(X), dtype=np.float32)
+                if getattr(estimator, "embedding_", None) is not None:
+                    arrays["manifold"] = np.asarray(estimator.embedding_, dtype=np.float32)
                 save(folder / f"{method}__{seed}.npz", **arrays)
                 print(key, method, seed, f"acc={row['acc']:.3f}",
                       f"{arrays['seconds']:.1f}s", flush=True)  # fmt: skip
