@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepseg.features.columns import date_format, days_since, parse_dates
+from deepseg.features.columns import date_format, days_since, one_scale, parse_dates
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,30 @@ def check_finite_matrix(X: np.ndarray) -> None:
         )
 
 
+NUMERIC_SCALES = ("auto", "standard", "common", "none")
+#: ``scale="auto"`` scales columns of one scale as a whole when their standard deviations
+#: (90th over 10th percentile, constant columns aside) differ at least this much: below it,
+#: per-column standardisation rescales no column much (chosen on the development suite, see
+#: docs/benchmarks.md)
+SPREAD_RATIO = 3.0
+
+
+def spread_ratio(values: np.ndarray) -> float:
+    """How much the columns' spreads differ: the 90th over the 10th percentile of the standard
+    deviations of the columns that vary (1.0 with fewer than two such columns)."""
+    sd = np.nanstd(np.where(np.isfinite(values), values, np.nan), axis=0)
+    sd = sd[sd > 0]
+    if len(sd) < 2:
+        return 1.0
+    return float(np.percentile(sd, 90) / np.percentile(sd, 10))
+
+
+def _names(columns: Sequence[str], shown: int = 6) -> str:
+    """A column list short enough for a log line."""
+    head = ", ".join(map(str, columns[:shown]))
+    return f"[{head}, ... {len(columns)} in all]" if len(columns) > shown else f"[{head}]"
+
+
 class NumericBlock:
     """Median imputation, optional log1p of skewed columns, quantile clipping, standardisation.
 
@@ -104,7 +128,14 @@ class NumericBlock:
             True (every non-negative column), False, or a list of column names.
         skew_threshold: skewness above which "auto" applies log1p.
         clip_quantiles: (low, high) quantiles to clip at after the log, or None.
-        scale: "standard" (zero mean, unit variance) or "none".
+        scale: "standard" (each column: zero mean, unit variance), "common" (the columns share
+            one unit, such as pixels, band intensities or coordinates: each column centred, all
+            divided by one pooled standard deviation, clipped at the quantiles of the whole
+            matrix, and ``log1p="auto"`` logs none, so the columns' relative spreads survive),
+            "auto" ("common" when :func:`one_scale` finds the columns share one scale and
+            their spreads differ at least :data:`SPREAD_RATIO`-fold (:func:`spread_ratio`),
+            so that per-column standardisation would amplify the quiet ones, such as an
+            image's border pixels; else "standard"; logged) or "none".
         reference_date: date (ISO, e.g. "2011-12-10") from which the date columns count days;
             None takes the latest date in the training data. Date columns (datetime dtype, or
             text that parses as dates) become "days since": positive for earlier dates.
@@ -116,12 +147,13 @@ class NumericBlock:
         log1p: str | bool | Sequence[str] = "auto",
         skew_threshold: float = 1.0,
         clip_quantiles: Sequence[float] | None = (0.005, 0.995),
-        scale: str = "standard",
+        scale: str = "auto",
         reference_date: str | None = None,
     ) -> None:
-        if scale not in ("standard", "none"):
+        if scale not in NUMERIC_SCALES:
             raise ValueError(
-                f"The 'scale' of the numeric block must be 'standard' or 'none'. Got {scale!r}."
+                f"The 'scale' of the numeric block must be one of {list(NUMERIC_SCALES)}. Got "
+                f"{scale!r}."
             )
         if clip_quantiles is not None:
             lo, hi = (float(q) for q in clip_quantiles)
@@ -174,20 +206,46 @@ class NumericBlock:
             )
         self.medians_ = np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=0)
         values = self._impute(values)
-        self.log_mask_ = self._choose_log(values)
+        self.scale_ = self.scale
+        if self.scale == "auto":
+            shared, spans = one_scale(values, dates=bool(self.date_formats_))
+            ratio = spread_ratio(values)
+            self.scale_ = "common" if shared and ratio >= SPREAD_RATIO else "standard"
+            if self.scale_ == "common":
+                logger.info(
+                    "Numeric columns %s share one scale (the median column spans %.0f%% of the "
+                    "whole range, %.4g to %.4g) and their spreads differ %.1f-fold (standard "
+                    "deviations, 90th over 10th percentile): scaled as a whole, with no log1p, "
+                    "so that the quiet columns are not amplified; features.numeric.scale="
+                    "standard scales each column on its own",
+                    _names(self.columns), 100 * spans, values.min(), values.max(), ratio,
+                )  # fmt: skip
+        self.log_mask_ = (
+            np.zeros(len(self.columns), dtype=bool)
+            if self.scale_ == "common" and self.log1p == "auto"
+            else self._choose_log(values)
+        )
         if self.log_mask_.any():
             logger.info(
                 "log1p applied to skewed columns: %s",
                 [c for c, m in zip(self.columns, self.log_mask_) if m],
             )
         values = self._log(values)
-        if self.clip_quantiles is not None:
+        if self.clip_quantiles is not None and self.scale_ == "common":
+            low, high = np.quantile(values, self.clip_quantiles)  # of the whole matrix
+            self.clip_low_ = np.full(len(self.columns), low)
+            self.clip_high_ = np.full(len(self.columns), high)
+        elif self.clip_quantiles is not None:
             self.clip_low_, self.clip_high_ = np.quantile(values, self.clip_quantiles, axis=0)
         else:
             self.clip_low_ = np.full(len(self.columns), -np.inf)
             self.clip_high_ = np.full(len(self.columns), np.inf)
         values = np.clip(values, self.clip_low_, self.clip_high_)
-        if self.scale == "standard":
+        if self.scale_ == "common":
+            self.mean_ = values.mean(axis=0)
+            pooled = float(np.sqrt(values.var(axis=0).mean()))
+            self.std_ = np.full(len(self.columns), pooled if pooled > 0 else 1.0)
+        elif self.scale_ == "standard":
             self.mean_ = values.mean(axis=0)
             std = values.std(axis=0)
             self.std_ = np.where(std > 0, std, 1.0)
@@ -253,6 +311,7 @@ class NumericBlock:
             "reference_date": self.reference_date,
             "date_formats": self.date_formats_,
             "fitted_reference_date": self.reference_date_,
+            "fitted_scale": self.scale_,
         }
         arrays = {
             "medians": self.medians_,
@@ -276,6 +335,8 @@ class NumericBlock:
         )
         block.date_formats_ = dict(state.get("date_formats") or {})
         block.reference_date_ = state.get("fitted_reference_date")
+        # a state saved before scale=auto: what it asked for is what it did
+        block.scale_ = state.get("fitted_scale", state["scale"])
         block.medians_ = np.asarray(arrays["medians"], dtype=np.float64)
         block.log_mask_ = np.asarray(arrays["log_mask"]).astype(bool)
         block.clip_low_ = np.asarray(arrays["clip_low"], dtype=np.float64)

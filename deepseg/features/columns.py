@@ -94,6 +94,8 @@ ID_NAME = re.compile(r"(^|_|\b)(id|key|uuid|code|number|no)$|id$|^id", re.IGNORE
 #: A column whose most frequent value (missing counted as a value) covers this share of the
 #: rows is near-constant and dropped.
 NEAR_CONSTANT = 0.99
+#: Why an integer column with few values is read as categorical (``infer_roles``).
+CODES = f"codes, integers with <= {MAX_CODE_LEVELS} values"
 #: Share of the non-blank values of a text column that must parse as dates for a date column.
 DATE_SHARE = 0.95
 
@@ -187,6 +189,34 @@ def _integer_valued(series: pd.Series) -> bool:
     return len(values) > 0 and bool(np.all(np.isfinite(values) & (values == np.round(values))))
 
 
+#: ``one_scale``: the columns share one scale when the median column (the lower median) spans
+#: at least this share of the whole matrix's range
+SHARED_SPAN = 0.5
+
+
+def one_scale(values: np.ndarray, dates: bool = False) -> tuple[bool, float]:
+    """Whether numeric columns share one scale, and the lower median of their spans.
+
+    A column's span is its range (max - min) over the whole matrix's. Pixels, the bands of a
+    satellite image, counts of one unit, coordinates and embedding axes have most columns
+    spanning most of the common range (the median column at least :data:`SHARED_SPAN`), where
+    a customer table's income, age and visit counts span a sliver of the widest column's
+    range. Fewer than two columns, a constant matrix or any date column: not shared.
+    """
+    if values.ndim != 2 or values.shape[1] < 2 or dates:
+        return False, 0.0
+    finite = np.where(np.isfinite(values), values, np.nan)  # missing values do not count
+    if np.isnan(finite).all(axis=0).any():
+        return False, 0.0
+    low, high = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+    whole = float(high.max() - low.min())
+    if not whole > 0:
+        return False, 0.0
+    spans = np.sort((high - low) / whole)
+    median = float(spans[(len(spans) - 1) // 2])  # the lower median: 2 columns need both
+    return median >= SHARED_SPAN, median
+
+
 def infer_roles(
     frame: pd.DataFrame,
     given: ColumnRoles,
@@ -259,6 +289,19 @@ def infer_roles(
             ignored.append(str(col))
         elif infer[role]:
             getattr(roles, role).append(str(col))
+    codes = reasons.get(CODES, [])
+    if infer["categorical"] and infer["numeric"] and codes:
+        matrix = _codes_of_one_scale(frame, roles.numeric, codes)
+        if matrix:
+            roles.categorical = [c for c in roles.categorical if c not in matrix]
+            roles.numeric.extend(matrix)
+            reasons[CODES] = [c for c in codes if c not in matrix]
+            if not reasons[CODES]:
+                del reasons[CODES]
+            reasons[
+                "integers with few values inside the one scale the numeric columns share "
+                "(numeric, as the rest of the matrix: pixels or bands, not codes)"
+            ] = matrix
     for why, columns in reasons.items():
         logger.info("Columns read as %s: %s", why, columns)
     logger.info(
@@ -272,6 +315,25 @@ def infer_roles(
         ignored,
     )
     return roles, ignored
+
+
+def _codes_of_one_scale(frame: pd.DataFrame, numeric: list[str], codes: list[str]) -> list[str]:
+    """The integer code columns that are part of a matrix of one scale: when the numeric
+    columns (at least two, more than the codes) share one scale (:func:`one_scale`), a code
+    column whose values lie inside their range is one more column of that matrix (an image's
+    border pixel holds few values), not a category."""
+    plain = [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])]
+    if len(plain) < 2 or len(plain) <= len(codes) or len(plain) < len(numeric):
+        return []
+    values = frame[plain].to_numpy(dtype=np.float64)
+    if not one_scale(values)[0]:
+        return []
+    low, high = np.nanmin(values), np.nanmax(values)
+    return [
+        c for c in codes
+        if pd.api.types.is_numeric_dtype(frame[c])
+        and frame[c].dropna().between(low, high).all()
+    ]  # fmt: skip
 
 
 def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[str | None, str]:
@@ -295,7 +357,7 @@ def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[st
                 if ID_NAME.search(name) or span <= 2 * n:
                     return None, "identifiers, unique per row (dropped)"
             if values.nunique() <= MAX_CODE_LEVELS and not QUANTITY_NAME.search(name):
-                return "categorical", f"codes, integers with <= {MAX_CODE_LEVELS} values"
+                return "categorical", CODES
         return "numeric", ""
     if numeric_share(s) >= 0.99:
         return "numeric", ""
