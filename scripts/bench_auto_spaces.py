@@ -23,6 +23,8 @@ Rules (labels only score the picks):
   agreement), then, instead of the candidate nearest to the consensus, the candidate with the
   best mean rank over the spaces among those whose NMI with the consensus is within ``NEAR`` of
   the nearest's;
+* ``near_anchor@m``: the candidate nearest to the consensus (NMI) unless K-Means' NMI with the
+  consensus is within ``m`` of it (agreement does not decide);
 * ``gate_spaces@m``: the default's decision to leave K-Means, then the best mean rank of all.
 
 The same with a second internal index, the **neighbour consistency** of a partition in a space
@@ -176,6 +178,11 @@ def main() -> None:
                 pick[f"anchor_spaces@{m:g}"] = (
                     best if rank[best] - rank["kmeans"] >= m - 1e-9 else "kmeans"
                 )
+            nearest = max(order, key=lambda n: nmi_cons[n])
+            for m in [*MARGINS, 0.2, 0.3]:
+                # the candidate nearest to the consensus unless K-Means is nearly as near
+                lead = nmi_cons[nearest] - nmi_cons["kmeans"]
+                pick[f"near_anchor@{m:g}"] = nearest if lead >= m - 1e-9 else "kmeans"
             for m in MARGINS:
                 won = choose(agree, {**fam, CONSENSUS: CONSENSUS}, m, [*order, CONSENSUS])[0]
                 nearest = max(order, key=lambda n: nmi_cons[n])
