@@ -21,6 +21,7 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from deepseg.threads import import_umap, keep_torch_threads
 from deepseg.validation import (
     N_CLUSTERS,
     Integral,
@@ -329,7 +330,7 @@ def density_space(
         return PCA(n_components=dims, random_state=seed).fit_transform(X), f"pca({dims})"
     if not has_umap():
         raise ImportError("space='umap' needs umap-learn: pip install umap-learn")
-    import umap
+    umap = import_umap()
 
     seed = None if random_state is None else check_random_state(random_state).randint(2**31 - 1)
     reducer = umap.UMAP(
@@ -339,7 +340,9 @@ def density_space(
         random_state=seed,
         n_jobs=1 if seed is not None else -1,
     )
-    return np.asarray(reducer.fit_transform(X), dtype=np.float64), f"umap({dims})"
+    with keep_torch_threads():
+        embedding = reducer.fit_transform(X)
+    return np.asarray(embedding, dtype=np.float64), f"umap({dims})"
 
 
 _SPACE_CONSTRAINTS: dict[str, list[Any]] = {

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "deepseg"
 # Layer of each top-level module; a module may import only from its own or lower layers.
 LAYERS = {
     "metrics": 0, "losses": 0, "nn": 0, "features": 0, "io": 0, "progress": 0, "configs": 0,
-    "validation": 0, "_version": 0, "constraints": 0, "options": 0,
+    "validation": 0, "_version": 0, "constraints": 0, "options": 0, "threads": 0,
     "refine": 1, "jobs": 1,
     "data": 1, "baselines": 1, "bundle": 1, "drift": 1, "export": 1,
     "deep": 2, "auto": 2,

@@ -6,7 +6,6 @@ defined here; umap-learn is an optional dependency, imported only when it is use
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -14,18 +13,17 @@ from sklearn.cluster import KMeans
 from sklearn.pipeline import Pipeline
 
 from deepseg.baselines import GMMClusterer
+from deepseg.threads import import_umap, keep_torch_threads
 
 INITS = ("kmeans", "umap")
 
 
 def require_umap() -> Any:
     """The ``umap`` module, or an ImportError naming the extra that provides it."""
-    # numba's OpenMP layer keeps its threads spinning after UMAP returns, which slows every later
-    # torch fit in the process several-fold on a small machine; its workqueue layer does not.
-    # Only a default: a user's NUMBA_THREADING_LAYER wins.
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    # numba's workqueue threading layer, not OpenMP (deepseg.threads: the OpenMP layer changes
+    # torch's thread count and keeps its threads spinning); a user's NUMBA_THREADING_LAYER wins
     try:
-        import umap
+        umap = import_umap()
     except ImportError as err:
         raise ImportError(
             "n2d and init='umap' need umap-learn (a dependency of deepseg): pip install umap-learn"
@@ -85,7 +83,8 @@ def initial_centers(z: np.ndarray, n_clusters: int, init: str, seed: int) -> np.
         seed: the seed of K-Means / UMAP and the mixture.
     """
     if init == "umap":
-        latent = make_umap_gmm(n_clusters, seed).fit(z)
+        with keep_torch_threads():
+            latent = make_umap_gmm(n_clusters, seed).fit(z)
         labels = np.asarray(latent.named_steps["gmm"].labels_)
         rng = np.random.default_rng(seed)
         centres = np.empty((n_clusters, z.shape[1]), dtype=np.float32)

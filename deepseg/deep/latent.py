@@ -23,6 +23,7 @@ from deepseg.deep import params as P
 from deepseg.deep.estimator import DeepClusterer
 from deepseg.deep.init import make_umap_gmm
 from deepseg.nn.heads import COVARIANCE_TYPES, GaussianMixtureHead, NearestCenter
+from deepseg.threads import keep_torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,8 @@ class N2D(LatentClusterer):
         )
 
     def _init_clusters(self, z: np.ndarray, seed: int) -> np.ndarray:
-        out = super()._init_clusters(z, seed)
+        with keep_torch_threads():  # UMAP runs on numba (deepseg.threads)
+            out = super()._init_clusters(z, seed)
         self.umap_ = self.latent_model_.named_steps["umap"]
         self.gmm_ = self.latent_model_.named_steps["gmm"]
         self.embedding_ = np.asarray(self.umap_.embedding_)
@@ -192,7 +194,8 @@ class N2D(LatentClusterer):
         known = found >= 0
         mapped[known] = self.embedding_[found[known]]
         if not known.all():
-            mapped[~known] = self.umap_.transform(z[~known])
+            with keep_torch_threads():
+                mapped[~known] = self.umap_.transform(z[~known])
         return self.gmm_.predict_proba(mapped)
 
     def _head(self) -> None:

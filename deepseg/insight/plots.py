@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deepseg.threads import import_umap, keep_torch_threads
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -213,14 +215,14 @@ def map_2d(
             used = "tsne"
         else:
             try:
-                import umap
+                import_umap()
             except ImportError:
                 used = "pca"
             else:
                 used = "umap"
     elif method == "umap":
         try:
-            import umap
+            import_umap()
         except ImportError:
             raise ImportError(
                 "The UMAP map needs umap-learn: pip install umap-learn (a dependency of deepseg)."
@@ -228,10 +230,9 @@ def map_2d(
     if used in ("umap", "tsne") and Xs.shape[0] <= 15:
         used = "pca"  # too few points for a neighbour graph
     if used == "umap":
-        import umap
-
-        reducer = umap.UMAP(n_components=2, random_state=random_state, n_jobs=1)
-        coords = reducer.fit_transform(Xs)
+        reducer = import_umap().UMAP(n_components=2, random_state=random_state, n_jobs=1)
+        with keep_torch_threads():
+            coords = reducer.fit_transform(Xs)
     elif used == "tsne":
         from sklearn.manifold import TSNE
 
