@@ -11,6 +11,12 @@ numba's workqueue layer has neither effect.
 ``NUMBA_THREADING_LAYER`` wins), even when numba or umap was imported before deepseg, as long as
 no parallel numba code has run yet. :func:`keep_torch_threads` restores torch's thread count
 after a UMAP fit or transform, whatever layer runs it.
+
+The workqueue layer is not thread-safe: parallel numba code (UMAP without a seed, the density
+baselines' unseeded UMAP space, the report's map) must not run from several Python threads at
+once in one process; numba aborts the process if it does. deepseg runs them one at a time; a
+program that calls them from threads can set ``NUMBA_THREADING_LAYER=omp`` (and give up the
+thread-count guarantee) or ``tbb``.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ def prefer_workqueue() -> None:
     """Make numba's default threading layer the workqueue, unless the user chose one."""
     chosen = os.environ.setdefault("NUMBA_THREADING_LAYER", THREADING_LAYER)
     numba = sys.modules.get("numba")
-    if numba is not None:  # imported before: its config read the environment without us
-        # takes effect unless parallel numba code has already run in this process
+    # imported before: its config read the environment without us. Only its own default is
+    # replaced (a layer set in code stays), and only until parallel numba code has run.
+    if numba is not None and numba.config.THREADING_LAYER == "default":
         numba.config.THREADING_LAYER = chosen
 
 

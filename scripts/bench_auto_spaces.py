@@ -30,7 +30,8 @@ Rules (labels only score the picks):
 The same with a second internal index, the **neighbour consistency** of a partition in a space
 (how often a row's 10 nearest neighbours share its segment, beyond what the segment sizes give
 by chance): ``knn``, ``anchor_knn@m``, ``gate_knn@m``; and with the ranks of both indices in
-every space: ``both``, ``anchor_both@m``, ``gate_both@m``, ``stand_both<near>@m``.
+every space: ``both``, ``anchor_both@m``, ``gate_both@m``, ``stand_both<near>@m``;
+``stand_knn<near>@m`` chooses the stand-in by the neighbour consistency ranks alone.
 ``knn_raw`` and ``sil_raw`` use the features' space alone. Per-candidate signals go to
 ``<out>_signals.csv``.
 
@@ -196,6 +197,8 @@ def main() -> None:
                     pick[f"stand_spaces{near:g}@{m:g}"] = chosen if won == CONSENSUS else won
                     chosen = max(close, key=lambda n: (both[n], nmi_cons[n]))
                     pick[f"stand_both{near:g}@{m:g}"] = chosen if won == CONSENSUS else won
+                    chosen = max(close, key=lambda n: (krank[n], nmi_cons[n]))
+                    pick[f"stand_knn{near:g}@{m:g}"] = chosen if won == CONSENSUS else won
             rec.update({r: scores[p] for r, p in pick.items()})
             rec.update({f"pick:{r}": p for r, p in pick.items()})
             rows.append(rec)

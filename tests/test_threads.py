@@ -29,14 +29,22 @@ def test_keep_torch_threads_restores_a_changed_count() -> None:
 
 def test_prefer_workqueue_reaches_a_numba_imported_before(monkeypatch: pytest.MonkeyPatch) -> None:
     numba = pytest.importorskip("numba")
-    monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
+    # set, then removed: monkeypatch restores the variable as it was, whatever prefer_workqueue
+    # writes into the environment
+    monkeypatch.setenv("NUMBA_THREADING_LAYER", "unset")
+    monkeypatch.delenv("NUMBA_THREADING_LAYER")
     monkeypatch.setattr(numba.config, "THREADING_LAYER", "default")
     prefer_workqueue()
     assert numba.config.THREADING_LAYER == THREADING_LAYER
-    # a user's own choice wins
+    # a user's own choice wins: through the environment (numba read it on import), or in code
     monkeypatch.setenv("NUMBA_THREADING_LAYER", "omp")
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "omp")
     prefer_workqueue()
     assert numba.config.THREADING_LAYER == "omp"
+    monkeypatch.delenv("NUMBA_THREADING_LAYER")
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "tbb")
+    prefer_workqueue()
+    assert numba.config.THREADING_LAYER == "tbb"
 
 
 @pytest.mark.slow

@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepseg.features.columns import date_format, days_since, one_scale, parse_dates
+from deepseg.features.columns import (
+    SPREAD_RATIO,
+    date_format,
+    days_since,
+    one_scale,
+    parse_dates,
+    spread_ratio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +103,6 @@ def check_finite_matrix(X: np.ndarray) -> None:
 
 
 NUMERIC_SCALES = ("auto", "standard", "common", "none")
-#: ``scale="auto"`` scales columns of one scale as a whole when their standard deviations
-#: (90th over 10th percentile, constant columns aside) differ at least this much: below it,
-#: per-column standardisation rescales no column much (chosen on the development suite, see
-#: docs/benchmarks.md)
-SPREAD_RATIO = 3.0
-
-
-def spread_ratio(values: np.ndarray) -> float:
-    """How much the columns' spreads differ: the 90th over the 10th percentile of the standard
-    deviations of the columns that vary (1.0 with fewer than two such columns)."""
-    sd = np.nanstd(np.where(np.isfinite(values), values, np.nan), axis=0)
-    sd = sd[sd > 0]
-    if len(sd) < 2:
-        return 1.0
-    return float(np.percentile(sd, 90) / np.percentile(sd, 10))
 
 
 def _names(columns: Sequence[str], shown: int = 6) -> str:
@@ -130,8 +122,9 @@ class NumericBlock:
         clip_quantiles: (low, high) quantiles to clip at after the log, or None.
         scale: "standard" (each column: zero mean, unit variance), "common" (the columns share
             one unit, such as pixels, band intensities or coordinates: each column centred, all
-            divided by one pooled standard deviation, clipped at the quantiles of the whole
-            matrix, and ``log1p="auto"`` logs none, so the columns' relative spreads survive),
+            divided by one pooled standard deviation, clipped at the wider of the whole
+            matrix's quantiles and its own, and ``log1p="auto"`` logs none, so the columns'
+            relative spreads survive),
             "auto" ("common" when :func:`one_scale` finds the columns share one scale and
             their spreads differ at least :data:`SPREAD_RATIO`-fold (:func:`spread_ratio`),
             so that per-column standardisation would amplify the quiet ones, such as an
@@ -232,9 +225,12 @@ class NumericBlock:
             )
         values = self._log(values)
         if self.clip_quantiles is not None and self.scale_ == "common":
-            low, high = np.quantile(values, self.clip_quantiles)  # of the whole matrix
-            self.clip_low_ = np.full(len(self.columns), low)
-            self.clip_high_ = np.full(len(self.columns), high)
+            # the wider of the whole matrix's quantiles and the column's own: a rare stroke in a
+            # border pixel survives, and so does a column that lives in the matrix's top tail
+            low, high = np.quantile(values, self.clip_quantiles)
+            own_low, own_high = np.quantile(values, self.clip_quantiles, axis=0)
+            self.clip_low_ = np.minimum(own_low, low)
+            self.clip_high_ = np.maximum(own_high, high)
         elif self.clip_quantiles is not None:
             self.clip_low_, self.clip_high_ = np.quantile(values, self.clip_quantiles, axis=0)
         else:

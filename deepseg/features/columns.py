@@ -217,6 +217,23 @@ def one_scale(values: np.ndarray, dates: bool = False) -> tuple[bool, float]:
     return median >= SHARED_SPAN, median
 
 
+#: ``scale="auto"`` scales columns of one scale as a whole when their standard deviations
+#: (90th over 10th percentile, constant columns aside) differ at least this much: below it,
+#: per-column standardisation rescales no column much (chosen on the development suite, see
+#: docs/benchmarks.md)
+SPREAD_RATIO = 3.0
+
+
+def spread_ratio(values: np.ndarray) -> float:
+    """How much the columns' spreads differ: the 90th over the 10th percentile of the standard
+    deviations of the columns that vary (1.0 with fewer than two such columns)."""
+    sd = np.nanstd(np.where(np.isfinite(values), values, np.nan), axis=0)
+    sd = sd[sd > 0]
+    if len(sd) < 2:
+        return 1.0
+    return float(np.percentile(sd, 90) / np.percentile(sd, 10))
+
+
 def infer_roles(
     frame: pd.DataFrame,
     given: ColumnRoles,
@@ -235,8 +252,10 @@ def infer_roles(
     * id-like columns are never features: integers unique per row whose name looks like an id
       or whose values are nearly consecutive, and text unique (> 90%) per row;
     * integers with at most ``MAX_CODE_LEVELS`` distinct values whose name does not say they
-      count or measure something (``QUANTITY_NAME``) are codes: categorical. Boolean columns are
-      categorical too. Override by declaring the column in ``numeric``;
+      count or measure something (``QUANTITY_NAME``) are codes: categorical, unless they are
+      numbered columns of a matrix of one scale, such as an image's border pixels
+      (:func:`_codes_of_one_scale`). Boolean columns are categorical too. Override by
+      declaring the column in ``numeric`` or ``categorical``;
     * other numeric dtypes, and text whose non-blank values all parse as numbers, are numeric;
     * text averaging ``text_min_words`` words or more is text; other text is categorical.
 
@@ -294,7 +313,8 @@ def infer_roles(
         matrix = _codes_of_one_scale(frame, roles.numeric, codes)
         if matrix:
             roles.categorical = [c for c in roles.categorical if c not in matrix]
-            roles.numeric.extend(matrix)
+            kept = {*roles.numeric, *matrix}  # in the table's order: a border pixel stays put
+            roles.numeric = [str(c) for c in frame.columns if c in kept]
             reasons[CODES] = [c for c in codes if c not in matrix]
             if not reasons[CODES]:
                 del reasons[CODES]
@@ -317,23 +337,39 @@ def infer_roles(
     return roles, ignored
 
 
+def _stem(name: object) -> str:
+    """A column name without its trailing number: ``px12`` -> ``px``, ``12`` -> ``""``."""
+    return re.sub(r"\d+$", "", str(name))
+
+
 def _codes_of_one_scale(frame: pd.DataFrame, numeric: list[str], codes: list[str]) -> list[str]:
-    """The integer code columns that are part of a matrix of one scale: when the numeric
-    columns (at least two, more than the codes) share one scale (:func:`one_scale`), a code
-    column whose values lie inside their range is one more column of that matrix (an image's
-    border pixel holds few values), not a category."""
+    """The integer code columns that are part of a matrix of one scale, such as an image's
+    border pixels, which hold few values: numbered columns of one name (``px0`` .. ``px63``,
+    or plain numbers) whose numeric ones (at least two, more than the codes) share one scale
+    (:func:`one_scale`) and spread unevenly enough (:func:`spread_ratio`) that the numeric
+    block scales them as a whole; a code column of the same name whose values lie inside
+    their range is one more column of that matrix. A customer table's codes (``region``,
+    ``channel``) never match: their names are not the matrix's."""
     plain = [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])]
     if len(plain) < 2 or len(plain) <= len(codes) or len(plain) < len(numeric):
         return []
+    if len({_stem(c) for c in plain}) != 1:
+        return []
+    stem = _stem(plain[0])
+    matching = [
+        c for c in codes if _stem(c) == stem and pd.api.types.is_numeric_dtype(frame[c])
+    ]  # fmt: skip
+    if not matching:
+        return []
     values = frame[plain].to_numpy(dtype=np.float64)
+    values = np.where(np.isfinite(values), values, np.nan)
     if not one_scale(values)[0]:
         return []
+    whole = frame[[*plain, *matching]].to_numpy(dtype=np.float64)
+    if spread_ratio(whole) < SPREAD_RATIO:
+        return []
     low, high = np.nanmin(values), np.nanmax(values)
-    return [
-        c for c in codes
-        if pd.api.types.is_numeric_dtype(frame[c])
-        and frame[c].dropna().between(low, high).all()
-    ]  # fmt: skip
+    return [c for c in matching if frame[c].dropna().between(low, high).all()]
 
 
 def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[str | None, str]:

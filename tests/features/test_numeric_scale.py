@@ -95,6 +95,16 @@ def test_explicit_log1p_and_scale_are_honoured() -> None:
         NumericBlock(["a"], scale="whole")
 
 
+def test_a_state_saved_before_scale_auto_loads_as_it_was_fitted() -> None:
+    frame = customers()
+    block = NumericBlock(list(frame.columns), scale="standard").fit(frame)
+    state, arrays = block.get_state()
+    del state["fitted_scale"]  # what a pipeline saved before this option wrote
+    again = NumericBlock.from_state(state, arrays)
+    assert again.scale_ == "standard"
+    np.testing.assert_array_equal(again.transform(frame), block.transform(frame))
+
+
 def test_the_fitted_scale_survives_save_and_load(tmp_path) -> None:
     frame = pixels()
     pipe = FeaturePipeline(numeric={"scale": "auto"})
@@ -117,6 +127,9 @@ def test_border_pixels_with_few_values_stay_columns_of_the_matrix(
     roles, _ = infer_roles(frame, ColumnRoles())
     assert "p0" in roles.numeric and not roles.categorical
     assert "not codes" in caplog.text
+    # the table's order: the border pixel first (near-blank ones may be dropped)
+    assert roles.numeric == [c for c in frame.columns if c in roles.numeric]
+    assert roles.numeric[0] == "p0"
     # the same few-valued integer column beside a customer table's columns: a code
     table = customers().assign(segment=frame["p0"].to_numpy())
     roles, _ = infer_roles(table, ColumnRoles())
@@ -125,3 +138,19 @@ def test_border_pixels_with_few_values_stay_columns_of_the_matrix(
     frame["p0"] = frame["p0"] + 100
     roles, _ = infer_roles(frame, ColumnRoles())
     assert roles.categorical == ["p0"]
+
+
+def test_codes_beside_scores_of_one_scale_stay_codes() -> None:
+    """Scores 0..100 of uneven spread beside a region (1..8) and a channel (1..3): the codes'
+    names are not the scores', so they stay categorical (and are not scaled away)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({
+        "score_math": rng.integers(0, 101, n).astype(float),
+        "score_art": np.clip(rng.normal(50, 30, n), 0, 100).round(),
+        "score_sport": np.where(rng.random(n) < 0.05, rng.integers(0, 101, n), 50).astype(float),
+        "region": rng.integers(1, 9, n),
+        "channel": rng.integers(1, 4, n),
+    })  # fmt: skip
+    roles, _ = infer_roles(frame, ColumnRoles())
+    assert sorted(roles.categorical) == ["channel", "region"]
