@@ -13,14 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepseg.features.columns import (
-    SPREAD_RATIO,
-    date_format,
-    days_since,
-    one_scale,
-    parse_dates,
-    spread_ratio,
-)
+from deepseg.features.columns import date_format, days_since, parse_dates, scaled_as_whole
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +118,10 @@ class NumericBlock:
             divided by one pooled standard deviation, clipped at the wider of the whole
             matrix's quantiles and its own, and ``log1p="auto"`` logs none, so the columns'
             relative spreads survive),
-            "auto" ("common" when :func:`one_scale` finds the columns share one scale and
-            their spreads differ at least :data:`SPREAD_RATIO`-fold (:func:`spread_ratio`),
-            so that per-column standardisation would amplify the quiet ones, such as an
-            image's border pixels; else "standard"; logged) or "none".
+            "auto" ("common" when the columns share one scale and their spreads differ at
+            least 3-fold, :func:`~deepseg.features.columns.scaled_as_whole`, so that
+            per-column standardisation would amplify the quiet ones, such as an image's border
+            pixels; else "standard"; logged) or "none".
         reference_date: date (ISO, e.g. "2011-12-10") from which the date columns count days;
             None takes the latest date in the training data. Date columns (datetime dtype, or
             text that parses as dates) become "days since": positive for earlier dates.
@@ -201,9 +194,8 @@ class NumericBlock:
         values = self._impute(values)
         self.scale_ = self.scale
         if self.scale == "auto":
-            shared, spans = one_scale(values, dates=bool(self.date_formats_))
-            ratio = spread_ratio(values)
-            self.scale_ = "common" if shared and ratio >= SPREAD_RATIO else "standard"
+            whole, spans, ratio = scaled_as_whole(values, dates=bool(self.date_formats_))
+            self.scale_ = "common" if whole else "standard"
             if self.scale_ == "common":
                 logger.info(
                     "Numeric columns %s share one scale (the median column spans %.0f%% of the "

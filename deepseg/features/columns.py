@@ -234,6 +234,16 @@ def spread_ratio(values: np.ndarray) -> float:
     return float(np.percentile(sd, 90) / np.percentile(sd, 10))
 
 
+def scaled_as_whole(values: np.ndarray, dates: bool = False) -> tuple[bool, float, float]:
+    """The rule of ``features.numeric.scale=auto``: whether numeric columns are scaled as a
+    whole (they share one scale, :func:`one_scale`, and their spreads differ at least
+    :data:`SPREAD_RATIO`-fold, :func:`spread_ratio`), the median column's span and the ratio.
+    The role inference asks the same of a matrix before it keeps border pixels numeric."""
+    shared, span = one_scale(values, dates=dates)
+    ratio = spread_ratio(values)
+    return shared and ratio >= SPREAD_RATIO, span, ratio
+
+
 def infer_roles(
     frame: pd.DataFrame,
     given: ColumnRoles,
@@ -344,12 +354,12 @@ def _stem(name: object) -> str:
 
 def _codes_of_one_scale(frame: pd.DataFrame, numeric: list[str], codes: list[str]) -> list[str]:
     """The integer code columns that are part of a matrix of one scale, such as an image's
-    border pixels, which hold few values: numbered columns of one name (``px0`` .. ``px63``,
-    or plain numbers) whose numeric ones (at least two, more than the codes) share one scale
-    (:func:`one_scale`) and spread unevenly enough (:func:`spread_ratio`) that the numeric
-    block scales them as a whole; a code column of the same name whose values lie inside
-    their range is one more column of that matrix. A customer table's codes (``region``,
-    ``channel``) never match: their names are not the matrix's."""
+    border pixels, which hold few values. The matrix: numbered columns of one name (``px0`` ..
+    ``px63``, or plain numbers), at least two numeric ones and more than the codes. A code
+    column of that name whose values lie inside the numeric columns' range is one more column
+    of it, when the numeric block would scale the matrix with those codes in it as a whole
+    (:func:`scaled_as_whole`). A customer table's codes (``region``, ``channel``) never
+    match: their names are not the matrix's."""
     plain = [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])]
     if len(plain) < 2 or len(plain) <= len(codes) or len(plain) < len(numeric):
         return []
@@ -362,14 +372,14 @@ def _codes_of_one_scale(frame: pd.DataFrame, numeric: list[str], codes: list[str
     if not matching:
         return []
     values = frame[plain].to_numpy(dtype=np.float64)
-    values = np.where(np.isfinite(values), values, np.nan)
-    if not one_scale(values)[0]:
+    finite = values[np.isfinite(values)]
+    if not finite.size:
         return []
-    whole = frame[[*plain, *matching]].to_numpy(dtype=np.float64)
-    if spread_ratio(whole) < SPREAD_RATIO:
+    inside = [c for c in matching if frame[c].dropna().between(finite.min(), finite.max()).all()]
+    # the matrix the numeric block would see with these columns in it
+    if not inside or not scaled_as_whole(frame[[*plain, *inside]].to_numpy(np.float64))[0]:
         return []
-    low, high = np.nanmin(values), np.nanmax(values)
-    return [c for c in matching if frame[c].dropna().between(low, high).all()]
+    return inside
 
 
 def _role_of(s: pd.Series, name: str, n: int, text_min_words: float) -> tuple[str | None, str]:

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepseg.features.blocks import SPREAD_RATIO, NumericBlock, spread_ratio
-from deepseg.features.columns import ColumnRoles, infer_roles, one_scale
+from deepseg.features.blocks import NumericBlock
+from deepseg.features.columns import (
+    SPREAD_RATIO,
+    ColumnRoles,
+    infer_roles,
+    one_scale,
+    spread_ratio,
+)
 from deepseg.features.pipeline import FeaturePipeline
 
 
@@ -120,8 +126,12 @@ def test_border_pixels_with_few_values_stay_columns_of_the_matrix(
 ) -> None:
     """An integer column with few values is a code in a customer table, but in a matrix of
     one scale (an image's border pixel) it is one more numeric column."""
-    frame = pixels(d=12)
-    frame["p0"] = np.random.default_rng(1).integers(0, 3, len(frame)).astype(float)
+    frame = pixels(d=16)
+    rng = np.random.default_rng(1)
+    # four border pixels with few values: without any one of them, the others still make
+    # the matrix one that the numeric block scales as a whole
+    for column in ("p0", "p1", "p2", "p3"):
+        frame[column] = rng.integers(0, 3, len(frame)).astype(float)
     caplog.set_level(logging.INFO, logger="deepseg")
     caplog.clear()
     roles, _ = infer_roles(frame, ColumnRoles())
