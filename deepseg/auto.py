@@ -18,9 +18,10 @@ manifold (n2d; dec/idec with ``init=umap``). Members of one family vote as a blo
   leave-one-dataset-out on the development suite (``scripts/bench_auto_lodo.py``,
   docs/benchmarks.md); the rules it was measured against (``safe_agreement``, ``agreement``,
   ``family_agreement``) live in that script, not here;
-* ``stand_in`` (on by default): when the consensus wins, the real candidate nearest to it
-  (the highest NMI with it, :func:`nearest_to`) is returned in its place, so the result is
-  always one method's own partition, with its ``predict`` and its bundle.
+* ``stand_in`` (on by default): when the consensus wins, a real candidate is returned in its
+  place, so the result is always one method's own partition, with its ``predict`` and its
+  bundle. It is chosen family first (:func:`nearest_family`): the family whose members agree
+  most with the consensus on average, then its member nearest to it (the highest NMI).
 
 Scoring (:func:`score_candidates`), the decision (:func:`choose`) and its explanation
 (:func:`explain_choice`) are separate functions, shared with the benchmark scripts. The results
@@ -66,6 +67,7 @@ __all__ = [
     "explain_choice",
     "family_of",
     "highest",
+    "nearest_family",
     "nearest_to",
     "resolve_geometry",
     "score_candidates",
@@ -278,6 +280,7 @@ def explain_choice(
     margin: float,
     stood_in: str | None = None,
     stood_in_nmi: float | None = None,
+    family_nmi: Mapping[str, float] | None = None,
 ) -> str:
     """One sentence a user can check: who won, against whom, by how much, and why."""
     what = "agreement (mean NMI with the other candidates)"
@@ -297,7 +300,15 @@ def explain_choice(
         )
     else:
         why = f"{chosen} has the highest {what}, {score:.3f}; next {runner} ({runner_score:.3f})"
-    if stood_in is not None:
+    if stood_in is not None and family_nmi and len(family_nmi) > 1:
+        ranked = sorted(family_nmi.items(), key=lambda kv: -kv[1])
+        (family, value), (other, other_value) = ranked[0], ranked[1]
+        why += (
+            f"; it stands in through {stood_in}: the {family} family agrees most with the "
+            f"consensus (mean NMI {value:.3f}; next {other}, {other_value:.3f}) and "
+            f"{stood_in} is its member nearest to it (NMI {stood_in_nmi:.3f})"
+        )
+    elif stood_in is not None:
         why += (
             f"; {stood_in}, the candidate nearest to the consensus (NMI {stood_in_nmi:.3f}), "
             "stands in for it"
@@ -482,6 +493,45 @@ def nearest_to(
     return max(near, key=lambda n: (near[n], -order.index(n))), near
 
 
+def nearest_family(
+    consensus: np.ndarray,
+    partitions: Mapping[str, np.ndarray],
+    families: Mapping[str, str],
+    order: list[str],
+) -> tuple[str, dict[str, float], dict[str, float]]:
+    """The candidate that stands in for a winning consensus, chosen family first.
+
+    The consensus gives every family one vote (:func:`consensus_partition`), so the stand-in is
+    asked the same way: the family whose members agree most with the consensus on average
+    (mean NMI), then that family's member nearest to it. A family that only one of its
+    members carries (the others far from the consensus) loses to a family that agrees as a
+    whole. A family of one member is judged by that member alone, so among near-equals the
+    stand-in leans to a lone family (n2d among the packaged candidates). Ties go to the
+    family, then the member, listed first in ``order``.
+
+    >>> cons = [0, 0, 0, 0, 1, 1, 1, 1]
+    >>> parts = {"a": cons, "b": [0, 1, 0, 1, 0, 1, 0, 1], "c": [0, 0, 0, 0, 1, 1, 1, 0]}
+    >>> fams = {"a": "latent", "b": "latent", "c": "manifold"}
+    >>> name, near, means = nearest_family(cons, parts, fams, list(parts))
+    >>> name, round(near["a"], 3), round(near["c"], 3), round(means["latent"], 3)
+    ('c', 1.0, 0.562, 0.5)
+
+    Returns:
+        (stand-in, each candidate's NMI with the consensus, each family's mean NMI).
+    """
+    _, near = nearest_to(consensus, partitions, order)
+    names = list(near)
+    means: dict[str, float] = {}
+    for name in names:
+        means.setdefault(families[name], 0.0)
+    for family in means:
+        means[family] = float(np.mean([near[n] for n in names if families[n] == family]))
+    first = {f: min(order.index(n) for n in names if families[n] == f) for f in means}
+    family = max(means, key=lambda f: (means[f], -first[f]))
+    members = [n for n in names if families[n] == family]
+    return max(members, key=lambda n: (near[n], -order.index(n))), near, means
+
+
 def consensus_score(consensus: np.ndarray, partitions: Mapping[str, np.ndarray]) -> float:
     """The consensus's agreement: its mean NMI with each candidate.
 
@@ -614,7 +664,8 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         margin: how much more agreement (mean NMI) than the anchor, the first classic
             candidate, another candidate needs to be chosen (:func:`choose`).
         consensus: add the consensus partition of the candidates as one more candidate.
-        stand_in: when the consensus wins, return the candidate nearest to it instead.
+        stand_in: when the consensus wins, return a candidate in its place, chosen family
+            first (:func:`nearest_family`).
         random_state: the seed every candidate is fitted with.
         geometry: ``auto`` (cosine when every row of ``X`` has the same norm: directions such
             as sentence embeddings; else euclidean), ``euclidean`` or ``cosine``. On cosine
@@ -632,8 +683,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         geometry_: the geometry the choice was made in, ``euclidean`` or ``cosine``.
         chosen_: the chosen candidate's name (``consensus`` for the consensus partition,
             possible only with ``stand_in=False``).
-        stood_in_: the NMI of each candidate with the consensus when the consensus won and
-            the nearest stood in for it; else None.
+        stood_in_: the NMI of each candidate with the consensus when the consensus won and a
+            candidate stood in for it; else None.
+        stand_in_families_: then, each family's mean NMI with the consensus; else None.
         candidates_: ``{name: fitted estimator}`` of every candidate that fitted (or was taken
             fitted through ``fitted_for``); a candidate served through ``stored_for`` has its
             labels only, until :meth:`fit_chosen` fits it when it is the chosen one.
@@ -872,13 +924,16 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.chosen_, self.runner_up_, self.decision_how_ = chosen, runner, how
         self.decision_margin_ = self.scores_[chosen] - self.scores_[runner]
         self.stood_in_: dict[str, float] | None = None
+        self.stand_in_families_: dict[str, float] | None = None
         if chosen == CONSENSUS and self.stand_in and len(base) > 0:
-            self.chosen_, self.stood_in_ = nearest_to(self.candidate_labels_[CONSENSUS], base,
-                                                      order)  # fmt: skip
+            self.chosen_, self.stood_in_, self.stand_in_families_ = nearest_family(
+                self.candidate_labels_[CONSENSUS], base, self.families_, order
+            )
         self.reason_ = explain_choice(
             chosen, runner, how, self.scores_, self.families_, margin,
             stood_in=None if self.stood_in_ is None else self.chosen_,
             stood_in_nmi=None if self.stood_in_ is None else self.stood_in_[self.chosen_],
+            family_nmi=self.stand_in_families_,
         )  # fmt: skip
 
     def _choose_by_silhouette(
@@ -903,6 +958,7 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         self.decision_how_ = how
         self.decision_margin_ = self.scores_[self.chosen_] - self.scores_[self.runner_up_]
         self.stood_in_ = None
+        self.stand_in_families_ = None
         if how == "alone":
             self.reason_ = f"{self.chosen_} is the only candidate"
             return
@@ -1031,6 +1087,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
             "nmi_with_consensus": None
             if self.stood_in_ is None
             else {k: round(v, 4) for k, v in self.stood_in_.items()},
+            "family_nmi_with_consensus": None
+            if getattr(self, "stand_in_families_", None) is None
+            else {k: round(v, 4) for k, v in self.stand_in_families_.items()},
             "runner_up": self.runner_up_,
             "decision_margin": round(float(self.decision_margin_), 4),
             "decided_by": self.decision_how_,

@@ -11,10 +11,11 @@ included, as ``AutoCluster`` computes it):
 * ``safe_family@m``: the same with one vote per family;
 * ``anchor@m`` (``anchor_agreement``): the first classic candidate unless the candidate with
   the highest agreement beats it by ``m``;
-* ``stand_in@m`` (the default: ``anchor_agreement`` with ``stand_in``): the same, but when the
-  consensus wins, the candidate nearest to it (NMI) is picked instead;
-* ``stand_family@m``: the same, but the stand-in is chosen family first (:func:`nearest_family`:
-  the family whose members agree most with the consensus on average, then its nearest member);
+* ``stand_in@m`` (the rule before stop 41): the same, but when the consensus wins, the
+  candidate nearest to it (NMI) is picked instead;
+* ``stand_family@m`` (the default: ``anchor_agreement`` with ``stand_in``): the same, but the
+  stand-in is chosen family first (``deepseg.auto.nearest_family``: the family whose members
+  agree most with the consensus on average, then its nearest member);
 * ``kmeans`` and every candidate alone; ``oracle``: the best candidate by ACC (no run can know it).
 
 The margin of each ``@m`` rule is its tunable part. It is chosen **leave one dataset out**:
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ from deepseg.auto import (
     consensus_partition,
     family_of,
     highest,
+    nearest_family,
     nearest_to,
     score_candidates,
 )
@@ -107,37 +108,6 @@ def choose_variant(
     return highest(scores, names)[0]
 
 
-def nearest_family(
-    consensus: np.ndarray,
-    partitions: Mapping[str, np.ndarray],
-    families: Mapping[str, str],
-    order: list[str],
-) -> tuple[str, dict[str, float], dict[str, float]]:
-    """The candidate that stands in for a winning consensus, chosen family first (a rule that
-    tied the default on the suite and lost where the consensus wins narrowly; kept here).
-
-    The consensus gives every family one vote (:func:`consensus_partition`), so the stand-in is
-    asked the same way: the family whose members agree most with the consensus on average
-    (mean NMI), then that family's member nearest to it. A family that only one of its
-    members carries (the others far from the consensus) loses to a family that agrees as a
-    whole. Ties go to the family, then the member, listed first in ``order``.
-
-    Returns:
-        (stand-in, each candidate's NMI with the consensus, each family's mean NMI).
-    """
-    _, near = nearest_to(consensus, partitions, order)
-    names = list(near)
-    means: dict[str, float] = {}
-    for name in names:
-        means.setdefault(families[name], 0.0)
-    for family in means:
-        means[family] = float(np.mean([near[n] for n in names if families[n] == family]))
-    first = {f: min(order.index(n) for n in names if families[n] == f) for f in means}
-    family = max(means, key=lambda f: (means[f], -first[f]))
-    members = [n for n in names if families[n] == family]
-    return max(members, key=lambda n: (near[n], -order.index(n))), near, means
-
-
 def families_for(names: list[str]) -> dict[str, str]:
     """Each method's family, from its packaged config (``<model>_umap``: init=umap)."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -176,7 +146,7 @@ def picks(parts: dict[str, np.ndarray], families: dict[str, str], k: int, seed: 
         out[f"safe_agreement@{m:g}"] = choose_variant(plain, fam, "safe_agreement", m, order)
         out[f"safe_family@{m:g}"] = choose_variant(by_family, fam, "safe_agreement", m, order)
         out[f"anchor@{m:g}"] = choose_variant(plain, fam, "anchor_agreement", m, order)
-        if consensus:  # the default: the candidate nearest to a winning consensus stands in
+        if consensus:  # a stand-in for a winning consensus: the nearest, or family first (default)
             won = out[f"anchor@{m:g}"]
             out[f"stand_in@{m:g}"] = nearest_to(cons, parts, order)[0] if won == CONSENSUS else won
             by_fam = nearest_family(cons, parts, fam, order)[0] if won == CONSENSUS else won

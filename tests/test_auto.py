@@ -16,6 +16,7 @@ from deepseg.auto import (
     describe_selection,
     family_of,
     highest,
+    nearest_to,
 )
 from deepseg.metrics import acc
 
@@ -211,16 +212,17 @@ def test_one_sided_choices_fall_back_to_the_highest_score():
 class NoisyKMeans:
     """K-Means' partition with a share of the rows given random labels (its own noise seed)."""
 
-    def __init__(self, n_clusters: int = 4, noise_seed: int = 0) -> None:
+    def __init__(self, n_clusters: int = 4, noise_seed: int = 0, share: float = 0.3) -> None:
         self.n_clusters = n_clusters
         self.noise_seed = noise_seed
+        self.share = share
 
     def fit_predict(self, X):
         from sklearn.cluster import KMeans
 
         labels = KMeans(self.n_clusters, n_init=5, random_state=0).fit_predict(X)
         rng = np.random.default_rng(self.noise_seed)
-        flip = rng.random(len(X)) < 0.3
+        flip = rng.random(len(X)) < self.share
         labels[flip] = rng.integers(0, self.n_clusters, flip.sum())
         return labels
 
@@ -273,6 +275,45 @@ def test_the_candidate_nearest_to_a_winning_consensus_stands_in_for_it(blobs):
     assert sel["decision_margin"] == alone.selection()["decision_margin"]
     assert f"{est.chosen_}, the candidate nearest to the consensus" in est.reason_
     assert sel["nmi_with_consensus"][est.chosen_] == round(near[est.chosen_], 4)
+
+
+class NoisyLatent(NoisyKMeans):
+    """The same, counted in the autoencoder's (latent) family (family_of reads the flag); it
+    brings its own network, so auto pretrains none for it."""
+
+    uses_autoencoder = True
+    pretrained = "its own"
+
+
+def test_the_stand_in_is_chosen_family_first(blobs):
+    X, _ = blobs
+    cands = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
+             for i in range(3)}  # fmt: skip
+    # one latent member sharper than any classic one, the other all noise
+    cands["sharp"] = {"_target_": "tests.test_auto.NoisyLatent", "noise_seed": 7, "share": 0.2}
+    cands["lost"] = {"_target_": "tests.test_auto.NoisyLatent", "noise_seed": 8, "share": 1.0}
+    est = AutoCluster(4, cands, margin=0.0, random_state=0).fit(X)
+    assert est.families_["sharp"] == est.families_["lost"] == "latent"
+    assert est.families_["noisy0"] == "raw" and est.stood_in_ is not None
+    near, means = est.stood_in_, est.stand_in_families_
+    # the sharp one is the nearest candidate, but its family agrees less on average
+    assert max(near, key=near.get) == "sharp"
+    assert means["latent"] == pytest.approx((near["sharp"] + near["lost"]) / 2, rel=1e-12)
+    raw = [f"noisy{i}" for i in range(3)]
+    assert means["raw"] == pytest.approx(np.mean([near[n] for n in raw]), rel=1e-12)
+    assert means["raw"] > means["latent"]
+    assert est.chosen_ == max(raw, key=near.get)
+    assert (est.labels_ == est.candidate_labels_[est.chosen_]).all()
+    sel = est.selection()
+    assert sel["stood_in_for"] == "consensus"
+    assert sel["family_nmi_with_consensus"] == {k: round(v, 4) for k, v in means.items()}
+    assert f"the raw family agrees most with the consensus (mean NMI {means['raw']:.3f}" in (
+        est.reason_
+    )
+    assert f"{est.chosen_} is its member nearest to it" in est.reason_
+    # the rule before it: the nearest candidate, whatever its family
+    assert nearest_to(est.candidate_labels_["consensus"], est.candidate_labels_,
+                      list(cands))[0] == "sharp"  # fmt: skip
 
 
 def test_the_default_keeps_kmeans_unless_another_clears_the_margin(blobs):
