@@ -204,6 +204,15 @@ def summary(table: pd.DataFrame, rows: list[str], against: str = "kmeans") -> pd
     }).T  # fmt: skip
 
 
+def sections(per_dataset: pd.DataFrame, scored: pd.DataFrame, real: list[str]) -> list[str]:
+    """The report's per-dataset table and its summaries over the real and all datasets."""
+    return [
+        "## Per dataset", "", markdown(per_dataset), "",
+        "## Real datasets", "", markdown(summary(scored, real)), "",
+        "## All datasets", "", markdown(summary(scored, list(scored.index))), "",
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("partitions", type=Path)
@@ -297,18 +306,7 @@ def main() -> None:
         f"keeps the rules never more than {FLOOR:g} below K-Means on its own datasets and "
         "picks the best mean ACC among them; 'best mean only' skips that filter.",
         "",
-        "## Per dataset",
-        "",
-        markdown(table),
-        "",
-        "## Real datasets",
-        "",
-        markdown(summary(scored, real)),
-        "",
-        "## All datasets",
-        "",
-        markdown(summary(scored, list(scored.index))),
-        "",
+        *sections(table, scored, real),
         "## Every margin, mean ACC in-sample (all datasets)",
         "",
         markdown(medians[[c for c in medians if "@" in c]].mean().rename("mean acc")),

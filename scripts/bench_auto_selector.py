@@ -31,7 +31,7 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_auto_lodo import FLOOR, SYNTHETIC, markdown, summary
+from bench_auto_lodo import FLOOR, SYNTHETIC, sections
 
 SIGNALS = ["agreement", "nmi_consensus", "mean_rank", "knn_rank", "both_rank", "sil_raw",
            "knn_raw", "sil_ae", "knn_ae", "sil_dec", "knn_dec", "sil_manifold",
@@ -123,18 +123,7 @@ def main() -> None:
         "selector never sees the dataset it picks for); `(tau held out)` also chooses tau on "
         "the fold's own datasets.",
         "",
-        "## Per dataset",
-        "",
-        markdown(result),
-        "",
-        "## Real datasets",
-        "",
-        markdown(summary(scored, real)),
-        "",
-        "## All datasets",
-        "",
-        markdown(summary(scored, list(scored.index))),
-        "",
+        *sections(result, scored, real),
     ]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines[-12:]))
