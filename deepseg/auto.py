@@ -304,7 +304,7 @@ def explain_choice(
         ranked = sorted(family_nmi.items(), key=lambda kv: -kv[1])
         (family, value), (other, other_value) = ranked[0], ranked[1]
         why += (
-            f"; it stands in through {stood_in}: the {family} family agrees most with the "
+            f"; {stood_in} stands in for it: the {family} family agrees most with the "
             f"consensus (mean NMI {value:.3f}; next {other}, {other_value:.3f}) and "
             f"{stood_in} is its member nearest to it (NMI {stood_in_nmi:.3f})"
         )
@@ -521,6 +521,11 @@ def nearest_family(
     """
     _, near = nearest_to(consensus, partitions, order)
     names = list(near)
+    unknown = [n for n in names if n not in families]
+    if unknown:
+        raise ValueError(
+            f"nearest_family needs the family of every candidate: none for {unknown}."
+        )
     means: dict[str, float] = {}
     for name in names:
         means.setdefault(families[name], 0.0)

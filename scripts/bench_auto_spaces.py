@@ -15,7 +15,8 @@ aggregates ranks of internal indices over the candidates' spaces.
 
 Rules (labels only score the picks):
 
-* ``stand_in@m``: the default (``bench_auto_lodo``'s);
+* ``stand_in@m``: ``bench_auto_lodo``'s rule of that name (the default before stop 41: the
+  candidate nearest to a winning consensus stands in);
 * ``spaces``: the partition with the best mean rank over the spaces (no tunable part);
 * ``anchor_spaces@m``: K-Means unless the best mean rank beats K-Means' by ``m`` ranks (as a
   share of the candidates);

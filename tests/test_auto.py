@@ -16,6 +16,7 @@ from deepseg.auto import (
     describe_selection,
     family_of,
     highest,
+    nearest_family,
     nearest_to,
 )
 from deepseg.metrics import acc
@@ -287,33 +288,57 @@ class NoisyLatent(NoisyKMeans):
 
 def test_the_stand_in_is_chosen_family_first(blobs):
     X, _ = blobs
-    cands = {f"noisy{i}": {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": i}
-             for i in range(3)}  # fmt: skip
+    # the raw member nearest to the consensus (noisy0) is listed last: not the anchor, not first
+    raw = ["noisy1", "noisy2", "noisy0"]
+    cands = {n: {"_target_": "tests.test_auto.NoisyKMeans", "noise_seed": int(n[-1])}
+             for n in raw}  # fmt: skip
     # one latent member sharper than any classic one, the other all noise
     cands["sharp"] = {"_target_": "tests.test_auto.NoisyLatent", "noise_seed": 7, "share": 0.2}
     cands["lost"] = {"_target_": "tests.test_auto.NoisyLatent", "noise_seed": 8, "share": 1.0}
     est = AutoCluster(4, cands, margin=0.0, random_state=0).fit(X)
     assert est.families_["sharp"] == est.families_["lost"] == "latent"
-    assert est.families_["noisy0"] == "raw" and est.stood_in_ is not None
-    near, means = est.stood_in_, est.stand_in_families_
+    assert {est.families_[n] for n in raw} == {"raw"} and est.stood_in_ is not None
+    cons = est.candidate_labels_["consensus"]
+    near = {n: normalized_mutual_info_score(cons, est.candidate_labels_[n]) for n in cands}
+    assert est.stood_in_ == pytest.approx(near, rel=1e-12)
+    means = est.stand_in_families_
     # the sharp one is the nearest candidate, but its family agrees less on average
     assert max(near, key=near.get) == "sharp"
     assert means["latent"] == pytest.approx((near["sharp"] + near["lost"]) / 2, rel=1e-12)
-    raw = [f"noisy{i}" for i in range(3)]
     assert means["raw"] == pytest.approx(np.mean([near[n] for n in raw]), rel=1e-12)
     assert means["raw"] > means["latent"]
-    assert est.chosen_ == max(raw, key=near.get)
-    assert (est.labels_ == est.candidate_labels_[est.chosen_]).all()
+    # the raw family's nearest member, which is neither the anchor nor listed first
+    assert est.chosen_ == max(raw, key=near.get) == "noisy0"
+    assert (est.labels_ == est.candidate_labels_["noisy0"]).all()
     sel = est.selection()
-    assert sel["stood_in_for"] == "consensus"
+    assert sel["stood_in_for"] == "consensus" and sel["runner_up"] == "noisy1"
     assert sel["family_nmi_with_consensus"] == {k: round(v, 4) for k, v in means.items()}
-    assert f"the raw family agrees most with the consensus (mean NMI {means['raw']:.3f}" in (
-        est.reason_
-    )
-    assert f"{est.chosen_} is its member nearest to it" in est.reason_
+    assert (
+        f"noisy0 stands in for it: the raw family agrees most with the consensus "
+        f"(mean NMI {means['raw']:.3f}; next latent, {means['latent']:.3f})"
+    ) in est.reason_
+    assert f"noisy0 is its member nearest to it (NMI {near['noisy0']:.3f})" in est.reason_
     # the rule before it: the nearest candidate, whatever its family
-    assert nearest_to(est.candidate_labels_["consensus"], est.candidate_labels_,
-                      list(cands))[0] == "sharp"  # fmt: skip
+    assert nearest_to(cons, est.candidate_labels_, list(cands))[0] == "sharp"
+
+
+def test_nearest_family_ties_lone_families_and_the_consensus():
+    cons = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    same, flip = cons.copy(), 1 - cons  # NMI 1 with the consensus, both
+    noise = np.array([0, 1, 0, 1, 0, 1, 0, 1])  # NMI 0
+    fams = {"a": "latent", "b": "latent", "c": "manifold", "d": "raw", "consensus": "consensus"}
+    parts = {"a": same, "b": noise, "c": flip, "d": same, "consensus": cons}
+    # manifold (c alone, 1.0) and raw (d alone, 1.0) tie above latent (0.5): the family listed
+    # first wins; the consensus itself is never a candidate
+    name, near, means = nearest_family(cons, parts, fams, ["b", "a", "d", "c", "consensus"])
+    assert name == "d" and "consensus" not in near
+    assert means == pytest.approx({"latent": 0.5, "raw": 1.0, "manifold": 1.0}, abs=1e-12)
+    assert nearest_family(cons, parts, fams, ["c", "d", "a", "b"])[0] == "c"
+    # within a family, a tie goes to the member listed first
+    two = {"a": same, "b": flip}
+    assert nearest_family(cons, two, {"a": "raw", "b": "raw"}, ["b", "a"])[0] == "b"
+    with pytest.raises(ValueError, match="family of every candidate: none for \\['x'\\]"):
+        nearest_family(cons, {"x": same}, {}, ["x"])
 
 
 def test_the_default_keeps_kmeans_unless_another_clears_the_margin(blobs):
