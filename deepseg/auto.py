@@ -526,15 +526,12 @@ def nearest_family(
         raise ValueError(
             f"nearest_family needs the family of every candidate: none for {unknown}."
         )
-    means: dict[str, float] = {}
-    for name in names:
-        means.setdefault(families[name], 0.0)
-    for family in means:
-        means[family] = float(np.mean([near[n] for n in names if families[n] == family]))
-    first = {f: min(order.index(n) for n in names if families[n] == f) for f in means}
-    family = max(means, key=lambda f: (means[f], -first[f]))
-    members = [n for n in names if families[n] == family]
-    return max(members, key=lambda n: (near[n], -order.index(n))), near, means
+    groups: dict[str, list[str]] = {}
+    for name in names:  # in the order given, so max() breaks ties toward the first listed
+        groups.setdefault(families[name], []).append(name)
+    means = {f: float(np.mean([near[n] for n in members])) for f, members in groups.items()}
+    family = max(means, key=means.__getitem__)
+    return max(groups[family], key=near.__getitem__), near, means
 
 
 def consensus_score(consensus: np.ndarray, partitions: Mapping[str, np.ndarray]) -> float:
