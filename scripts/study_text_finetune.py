@@ -73,7 +73,6 @@ print(
     f"{len(docs)} docs, k={k}, mean len {lens.mean():.1f}, layers {L}, training {a.train_layers}",
     flush=True,
 )
-dt = torch.bfloat16 if a.bf16 else torch.float32
 # cache hidden states at the input of layer `cut`, per doc (unpadded)
 t0 = time.time()
 cache = [None] * len(docs)
@@ -95,7 +94,7 @@ print(f"cache {time.time() - t0:.1f}s", flush=True)
 top = bert.encoder.layer[cut:]
 
 
-def run_top(batch_idx, train, drop=0.0):
+def run_top(batch_idx, drop=0.0):
     m = max(lens[i] for i in batch_idx)
     h = torch.zeros(len(batch_idx), m, cache[0].shape[1])
     att = torch.zeros(len(batch_idx), m)
@@ -122,7 +121,7 @@ def embed_all():
     with torch.no_grad():
         for s in range(0, len(docs), 512):
             idx = order[s : s + 512]
-            E[idx] = run_top(list(idx), False).numpy()
+            E[idx] = run_top(list(idx)).numpy()
     return E
 
 
@@ -152,7 +151,6 @@ def soft_assign(e):
 
 
 n = len(docs)
-steps = 0
 for ep in range(a.epochs):
     top.train()
     perm = rng.permutation(n)
@@ -160,8 +158,8 @@ for ep in range(a.epochs):
     tl = 0
     for s in range(0, n, a.bs):
         b = list(perm[s : s + a.bs])
-        e1 = run_top(b, True, a.tokdrop)
-        e2 = run_top(b, True, a.tokdrop)
+        e1 = run_top(b, a.tokdrop)
+        e2 = run_top(b, a.tokdrop)
         z1 = F.normalize(proj(e1), dim=1)
         z2 = F.normalize(proj(e2), dim=1)
         z = torch.cat([z1, z2])
@@ -170,7 +168,7 @@ for ep in range(a.epochs):
         B = len(b)
         tgt = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
         lc = F.cross_entropy(sim, tgt)
-        e0 = run_top(b, True, 0.0)  # clean-ish view (dropout on) for the clustering loss
+        e0 = run_top(b, 0.0)  # clean-ish view (dropout on) for the clustering loss
         q = soft_assign(e0)
         w = q**2 / q.sum(0)
         pt = (w.T / w.sum(1)).T.detach()
@@ -180,7 +178,6 @@ for ep in range(a.epochs):
         loss.backward()
         opt.step()
         tl += loss.item()
-        steps += 1
     E = embed_all()
     En = E / np.linalg.norm(E, axis=1, keepdims=True)
     with torch.no_grad():
